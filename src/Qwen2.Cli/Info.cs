@@ -1,0 +1,33 @@
+using System.Globalization;
+using Qwen2.Native;
+
+namespace Qwen2.Cli;
+
+/// <summary>The text of <c>qwen2 info</c>.</summary>
+internal static class Info
+{
+    public static void Write(Qwen2Model m, TextWriter w)
+    {
+        var c = m.Config;
+        var ic = CultureInfo.InvariantCulture;
+        w.WriteLine($"checkpoint      {m.Directory}");
+        w.WriteLine($"model_type      qwen2 ({c.TorchDtype ?? "dtype not declared"})");
+        w.WriteLine(string.Create(ic, $"layers          {c.NumHiddenLayers}"));
+        w.WriteLine(string.Create(ic, $"hidden          {c.HiddenSize}, intermediate {c.IntermediateSize}"));
+        w.WriteLine(string.Create(ic, $"heads           {c.NumAttentionHeads} query / {c.NumKeyValueHeads} kv, head_dim {c.HeadDim}"));
+        w.WriteLine(string.Create(ic, $"vocab           {c.VocabSize}, tied lm_head: {c.TieWordEmbeddings}"));
+        w.WriteLine(string.Create(ic, $"rope_theta      {c.RopeTheta}, rms_norm_eps {c.RmsNormEps}, max positions {c.MaxPositionEmbeddings}"));
+        w.WriteLine(c.UseSlidingWindow
+            ? string.Create(ic, $"sliding window  {c.SlidingWindow} tokens on layers {string.Join(",", Enumerable.Range(0, c.NumHiddenLayers).Where(c.LayerUsesSlidingWindow))}")
+            : "sliding window  off");
+        w.WriteLine($"eos ids         {(c.EosTokenIds.Count == 0 ? "none" : string.Join(",", c.EosTokenIds))}");
+        var tensors = m.Tensors.OrderBy(t => t.Tensor.Name, StringComparer.Ordinal).ToList();
+        long parameters = tensors.Sum(t => t.Tensor.Shape.Aggregate(1L, (a, b) => a * b));
+        w.WriteLine(string.Create(ic, $"tensors         {tensors.Count} in {tensors.Select(t => t.File).Distinct().Count()} file(s), {parameters:N0} parameters, {m.WeightBytes / 1048576.0:F1} MiB"));
+        foreach (var g in tensors.GroupBy(t => t.Tensor.DType).OrderBy(g => g.Key, StringComparer.Ordinal))
+            w.WriteLine(string.Create(ic, $"  {g.Key,-6}        {g.Count()} tensors"));
+        foreach (var (t, file) in tensors.Where(t => !t.Tensor.Name.StartsWith("model.layers.", StringComparison.Ordinal) || t.Tensor.Name.StartsWith("model.layers.0.", StringComparison.Ordinal)))
+            w.WriteLine($"  {t.Name,-52} {t.DType,-5} {t.ShapeText,-14} {file}");
+        if (c.NumHiddenLayers > 1) w.WriteLine(string.Create(ic, $"  (layers 1..{c.NumHiddenLayers - 1} have the same tensors as layer 0)"));
+    }
+}

@@ -1,0 +1,104 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Qwen2.Kernels;
+
+/// <summary>
+/// Matrix products y = x · Wᵀ with F32, BF16 or F16 weights (read in place, widened in registers) and float32
+/// activations: x is [tokens, Cols], y is [tokens, Rows]. One token is a matrix-vector product; several are a
+/// matrix-matrix product that walks each block of four weight rows once for all tokens while it sits in cache.
+/// Work is split across threads by blocks of output rows.
+/// </summary>
+public static unsafe class MatMul
+{
+    private const int RowBlock = 4;
+
+    /// <summary>Computes y[t, r] = Σ_c W[r, c] · x[t, c] for t &lt; <paramref name="tokens"/>.</summary>
+    /// <param name="w">The weights.</param>
+    /// <param name="x">Activations, at least tokens × Cols.</param>
+    /// <param name="y">Output, at least tokens × Rows.</param>
+    /// <param name="tokens">Number of activation rows.</param>
+    /// <param name="pool">Threads to split the rows over; <c>null</c> runs on the calling thread.</param>
+    /// <param name="isa">Kernel path; <c>null</c> picks <see cref="IsaSupport.Best"/>.</param>
+    public static void Multiply(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, WorkerPool? pool = null, Isa? isa = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        if (x.Length < (long)tokens * w.Cols) throw new ArgumentException($"x holds {x.Length} floats, {tokens} x {w.Cols} needed", nameof(x));
+        if (y.Length < (long)tokens * w.Rows) throw new ArgumentException($"y holds {y.Length} floats, {tokens} x {w.Rows} needed", nameof(y));
+        if (tokens == 0 || w.Rows == 0) return;
+        fixed (float* px = x, py = y)
+        {
+            var job = new Job { W = w, X = px, Y = py, Tokens = tokens, Isa = IsaSupport.Check(isa ?? IsaSupport.Best) };
+            int blocks = (w.Rows + RowBlock - 1) / RowBlock;
+            delegate*<void*, int, int, int, void> run = w.Type switch
+            {
+                WeightType.F32 => &Run<F32Row>,
+                WeightType.BF16 => &Run<Bf16Row>,
+                WeightType.F16 => &Run<F16Row>,
+                _ => throw new ArgumentOutOfRangeException(nameof(w), w.Type, "unknown weight type"),
+            };
+            // Small products cost less than waking the workers.
+            if (pool is null || (long)w.Rows * w.Cols * tokens < 32_768) run(&job, 0, blocks, 0);
+            else pool.Run(run, &job, blocks);
+        }
+    }
+
+    /// <summary>The dot product of one stored row with <paramref name="x"/> on a chosen path (the kernel's unit, exposed for tests and benchmarks).</summary>
+    public static float Dot(ReadOnlySpan<byte> row, WeightType type, ReadOnlySpan<float> x, Isa? isa = null)
+    {
+        if (row.Length < (long)x.Length * WeightTypes.SizeOf(type)) throw new ArgumentException($"row holds {row.Length} bytes, {x.Length} {type} elements needed", nameof(row));
+        ref byte w = ref MemoryMarshal.GetReference(row);
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        var i = IsaSupport.Check(isa ?? IsaSupport.Best);
+        return type switch
+        {
+            WeightType.F32 => DotKernels.Dot1<F32Row>(ref w, ref xr, x.Length, i),
+            WeightType.BF16 => DotKernels.Dot1<Bf16Row>(ref w, ref xr, x.Length, i),
+            WeightType.F16 => DotKernels.Dot1<F16Row>(ref w, ref xr, x.Length, i),
+            _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown weight type"),
+        };
+    }
+
+    /// <summary>The scalar twin of <see cref="Multiply"/>: y[t, r] summed left to right in float32, one element at a time.</summary>
+    public static void MultiplyScalar(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
+    {
+        for (int t = 0; t < tokens; t++)
+            for (int r = 0; r < w.Rows; r++)
+                y[t * w.Rows + r] = Dot(w.RowBytesSpan(r), w.Type, x.Slice(t * w.Cols, w.Cols), Isa.Scalar);
+    }
+
+    private struct Job
+    {
+        public WeightMatrix W;
+        public float* X, Y;
+        public int Tokens;
+        public Isa Isa;
+    }
+
+    private static void Run<TF>(void* state, int startBlock, int endBlock, int worker) where TF : IRowFormat
+    {
+        ref Job job = ref Unsafe.AsRef<Job>(state);
+        int rows = job.W.Rows, cols = job.W.Cols;
+        nint stride = (nint)job.W.RowBytes;
+        for (int b = startBlock; b < endBlock; b++)
+        {
+            int r0 = b * RowBlock;
+            ref byte w = ref Unsafe.AsRef<byte>(job.W.Data + r0 * stride);
+            bool full = r0 + RowBlock <= rows;
+            for (int t = 0; t < job.Tokens; t++)
+            {
+                ref float x = ref Unsafe.AsRef<float>(job.X + (nint)t * cols);
+                float* y = job.Y + (nint)t * rows + r0;
+                if (full)
+                {
+                    DotKernels.Dot4<TF>(ref w, stride, ref x, cols, ref Unsafe.AsRef<float>(y), job.Isa);
+                }
+                else
+                {
+                    for (int r = 0; r < rows - r0; r++)
+                        y[r] = DotKernels.Dot1<TF>(ref Unsafe.Add(ref w, stride * r), ref x, cols, job.Isa);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+using System.Collections;
+
+namespace Qwen2.Native;
+
+/// <summary>
+/// The caches of every layer of one sequence, as Hugging Face's <c>past_key_values</c>: pass it back into
+/// <see cref="Qwen2Model.Forward(ReadOnlySpan{int}, PastKeyValues?, bool, LogitsSelection)"/> to continue the sequence.
+/// Not thread-safe: one sequence, one caller at a time.
+/// </summary>
+public sealed class PastKeyValues : IEnumerable<IKvCache>
+{
+    private readonly IKvCache[] _layers;
+
+    /// <summary>Wraps one cache per layer; all must have seen the same tokens.</summary>
+    public PastKeyValues(IEnumerable<IKvCache> layers)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        _layers = layers.ToArray();
+        if (_layers.Length == 0) throw new ArgumentException("a cache needs at least one layer", nameof(layers));
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            if (_layers[i] is null) throw new ArgumentException($"layer {i}'s cache is null", nameof(layers));
+            if (_layers[i].Position != _layers[0].Position || _layers[i].Count != _layers[0].Count)
+                throw new ArgumentException($"layer {i}'s cache has seen {_layers[i].Position} tokens, layer 0's {_layers[0].Position}", nameof(layers));
+        }
+    }
+
+    /// <summary>Creates ring-buffer caches for <paramref name="layers"/> layers.</summary>
+    public static PastKeyValues CreateRing(int layers, int capacity, int kvHeads, int headDim, CacheOptions? options = null) =>
+        new(Enumerable.Range(0, layers).Select(_ => (IKvCache)new RingKvCache(capacity, kvHeads, headDim, options)));
+
+    /// <summary>Absolute position of the next token (tokens seen); RoPE positions come from here.</summary>
+    public int Position => _layers[0].Position;
+
+    /// <summary>Tokens held now.</summary>
+    public int Count => _layers[0].Count;
+
+    /// <summary>Tokens each layer can hold.</summary>
+    public int Capacity => _layers[0].Capacity;
+
+    /// <summary>Number of layers.</summary>
+    public int Layers => _layers.Length;
+
+    /// <summary>Layer <paramref name="index"/>'s cache.</summary>
+    public IKvCache this[int index] => _layers[index];
+
+    /// <summary>Forgets every token in every layer.</summary>
+    public void Reset()
+    {
+        foreach (var l in _layers) l.Reset();
+    }
+
+    /// <summary>Forgets the <paramref name="tokens"/> most recent tokens in every layer (for example a rejected draft).</summary>
+    public void Rewind(int tokens)
+    {
+        if (tokens < 0 || tokens > Count) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, $"can rewind between 0 and the {Count} tokens held");
+        foreach (var l in _layers) l.Rewind(tokens);
+    }
+
+    /// <inheritdoc/>
+    public IEnumerator<IKvCache> GetEnumerator() => ((IEnumerable<IKvCache>)_layers).GetEnumerator();
+
+    IEnumerator IEnumerable.GetEnumerator() => _layers.GetEnumerator();
+}
