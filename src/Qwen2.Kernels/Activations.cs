@@ -63,16 +63,19 @@ public static class Activations
     {
         if (x.IsEmpty) throw new ArgumentException("argmax of an empty span", nameof(x));
         var path = IsaSupport.Check(isa ?? IsaSupport.Best);
-        float best = float.NegativeInfinity;
         int index = -1;
         if (path != Isa.Scalar)
         {
             // Vector pass finds the maximum; the first index holding it is then found with a vectorized search.
-            best = TensorPrimitives.MaxNumber(x);
-            index = float.IsNaN(best) ? -1 : x.IndexOf(best);
+            // TensorPrimitives.MaxNumber would be the natural call, but its span reduction returns NaN as soon as it
+            // meets one (dotnet/runtime#133346), so take the plain maximum, which is NaN exactly when x holds a NaN,
+            // and leave that rare case to the scalar scan below.
+            float max = TensorPrimitives.Max(x);
+            if (!float.IsNaN(max)) index = x.IndexOf(max);
         }
-        else
+        if (index < 0)
         {
+            float best = float.NegativeInfinity;
             for (int i = 0; i < x.Length; i++)
                 if (x[i] > best || (index < 0 && x[i] == best)) { best = x[i]; index = i; }
         }

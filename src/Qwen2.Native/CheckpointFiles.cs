@@ -53,11 +53,21 @@ public sealed class CheckpointFiles : IDisposable
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
                 throw new CheckpointException(index, "has no 'weight_map' object", field: "weight_map");
-            var shards = new Dictionary<string, SafeTensorsFile>(StringComparer.Ordinal);
-            foreach (var entry in map.EnumerateObject())
+            // Read every string first: System.Text.Json throws InvalidOperationException for an escape that is not valid UTF-16 ("\ud800").
+            var entries = new List<(string Name, string? Shard)>();
+            try
             {
-                if (entry.Value.ValueKind != JsonValueKind.String) throw new CheckpointException(index, "maps to a non-string file name", entry.Name, "weight_map");
-                string shard = entry.Value.GetString()!;
+                foreach (var entry in map.EnumerateObject())
+                    entries.Add((entry.Name, entry.Value.ValueKind == JsonValueKind.String ? entry.Value.GetString() : null));
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new CheckpointException(index, $"holds an invalid string: {e.Message}", field: "weight_map", inner: e);
+            }
+            var shards = new Dictionary<string, SafeTensorsFile>(StringComparer.Ordinal);
+            foreach (var entry in entries)
+            {
+                if (entry.Shard is not { } shard) throw new CheckpointException(index, "maps to a non-string file name", entry.Name, "weight_map");
                 if (shard.Length == 0 || Path.IsPathRooted(shard) || shard.Contains("..", StringComparison.Ordinal) || shard.IndexOfAny(['/', '\\']) >= 0)
                     throw new CheckpointException(index, $"names shard \"{shard}\", which is not a file name in the checkpoint directory", entry.Name, "weight_map");
                 if (!shards.TryGetValue(shard, out var file))

@@ -93,6 +93,9 @@ public sealed record Qwen2Config
             int headDim = headDimField ?? hidden / heads;
             Positive(source, "head_dim", headDim);
             if (headDim % 2 != 0) throw new CheckpointException(source, $"is {headDim}; RoPE needs an even head dimension", field: "head_dim");
+            // q_proj has num_attention_heads x head_dim rows, counted in int everywhere: a product that wraps would check weights against a wrong shape.
+            if ((long)heads * headDim > int.MaxValue)
+                throw new CheckpointException(source, $"is {headDim}; num_attention_heads ({heads}) x head_dim exceeds {int.MaxValue}", field: "head_dim");
 
             double theta = r.Double("rope_theta") ?? 10000.0;
             if (root.TryGetProperty("rope_parameters", out var rp) && rp.ValueKind == JsonValueKind.Object)
@@ -190,7 +193,14 @@ public sealed record Qwen2Config
         public string? String(string name)
         {
             if (!TryGet(name, out var e)) return null;
-            return e.ValueKind == JsonValueKind.String ? e.GetString() : throw Bad(name, e, "a string");
+            return e.ValueKind == JsonValueKind.String ? Text(name, e) : throw Bad(name, e, "a string");
+        }
+
+        // System.Text.Json throws InvalidOperationException for an escape that is not valid UTF-16 ("\ud800").
+        private string Text(string name, JsonElement e)
+        {
+            try { return e.GetString()!; }
+            catch (InvalidOperationException x) { throw new CheckpointException(source, $"is {e.GetRawText()}, not a valid string: {x.Message}", field: prefix + name, inner: x); }
         }
 
         public IReadOnlyList<string>? StringList(string name)
@@ -199,7 +209,7 @@ public sealed record Qwen2Config
             if (e.ValueKind != JsonValueKind.Array) throw Bad(name, e, "an array of strings");
             var list = new List<string>();
             foreach (var item in e.EnumerateArray())
-                list.Add(item.ValueKind == JsonValueKind.String ? item.GetString()! : throw Bad(name, e, "an array of strings"));
+                list.Add(item.ValueKind == JsonValueKind.String ? Text(name, item) : throw Bad(name, e, "an array of strings"));
             return list;
         }
 

@@ -115,7 +115,7 @@ public sealed class Qwen2Model : IDisposable
 
         int H = c.HiddenSize, Q = c.NumAttentionHeads * c.HeadDim, KV = c.NumKeyValueHeads * c.HeadDim, I = c.IntermediateSize, half = c.HeadDim / 2;
         int past = 0;
-        if (cache is not null) foreach (var l in cache) past = Math.Max(past, l.Held.Count);
+        for (int i = 0; cache is not null && i < cache.Layers; i++) past = Math.Max(past, cache[i].Held.Count);
         int attScratch = Attention.ScratchLength(past + n, _pool.Threads);
         long total = (long)n * (2 * H + 2 * Q + 2 * KV + 2 * I + 2 * half) + attScratch;
         if (total > Array.MaxLength) throw new ArgumentException($"{n} tokens need more scratch memory than one array holds; split the input", nameof(inputIds));
@@ -208,7 +208,7 @@ public sealed class Qwen2Model : IDisposable
             if (l.Position != cache.Position)
                 throw new ArgumentException($"layer {i}'s cache is at position {l.Position}, layer 0's at {cache.Position}", "pastKeyValues");
         }
-        foreach (var l in cache) l.EnsureRoomFor(tokens);
+        for (int i = 0; i < cache.Layers; i++) cache[i].EnsureRoomFor(tokens);
     }
 
     /// <summary>Unmaps the weights and stops the worker threads.</summary>

@@ -82,6 +82,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
     private static Dictionary<string, TensorInfo> ParseHeader(string path, byte[] header, long dataLength)
     {
+        // System.Text.Json checks UTF-8 only when a string is read (and then throws InvalidOperationException), so check it here.
+        if (!System.Text.Unicode.Utf8.IsValid(header)) throw new CheckpointException(path, "the header is not valid UTF-8", field: "header");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header); }
         catch (JsonException e) { throw new CheckpointException(path, $"malformed JSON header: {e.Message}", field: "header", inner: e); }
@@ -89,11 +91,19 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new CheckpointException(path, "the header must be a JSON object", field: "header");
             var tensors = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
-            foreach (var prop in doc.RootElement.EnumerateObject())
+            try
             {
-                if (prop.Name == "__metadata__") continue;
-                var info = ParseEntry(path, prop.Name, prop.Value, dataLength);
-                if (!tensors.TryAdd(prop.Name, info)) throw new CheckpointException(path, "is listed twice in the header", prop.Name);
+                foreach (var prop in doc.RootElement.EnumerateObject())
+                {
+                    if (prop.Name == "__metadata__") continue;
+                    var info = ParseEntry(path, prop.Name, prop.Value, dataLength);
+                    if (!tensors.TryAdd(prop.Name, info)) throw new CheckpointException(path, "is listed twice in the header", prop.Name);
+                }
+            }
+            catch (InvalidOperationException e)
+            {
+                // a string escape that is not valid UTF-16, e.g. a lone surrogate "\ud800"
+                throw new CheckpointException(path, $"the header holds an invalid string: {e.Message}", field: "header", inner: e);
             }
             // The data section must be covered exactly, in order: no overlaps, no gaps, nothing after the last tensor.
             long expected = 0;

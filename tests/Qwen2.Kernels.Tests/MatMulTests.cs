@@ -1,0 +1,235 @@
+namespace Qwen2.Kernels.Tests;
+
+/// <summary>
+/// MatMul on every supported path, held to its scalar twin and to a double-precision reference computed here from
+/// independently decoded weights; and the guarantee of one fixed summation order per output element.
+/// </summary>
+public class MatMulTests
+{
+    // 1, 5 and 9 rows leave a partial block of four (Dot1); 33 mixes eight full blocks (Dot4) with one partial row.
+    private static readonly int[] RowCounts = [1, 5, 9, 33];
+    private static readonly int[] TokenCounts = [1, 3, 7];
+    private static readonly WeightType[] Types = [WeightType.F32, WeightType.BF16, WeightType.F16];
+
+    public static TheoryData<Isa, WeightType, int> IsaTypeCols()
+    {
+        var data = new TheoryData<Isa, WeightType, int>();
+        foreach (var isa in IsaSupport.Supported)
+            foreach (var type in Types)
+                foreach (int cols in Cases.AwkwardSizes) data.Add(isa, type, cols);
+        return data;
+    }
+
+    public static TheoryData<Isa, WeightType> IsaType()
+    {
+        var data = new TheoryData<Isa, WeightType>();
+        foreach (var isa in IsaSupport.Supported)
+            foreach (var type in Types) data.Add(isa, type);
+        return data;
+    }
+
+    /// <summary>y[t, r] = Σ_c W[r, c]·x[t, c] in double, with Σ|W·x| to scale the tolerance.</summary>
+    private static (double Sum, double Magnitude) Reference(TestMatrix m, float[] x, int t, int r)
+    {
+        double s = 0, a = 0;
+        for (int c = 0; c < m.Cols; c++)
+        {
+            double p = m.Widened[r * m.Cols + c] * x[t * m.Cols + c];
+            s += p; a += Math.Abs(p);
+        }
+        return (s, a);
+    }
+
+    [Theory]
+    [MemberData(nameof(IsaTypeCols))]
+    public void MultiplyMatchesScalarTwinAndDoubleReference(Isa isa, WeightType type, int cols)
+    {
+        var rnd = new Random(Cases.Seed((int)isa, (int)type, cols));
+        using var pool = new WorkerPool(3);
+        foreach (int rows in RowCounts)
+        {
+            var m = TestMatrix.Random(rnd, rows, cols, type);
+            foreach (int tokens in TokenCounts)
+            {
+                var x = Cases.Uniform(rnd, tokens * cols, -1, 1);
+                const int Guard = 5;
+                var y = new float[tokens * rows + Guard];
+                y.AsSpan().Fill(float.NaN); // anything left unwritten shows up
+                MatMul.Multiply(m.View, x, y, tokens, null, isa);
+                var twin = new float[tokens * rows];
+                MatMul.MultiplyScalar(m.View, x, twin, tokens);
+
+                for (int t = 0; t < tokens; t++)
+                    for (int r = 0; r < rows; r++)
+                    {
+                        var (exact, magnitude) = Reference(m, x, t, r);
+                        double tol = 1e-5 * magnitude + 1e-6;
+                        string at = $"{isa} {type} {rows}x{cols}, tokens={tokens}, y[{t},{r}]";
+                        Check.Close(exact, y[t * rows + r], tol, at + " vs double");
+                        Check.Close(exact, twin[t * rows + r], tol, at + " scalar twin vs double");
+                        Check.Close(twin[t * rows + r], y[t * rows + r], tol, at + " vs scalar twin");
+                    }
+                for (int i = tokens * rows; i < y.Length; i++)
+                    Assert.True(float.IsNaN(y[i]), $"Multiply wrote past tokens x rows at {i}");
+
+                if (isa == Isa.Scalar) Check.BitsEqual(twin, y.AsSpan(0, tokens * rows), "scalar path vs MultiplyScalar");
+
+                // A pool never changes a bit (when the product is big enough to use it at all).
+                var pooled = new float[tokens * rows];
+                MatMul.Multiply(m.View, x, pooled, tokens, pool, isa);
+                Check.BitsEqual(y.AsSpan(0, tokens * rows), pooled, $"{isa} {type} {rows}x{cols} tokens={tokens} pool(3) vs none");
+            }
+        }
+    }
+
+    /// <summary>Small integers make every product and partial sum exact in float32, so every path must hit the exact sum.</summary>
+    [Theory]
+    [MemberData(nameof(IsaType))]
+    public void IntegerProductsAreExactOnEveryPath(Isa isa, WeightType type)
+    {
+        var rnd = new Random(Cases.Seed(7, (int)isa, (int)type));
+        const int Rows = 7, Tokens = 3;
+        foreach (int cols in Cases.AwkwardSizes)
+        {
+            var m = TestMatrix.Create(Rows, cols, type, (_, _) => rnd.Next(-8, 9));
+            var x = new float[Tokens * cols];
+            for (int i = 0; i < x.Length; i++) x[i] = rnd.Next(-8, 9);
+            var y = new float[Tokens * Rows];
+            MatMul.Multiply(m.View, x, y, Tokens, null, isa);
+            for (int t = 0; t < Tokens; t++)
+                for (int r = 0; r < Rows; r++)
+                    Assert.Equal(Reference(m, x, t, r).Sum, (double)y[t * Rows + r]);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(IsaType))]
+    public void DotMatchesScalarDotAndDoubleReference(Isa isa, WeightType type)
+    {
+        var rnd = new Random(Cases.Seed(11, (int)isa, (int)type));
+        foreach (int n in Cases.AwkwardSizes)
+        {
+            var m = TestMatrix.Random(rnd, 1, n, type);
+            var x = Cases.Uniform(rnd, n, -1, 1);
+            var (exact, magnitude) = Reference(m, x, 0, 0);
+            var row = m.View.RowBytesSpan(0);
+            float v = MatMul.Dot(row, type, x, isa);
+            float s = MatMul.Dot(row, type, x, Isa.Scalar);
+            Check.Close(exact, v, 1e-5 * magnitude + 1e-6, $"{isa} {type} Dot n={n}");
+            Check.Close(exact, s, 1e-5 * magnitude + 1e-6, $"scalar {type} Dot n={n}");
+        }
+    }
+
+    [Fact]
+    public void DefaultIsaIsBest()
+    {
+        var rnd = new Random(3);
+        var m = TestMatrix.Random(rnd, 9, 65, WeightType.BF16);
+        var x = Cases.Uniform(rnd, 2 * 65, -1, 1);
+        var a = new float[2 * 9];
+        var b = new float[2 * 9];
+        MatMul.Multiply(m.View, x, a, 2);
+        MatMul.Multiply(m.View, x, b, 2, null, IsaSupport.Best);
+        Check.BitsEqual(b, a, "isa null vs IsaSupport.Best");
+        Assert.Equal(IsaSupport.Supported[^1], IsaSupport.Best);
+        Assert.Equal(Isa.Scalar, IsaSupport.Supported[0]);
+    }
+
+    [Fact]
+    public void UnsupportedIsaThrowsAndSupportedDoesNot()
+    {
+        var m = TestMatrix.Random(new Random(4), 4, 8, WeightType.F32);
+        var x = new float[8];
+        var y = new float[4];
+        foreach (var isa in Enum.GetValues<Isa>())
+        {
+            if (IsaSupport.IsSupported(isa))
+            {
+                Assert.Contains(isa, IsaSupport.Supported);
+                MatMul.Multiply(m.View, x, y, 1, null, isa);
+            }
+            else
+            {
+                Assert.DoesNotContain(isa, IsaSupport.Supported);
+                Assert.Throws<PlatformNotSupportedException>(() => MatMul.Multiply(m.View, x, y, 1, null, isa));
+            }
+        }
+    }
+
+    [Fact]
+    public void ShortBuffersAreRejected()
+    {
+        var m = TestMatrix.Random(new Random(5), 4, 8, WeightType.F16);
+        Assert.Throws<ArgumentException>(() => MatMul.Multiply(m.View, new float[15], new float[8], 2));
+        Assert.Throws<ArgumentException>(() => MatMul.Multiply(m.View, new float[16], new float[7], 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => MatMul.Multiply(m.View, new float[16], new float[8], -1));
+        Assert.Throws<ArgumentException>(() => MatMul.Dot(new byte[15], WeightType.F16, new float[8]));
+    }
+
+    public static TheoryData<Isa, int, int> IsaAndShapes()
+    {
+        var data = new TheoryData<Isa, int, int>();
+        foreach (var isa in IsaSupport.Supported)
+        {
+            data.Add(isa, 4864, 896);  // Qwen2-0.5B gate/up projection: full blocks only
+            data.Add(isa, 1001, 903);  // a partial block of one row and a vector tail of seven columns
+        }
+        return data;
+    }
+
+    /// <summary>
+    /// One fixed summation order per element: any thread count (or none), and computing a token alone or inside a
+    /// batch, give the same bits.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(IsaAndShapes))]
+    public void BitIdenticalAcrossThreadCountsAndTokenCounts(Isa isa, int rows, int cols)
+    {
+        const int Tokens = 5;
+        var rnd = new Random(Cases.Seed(13, (int)isa, rows, cols));
+        var m = TestMatrix.Random(rnd, rows, cols, WeightType.BF16);
+        var x = Cases.Uniform(rnd, Tokens * cols, -1, 1);
+
+        var batch = new float[Tokens * rows];
+        MatMul.Multiply(m.View, x, batch, Tokens, null, isa);
+        for (int t = 0; t < Tokens; t++)
+        {
+            var alone = new float[rows];
+            MatMul.Multiply(m.View, x.AsSpan(t * cols, cols), alone, 1, null, isa);
+            Check.BitsEqual(alone, batch.AsSpan(t * rows, rows), $"{isa} token {t} alone vs inside tokens={Tokens}");
+        }
+
+        for (int threads = 1; threads <= 4; threads++)
+        {
+            using var pool = new WorkerPool(threads);
+            var one = new float[rows];
+            MatMul.Multiply(m.View, x.AsSpan(0, cols), one, 1, pool, isa);
+            Check.BitsEqual(batch.AsSpan(0, rows), one, $"{isa} tokens=1 on {threads} threads");
+            var five = new float[Tokens * rows];
+            MatMul.Multiply(m.View, x, five, Tokens, pool, isa);
+            Check.BitsEqual(batch, five, $"{isa} tokens={Tokens} on {threads} threads");
+        }
+    }
+
+    [Fact]
+    public void WeightMatrixValidatesAndReadsRows()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => CreateView(-1, 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CreateView(2, -1));
+        Assert.Throws<ArgumentNullException>(() => CreateView(2, 2));
+        var empty = CreateView(0, 5);
+        Assert.Equal(0, empty.ByteLength);
+
+        var m = TestMatrix.Random(new Random(6), 3, 17, WeightType.F16);
+        var v = m.View;
+        Assert.Equal(34, v.RowBytes);
+        Assert.Equal(102, v.ByteLength);
+        var row = new float[17];
+        v.ReadRow(2, row);
+        for (int c = 0; c < 17; c++) Assert.Equal(m.Widened[2 * 17 + c], (double)row[c]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => v.RowBytesSpan(3));
+        Assert.Throws<ArgumentException>(() => v.ReadRow(0, new float[16]));
+    }
+
+    private static unsafe WeightMatrix CreateView(int rows, int cols) => new(null, rows, cols, WeightType.F32);
+}
