@@ -115,7 +115,7 @@ public static class Program
         {
             return body();
         }
-        catch (Exception e) when (e is CheckpointException or UsageException or ArgumentException or CacheFullException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is CheckpointException or UsageException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"error: {e.Message}");
             return UsageError;

@@ -31,8 +31,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         ["BF16"] = 2, ["I32"] = 4, ["U32"] = 4, ["F32"] = 4, ["I64"] = 8, ["U64"] = 8, ["F64"] = 8,
     };
 
-    private readonly MemoryMappedFile? _map;
-    private readonly MemoryMappedViewAccessor? _view;
+    private readonly MemoryMappedFile _map;
+    private readonly MemoryMappedViewAccessor _view;
     private byte* _base;
     private readonly long _dataStart;
 
@@ -48,7 +48,6 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     private SafeTensorsFile(string path, Dictionary<string, TensorInfo> tensors, long dataStart, long dataLength)
     {
         Path = path; Tensors = tensors; _dataStart = dataStart; DataLength = dataLength;
-        if (dataStart + dataLength == 0) return;
         _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref _base);
@@ -173,19 +172,19 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     /// <summary>Address of the tensor's first byte inside the mapping.</summary>
     public byte* Pointer(TensorInfo t)
     {
-        ObjectDisposedException.ThrowIf(_base == null && _dataStart + DataLength != 0, this);
+        ObjectDisposedException.ThrowIf(_base == null, this);
         return _base + _dataStart + t.Begin;
     }
 
     /// <summary>Unmaps the file.</summary>
     public void Dispose()
     {
-        if (_view is not null && _base != null)
+        if (_base != null)
         {
             _view.SafeMemoryMappedViewHandle.ReleasePointer();
             _base = null;
         }
-        _view?.Dispose();
-        _map?.Dispose();
+        _view.Dispose();
+        _map.Dispose();
     }
 }
