@@ -91,7 +91,7 @@ public sealed class Qwen2Model : IDisposable
     {
         if (pastKeyValues is not null && !useCache)
             throw new ArgumentException("pastKeyValues were given with useCache: false; pass useCache: true to continue a cached sequence, or no caches to run without one", nameof(useCache));
-        ValidateIds(inputIds);
+        ValidateIds(inputIds); // before a cache is allocated for a call that would fail anyway
         var cache = pastKeyValues ?? (useCache ? CreateCache(Math.Max(inputIds.Length, Math.Min(Options.DefaultCacheCapacity, Config.MaxPositionEmbeddings))) : null);
         int rows = logits == LogitsSelection.All ? inputIds.Length : 1;
         var values = new float[(long)rows * Config.VocabSize];
