@@ -24,7 +24,7 @@ public static class Program
         return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
 
-    private static Option<string> ModelOption() => new("--model", "-m")
+    internal static Option<string> ModelOption() => new("--model", "-m")
     {
         Description = "Checkpoint directory (config.json + model.safetensors or sharded files).",
         Required = true,
@@ -109,7 +109,7 @@ public static class Program
     }
 
     /// <summary>Turns expected failures into one clear line on stderr and a non-zero exit code, with no stack trace.</summary>
-    private static int Guard(TextWriter stderr, Func<int> body)
+    internal static int Guard(TextWriter stderr, Func<int> body)
     {
         try
         {
