@@ -72,7 +72,7 @@ public sealed record Qwen2Config
         {
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new CheckpointException(source, "the config must be a JSON object");
-            var r = new Reader(root, source);
+            var r = new JsonFieldReader(root, source);
             string? modelType = r.String("model_type");
             if (modelType is null) throw new CheckpointException(source, "missing; this engine runs model_type \"qwen2\"", field: "model_type");
             if (modelType != "qwen2") throw new CheckpointException(source, $"is \"{modelType}\"; this engine runs model_type \"qwen2\" (Qwen2, Qwen2.5)", field: "model_type");
@@ -100,12 +100,12 @@ public sealed record Qwen2Config
             double theta = r.Double("rope_theta") ?? 10000.0;
             if (root.TryGetProperty("rope_parameters", out var rp) && rp.ValueKind == JsonValueKind.Object)
             {
-                var rr = new Reader(rp, source, "rope_parameters.");
+                var rr = new JsonFieldReader(rp, source, "rope_parameters.");
                 CheckRopeType(source, rr, "rope_parameters");
                 theta = rr.Double("rope_theta") ?? theta;
             }
             if (root.TryGetProperty("rope_scaling", out var rs) && rs.ValueKind == JsonValueKind.Object)
-                CheckRopeType(source, new Reader(rs, source, "rope_scaling."), "rope_scaling");
+                CheckRopeType(source, new JsonFieldReader(rs, source, "rope_scaling."), "rope_scaling");
             if (!(theta > 0) || double.IsInfinity(theta)) throw new CheckpointException(source, $"is {theta}; it must be positive", field: "rope_theta");
 
             double eps = r.Double("rms_norm_eps") ?? 1e-6;
@@ -149,7 +149,7 @@ public sealed record Qwen2Config
         }
     }
 
-    private static void CheckRopeType(string source, Reader r, string name)
+    private static void CheckRopeType(string source, JsonFieldReader r, string name)
     {
         string? type = r.String("rope_type") ?? r.String("type");
         if (type is not null and not "default")
@@ -159,70 +159,6 @@ public sealed record Qwen2Config
     private static void Positive(string source, string field, int value)
     {
         if (value <= 0) throw new CheckpointException(source, $"is {value}; it must be positive", field: field);
-    }
-
-    /// <summary>Typed field access with errors that name the field; JSON null counts as absent.</summary>
-    private readonly struct Reader(JsonElement obj, string source, string prefix = "")
-    {
-        private bool TryGet(string name, out JsonElement e) => obj.TryGetProperty(name, out e) && e.ValueKind != JsonValueKind.Null;
-
-        private CheckpointException Bad(string name, JsonElement e, string expected) =>
-            new(source, $"is {e.GetRawText()}; expected {expected}", field: prefix + name);
-
-        public int? Int(string name)
-        {
-            if (!TryGet(name, out var e)) return null;
-            if (e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int v)) return v;
-            if (e.ValueKind == JsonValueKind.Number && e.TryGetDouble(out double d) && d == Math.Floor(d) && Math.Abs(d) <= int.MaxValue) return (int)d;
-            throw Bad(name, e, "an integer");
-        }
-
-        public double? Double(string name)
-        {
-            if (!TryGet(name, out var e)) return null;
-            if (e.ValueKind == JsonValueKind.Number && e.TryGetDouble(out double v)) return v;
-            throw Bad(name, e, "a number");
-        }
-
-        public bool? Bool(string name)
-        {
-            if (!TryGet(name, out var e)) return null;
-            return e.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw Bad(name, e, "true or false") };
-        }
-
-        public string? String(string name)
-        {
-            if (!TryGet(name, out var e)) return null;
-            return e.ValueKind == JsonValueKind.String ? Text(name, e) : throw Bad(name, e, "a string");
-        }
-
-        // System.Text.Json throws InvalidOperationException for an escape that is not valid UTF-16 ("\ud800").
-        private string Text(string name, JsonElement e)
-        {
-            try { return e.GetString()!; }
-            catch (InvalidOperationException x) { throw new CheckpointException(source, $"is {e.GetRawText()}, not a valid string: {x.Message}", field: prefix + name, inner: x); }
-        }
-
-        public IReadOnlyList<string>? StringList(string name)
-        {
-            if (!TryGet(name, out var e)) return null;
-            if (e.ValueKind != JsonValueKind.Array) throw Bad(name, e, "an array of strings");
-            var list = new List<string>();
-            foreach (var item in e.EnumerateArray())
-                list.Add(item.ValueKind == JsonValueKind.String ? Text(name, item) : throw Bad(name, e, "an array of strings"));
-            return list;
-        }
-
-        public IReadOnlyList<int> IntOrIntList(string name)
-        {
-            if (!TryGet(name, out var e)) return Array.Empty<int>();
-            if (e.ValueKind == JsonValueKind.Number) return new[] { Int(name)!.Value };
-            if (e.ValueKind != JsonValueKind.Array) throw Bad(name, e, "an integer or an array of integers");
-            var list = new List<int>();
-            foreach (var item in e.EnumerateArray())
-                list.Add(item.ValueKind == JsonValueKind.Number && item.TryGetInt32(out int v) ? v : throw Bad(name, e, "an integer or an array of integers"));
-            return list;
-        }
     }
 
     /// <summary>A one-line summary of the architecture.</summary>

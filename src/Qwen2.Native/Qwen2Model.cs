@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
 using Qwen2.Kernels;
+using Qwen2.Native.Generation;
 
 namespace Qwen2.Native;
 
@@ -18,9 +19,10 @@ public sealed class Qwen2Model : IDisposable
     private readonly float[] _norm, _invFreq;
     private volatile bool _disposed;
 
-    private Qwen2Model(string directory, Qwen2Config config, CheckpointFiles files, ModelOptions options)
+    private Qwen2Model(string directory, Qwen2Config config, GenerationConfig generation, CheckpointFiles files, ModelOptions options)
     {
-        Directory = directory; Config = config; Options = options; _files = files;
+        Directory = directory; Config = config; GenerationConfig = generation; Options = options; _files = files;
+        EosTokenIds = generation.EosTokenIds.Concat(config.EosTokenIds).Distinct().ToArray();
         (_embed, _layers, _norm, _lmHead) = ModelWeights.Load(files, config);
         _invFreq = Rope.InverseFrequencies(config.HeadDim, config.RopeTheta);
         _pool = new WorkerPool(options.Threads);
@@ -36,10 +38,11 @@ public sealed class Qwen2Model : IDisposable
         if (options.DefaultCacheCapacity < 1) throw new ArgumentOutOfRangeException(nameof(options), options.DefaultCacheCapacity, "DefaultCacheCapacity must be at least 1");
         if (!System.IO.Directory.Exists(directory)) throw new CheckpointException(directory, "checkpoint directory not found");
         var config = Qwen2Config.Load(Path.Combine(directory, "config.json"));
+        var generation = GenerationConfig.Load(directory);
         var files = new CheckpointFiles(directory);
         try
         {
-            return new Qwen2Model(directory, config, files, options);
+            return new Qwen2Model(directory, config, generation, files, options);
         }
         catch
         {
@@ -53,6 +56,12 @@ public sealed class Qwen2Model : IDisposable
 
     /// <summary>The architecture.</summary>
     public Qwen2Config Config { get; }
+
+    /// <summary>The checkpoint's generation_config.json (defaults when the file is absent).</summary>
+    public GenerationConfig GenerationConfig { get; }
+
+    /// <summary>End-of-sequence ids: generation_config.json's, then config.json's, without repeats.</summary>
+    public IReadOnlyList<int> EosTokenIds { get; }
 
     /// <summary>How the model runs.</summary>
     public ModelOptions Options { get; }
@@ -116,7 +125,10 @@ public sealed class Qwen2Model : IDisposable
         int H = c.HiddenSize, Q = c.NumAttentionHeads * c.HeadDim, KV = c.NumKeyValueHeads * c.HeadDim, I = c.IntermediateSize, half = c.HeadDim / 2;
         int past = 0;
         for (int i = 0; cache is not null && i < cache.Layers; i++) past = Math.Max(past, cache[i].Held.Count);
-        int attScratch = Attention.ScratchLength(past + n, _pool.Threads);
+        // Size the attention scratch for a full cache, not the current length, so every decode step rents the same
+        // pooled buffer and a step allocates nothing as the sequence grows.
+        int keys = cache is not null && cache.Capacity is > 0 and <= 1 << 20 ? Math.Max(past, cache.Capacity) + n : past + n;
+        int attScratch = Attention.ScratchLength(keys, _pool.Threads);
         long total = (long)n * (2 * H + 2 * Q + 2 * KV + 2 * I + 2 * half) + attScratch;
         if (total > Array.MaxLength) throw new ArgumentException($"{n} tokens need more scratch memory than one array holds; split the input", nameof(inputIds));
         float[] buffer = ArrayPool<float>.Shared.Rent((int)total);

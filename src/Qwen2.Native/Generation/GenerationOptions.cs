@@ -1,0 +1,84 @@
+namespace Qwen2.Native.Generation;
+
+/// <summary>What one call to generate does: how to sample, when to stop, and how to turn tokens into text.</summary>
+public sealed record GenerationOptions
+{
+    /// <summary>How each token is picked (default: greedy).</summary>
+    public SamplingOptions Sampling { get; init; } = SamplingOptions.Greedy;
+
+    /// <summary>Most tokens to generate (the end-of-sequence token counts as one).</summary>
+    public int MaxNewTokens { get; init; } = 256;
+
+    /// <summary>
+    /// Ids that end generation once produced (the id is still returned). Null: the model's end-of-sequence ids
+    /// (generation_config.json's and config.json's), plus the tokenizer's eos token where text generation knows it.
+    /// </summary>
+    public IReadOnlyList<int>? StopTokenIds { get; init; }
+
+    /// <summary>Keep generating past end-of-sequence ids (for benchmarks and for comparing with references that never stop).</summary>
+    public bool IgnoreEos { get; init; }
+
+    /// <summary>Text generation only: stop once the text contains one of these; the stop string itself is not returned.</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = Array.Empty<string>();
+
+    /// <summary>Text generation only: leave tokens flagged special (such as &lt;|im_end|&gt;) out of the text.</summary>
+    public bool SkipSpecialTokens { get; init; } = true;
+
+    /// <summary>Checks every field.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A field is out of range; the parameter name says which.</exception>
+    /// <exception cref="ArgumentException">A stop string is empty.</exception>
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Sampling, nameof(Sampling));
+        Sampling.Validate();
+        if (MaxNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), MaxNewTokens, "MaxNewTokens must be >= 0");
+        ArgumentNullException.ThrowIfNull(StopStrings, nameof(StopStrings));
+        foreach (var s in StopStrings)
+            if (string.IsNullOrEmpty(s)) throw new ArgumentException("a stop string is empty; it would stop generation before the first token", nameof(StopStrings));
+    }
+
+    /// <summary>The defaults a checkpoint's <c>generation_config.json</c> asks for, with <paramref name="seed"/>.</summary>
+    public static GenerationOptions FromConfig(GenerationConfig config, ulong? seed = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var o = new GenerationOptions { Sampling = config.ToSampling(seed) };
+        return config.MaxNewTokens is int m ? o with { MaxNewTokens = m } : o;
+    }
+}
+
+/// <summary>Why a generation ended.</summary>
+public enum StopReason
+{
+    /// <summary>Still running, or the caller stopped reading the tokens.</summary>
+    None,
+    /// <summary>An end-of-sequence (stop) token was produced.</summary>
+    EndOfSequence,
+    /// <summary><see cref="GenerationOptions.MaxNewTokens"/> tokens were produced.</summary>
+    MaxTokens,
+    /// <summary>The text reached one of <see cref="GenerationOptions.StopStrings"/>.</summary>
+    StopString,
+    /// <summary>The cache had no room for another token.</summary>
+    ContextFull,
+    /// <summary>The cancellation token fired.</summary>
+    Cancelled,
+}
+
+/// <summary>Counts and timings of one generation.</summary>
+/// <param name="PromptTokens">Tokens run through the model before the first new token (only the new ones when a cache is reused).</param>
+/// <param name="GeneratedTokens">Tokens produced.</param>
+/// <param name="DecodeSteps">Forward calls of one token each (the last generated token is not run until the sequence continues).</param>
+/// <param name="PrefillTime">Time spent on the prompt.</param>
+/// <param name="DecodeTime">Time spent on decode steps, sampling included.</param>
+/// <param name="StopReason">Why it ended.</param>
+public sealed record GenerationStats(int PromptTokens, int GeneratedTokens, int DecodeSteps, TimeSpan PrefillTime, TimeSpan DecodeTime, StopReason StopReason)
+{
+    /// <summary>Prompt tokens per second.</summary>
+    public double PrefillTokensPerSecond => PrefillTime > TimeSpan.Zero ? PromptTokens / PrefillTime.TotalSeconds : 0;
+
+    /// <summary>Decode steps per second.</summary>
+    public double DecodeTokensPerSecond => DecodeTime > TimeSpan.Zero ? DecodeSteps / DecodeTime.TotalSeconds : 0;
+
+    /// <summary>One line for a console: counts, rates and the stop reason.</summary>
+    public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"prompt {PromptTokens} tokens in {PrefillTime.TotalMilliseconds:F0} ms ({PrefillTokensPerSecond:F1} tok/s); generated {GeneratedTokens} tokens, {DecodeSteps} decode steps in {DecodeTime.TotalMilliseconds:F0} ms ({DecodeTokensPerSecond:F1} tok/s); stop: {StopReason}");
+}

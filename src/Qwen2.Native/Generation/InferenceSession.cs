@@ -1,0 +1,178 @@
+using System.Diagnostics;
+
+namespace Qwen2.Native.Generation;
+
+/// <summary>Options of an <see cref="InferenceSession"/>.</summary>
+public sealed record SessionOptions
+{
+    /// <summary>Keep keys and values between steps (the default). False recomputes the whole sequence for every token, for comparisons.</summary>
+    public bool UseCache { get; init; } = true;
+    /// <summary>Tokens the cache holds; null: the model's default capacity, capped by max_position_embeddings.</summary>
+    public int? CacheCapacity { get; init; }
+    /// <summary>What the cache does when full (default: stop with <see cref="StopReason.ContextFull"/>).</summary>
+    public CacheOptions? CacheOptions { get; init; }
+}
+
+/// <summary>
+/// One sequence being generated: its tokens, its KV cache and its logits buffer, all sized once. Tokens appended
+/// wait until the next <see cref="Evaluate"/> or generation step, so a turn of a conversation costs only its new
+/// tokens. Not thread-safe; many sessions may share one <see cref="Qwen2Model"/> one at a time.
+/// </summary>
+public sealed class InferenceSession
+{
+    private readonly List<int> _tokens = new();
+    private readonly float[] _logits;
+    private readonly bool[] _seen;
+    private readonly List<int> _distinct = new();
+    private int _processed;
+    private bool _logitsValid;
+
+    /// <summary>Creates a session over <paramref name="model"/>; with a cache (the default) it is preallocated here.</summary>
+    public InferenceSession(Qwen2Model model, SessionOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        Model = model;
+        Options = options ?? new SessionOptions();
+        if (Options.CacheCapacity is < 1) throw new ArgumentOutOfRangeException(nameof(options), Options.CacheCapacity, "CacheCapacity must be at least 1");
+        Cache = Options.UseCache ? model.CreateCache(Options.CacheCapacity, Options.CacheOptions) : null;
+        _logits = new float[model.Config.VocabSize];
+        _seen = new bool[model.Config.VocabSize];
+    }
+
+    /// <summary>The model.</summary>
+    public Qwen2Model Model { get; }
+
+    /// <summary>The options.</summary>
+    public SessionOptions Options { get; }
+
+    /// <summary>The KV cache (null when <see cref="SessionOptions.UseCache"/> is false).</summary>
+    public PastKeyValues? Cache { get; }
+
+    /// <summary>Every token of the sequence: those already run through the model, then those waiting.</summary>
+    public IReadOnlyList<int> Tokens => _tokens;
+
+    /// <summary>Tokens already run through the model (in the cache, when there is one).</summary>
+    public int ProcessedTokens => _processed;
+
+    /// <summary>Tokens appended but not yet run.</summary>
+    public int PendingTokens => _tokens.Count - _processed;
+
+    /// <summary>Counts and timings of the latest generation, once it has ended.</summary>
+    public GenerationStats? LastStats { get; private set; }
+
+    /// <summary>The model's end-of-sequence ids: generation_config.json's, then config.json's.</summary>
+    public IReadOnlyList<int> DefaultStopTokenIds => Model.EosTokenIds;
+
+    /// <summary>Appends tokens to the sequence; they run at the next <see cref="Evaluate"/> or generation step.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary; nothing is appended.</exception>
+    public void Append(ReadOnlySpan<int> ids)
+    {
+        int vocab = Model.Config.VocabSize;
+        for (int i = 0; i < ids.Length; i++)
+            if ((uint)ids[i] >= (uint)vocab)
+                throw new ArgumentOutOfRangeException(nameof(ids), ids[i], $"token id at index {i} is {ids[i]}; this model's ids run from 0 to {vocab - 1}");
+        foreach (int id in ids)
+        {
+            _tokens.Add(id);
+            if (!_seen[id]) { _seen[id] = true; _distinct.Add(id); }
+        }
+        if (!ids.IsEmpty) _logitsValid = false;
+    }
+
+    /// <summary>Runs the waiting tokens and returns the logits that follow the last token of the sequence.</summary>
+    /// <exception cref="InvalidOperationException">The sequence is empty.</exception>
+    /// <exception cref="CacheFullException">The cache cannot take the waiting tokens; nothing changed.</exception>
+    public ReadOnlySpan<float> Evaluate()
+    {
+        if (_logitsValid) return _logits;
+        if (_tokens.Count == 0) throw new InvalidOperationException("the session holds no tokens; append a prompt first");
+        var all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_tokens);
+        if (Cache is not null) Model.ForwardInto(all[_processed..], Cache, _logits, LogitsSelection.Last);
+        else Model.ForwardInto(all, null, _logits, LogitsSelection.Last);
+        _processed = _tokens.Count;
+        _logitsValid = true;
+        return _logits;
+    }
+
+    /// <summary>Whether the cache can run <paramref name="tokens"/> more tokens (always true without a cache or with a sliding one).</summary>
+    public bool HasRoomFor(int tokens) =>
+        Cache is null || Cache[0] is not RingKvCache ring || ring.Options.Overflow != CacheOverflow.Throw || Cache.Count + tokens <= Cache.Capacity;
+
+    /// <summary>
+    /// Appends <paramref name="prompt"/> and yields new tokens, one per step, until a stop token, the token limit, a full
+    /// cache, cancellation, or the caller stops reading. Each yielded token is in <see cref="Tokens"/>; it runs through
+    /// the model only when the sequence continues, so a conversation's next turn starts where this one ended.
+    /// </summary>
+    /// <exception cref="OperationCanceledException">Cancelled; the cache then holds exactly the tokens processed so far.</exception>
+    public IEnumerable<int> Generate(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var ids = prompt.ToArray();
+        if (!HasRoomFor(PendingTokens + ids.Length))
+            throw new CacheFullException($"the cache holds {Cache!.Count} of {Cache.Capacity} tokens; {PendingTokens + ids.Length} more do not fit. Start a new session or give it a larger CacheCapacity");
+        Append(ids); // validated and appended now, not at the first MoveNext
+        if (_tokens.Count == 0) throw new ArgumentException("the prompt is empty and the session holds no tokens", nameof(prompt));
+        var sampler = new Sampler(options.Sampling, Model.Config.VocabSize);
+        return Run(sampler, options, cancellationToken);
+    }
+
+    private IEnumerable<int> Run(Sampler sampler, GenerationOptions options, CancellationToken ct)
+    {
+        var stopIds = options.IgnoreEos ? Array.Empty<int>() : (options.StopTokenIds ?? DefaultStopTokenIds).ToArray();
+        int promptTokens = PendingTokens, generated = 0, steps = 0;
+        var reason = StopReason.None;
+        var prefill = TimeSpan.Zero;
+        var decode = new Stopwatch();
+        LastStats = null;
+        try
+        {
+            ct.ThrowIfCancellationRequested();
+            if (options.MaxNewTokens == 0) { reason = StopReason.MaxTokens; yield break; }
+            var t0 = Stopwatch.GetTimestamp();
+            Evaluate();
+            prefill = Stopwatch.GetElapsedTime(t0);
+            while (true)
+            {
+                decode.Start();
+                int next = sampler.Sample(_logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_distinct));
+                Append([next]);
+                generated++;
+                decode.Stop();
+                bool last = Array.IndexOf(stopIds, next) >= 0 || generated >= options.MaxNewTokens || !HasRoomFor(1);
+                if (last) reason = Array.IndexOf(stopIds, next) >= 0 ? StopReason.EndOfSequence : generated >= options.MaxNewTokens ? StopReason.MaxTokens : StopReason.ContextFull;
+                yield return next;
+                if (last) yield break;
+                ct.ThrowIfCancellationRequested();
+                decode.Start();
+                Evaluate();
+                steps++;
+                decode.Stop();
+            }
+        }
+        finally
+        {
+            decode.Stop();
+            if (reason == StopReason.None && ct.IsCancellationRequested) reason = StopReason.Cancelled;
+            LastStats = new GenerationStats(promptTokens, generated, steps, prefill, decode.Elapsed, reason);
+        }
+    }
+
+    /// <summary>Records why the latest generation ended when the caller ended it (a stop string, say).</summary>
+    public void MarkStopped(StopReason reason)
+    {
+        if (LastStats is { } s) LastStats = s with { StopReason = reason };
+    }
+
+    /// <summary>Forgets the sequence: tokens, cache and logits.</summary>
+    public void Reset()
+    {
+        _tokens.Clear();
+        foreach (int id in _distinct) _seen[id] = false;
+        _distinct.Clear();
+        Cache?.Reset();
+        _processed = 0;
+        _logitsValid = false;
+    }
+}
