@@ -12,23 +12,38 @@ public static class Program
     public const int UsageError = 2;
 
     /// <summary>Entry point.</summary>
-    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+    public static int Main(string[] args)
+    {
+        Console.OutputEncoding = Encoding.UTF8;
+        Console.InputEncoding = Encoding.UTF8;
+        return Run(args, Console.In, Console.Out, Console.Error);
+    }
 
-    /// <summary>Runs the command line with the given writers (tests call this).</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    /// <summary>Runs the command line with the given writers and no input (tests call this).</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, TextReader.Null, stdout, stderr);
+
+    /// <summary>Runs the command line with the given reader (for <c>chat</c>) and writers.</summary>
+    public static int Run(string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var root = new RootCommand("qwen2: run Qwen2 / Qwen2.5 checkpoints in pure managed .NET.");
+        root.Subcommands.Add(DemoCommand.Create(stdout, stderr));
+        root.Subcommands.Add(GenerateCommand.Generate(stdout, stderr));
+        root.Subcommands.Add(GenerateCommand.Chat(stdin, stdout, stderr));
+        root.Subcommands.Add(GenerateCommand.Tokenize(stdout, stderr));
+        root.Subcommands.Add(SynthCommand.Create(stdout, stderr));
         root.Subcommands.Add(InfoCommand(stdout, stderr));
         root.Subcommands.Add(LogitsCommand(stdout, stderr));
         var parsed = root.Parse(args);
         return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
 
-    internal static Option<string> ModelOption() => new("--model", "-m")
+    internal static Option<string?> ModelOption() => new("--model", "-m")
     {
-        Description = "Checkpoint directory (config.json + model.safetensors or sharded files).",
-        Required = true,
+        Description = $"Checkpoint directory, or a Hugging Face hub id found in the local Hugging Face cache (e.g. {ModelLocator.SuggestedHubId}). Default: ${ModelLocator.ModelVariable}.",
     };
+
+    /// <summary>The checkpoint directory --model names (a directory, a cached hub id, or $QWEN2_MODEL).</summary>
+    internal static string ResolveModel(string? model) => ModelLocator.Resolve(model);
 
     private static Command InfoCommand(TextWriter stdout, TextWriter stderr)
     {
@@ -36,7 +51,7 @@ public static class Program
         var cmd = new Command("info", "Print the config and a summary of the tensors.") { model };
         cmd.SetAction(p => Guard(stderr, () =>
         {
-            using var m = Qwen2Model.Load(p.GetValue(model)!, new ModelOptions { Threads = 1 });
+            using var m = Qwen2Model.Load(ResolveModel(p.GetValue(model)), new ModelOptions { Threads = 1 });
             Info.Write(m, stdout);
             return 0;
         }));
@@ -55,7 +70,7 @@ public static class Program
             int[] ids = ParseTokens(p.GetValue(tokens)!);
             int? t = p.GetValue(threads);
             if (t is < 1) throw new UsageException($"--threads must be at least 1, got {t}");
-            using var m = Qwen2Model.Load(p.GetValue(model)!, new ModelOptions { Threads = t });
+            using var m = Qwen2Model.Load(ResolveModel(p.GetValue(model)), new ModelOptions { Threads = t });
             var rows = new List<float[]>();
             if (p.GetValue(incremental))
             {
@@ -115,7 +130,7 @@ public static class Program
         {
             return body();
         }
-        catch (Exception e) when (e is CheckpointException or UsageException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is CheckpointException or UsageException or ArgumentException or InvalidOperationException or NotSupportedException or IOException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"error: {e.Message}");
             return UsageError;

@@ -1,0 +1,128 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using Qwen2.Native.Text;
+
+namespace Qwen2.Native.Generation;
+
+/// <summary>Text in, streamed text out, over an <see cref="InferenceSession"/> and a <see cref="Qwen2Tokenizer"/>.</summary>
+public static class TextGeneration
+{
+    /// <summary>
+    /// Encodes <paramref name="prompt"/> as it is (no chat template), generates, and yields the text as it becomes
+    /// complete: whole UTF-8 characters only, special tokens left out when <see cref="GenerationOptions.SkipSpecialTokens"/>,
+    /// and text that could begin a stop string held back until it is known not to.
+    /// </summary>
+    public static IEnumerable<string> GenerateText(this InferenceSession session, Qwen2Tokenizer tokenizer, string prompt, GenerationOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(prompt);
+        return session.GenerateText(tokenizer, tokenizer.Encode(prompt), options, cancellationToken);
+    }
+
+    /// <summary>As <see cref="GenerateText(InferenceSession, Qwen2Tokenizer, string, GenerationOptions, CancellationToken)"/>, from token ids.</summary>
+    public static IEnumerable<string> GenerateText(this InferenceSession session, Qwen2Tokenizer tokenizer, IReadOnlyList<int> promptIds, GenerationOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.StopTokenIds is null) options = options with { StopTokenIds = DefaultStopIds(session.Model, tokenizer) };
+        var tokens = session.Generate(promptIds, options, cancellationToken); // validates now
+        return Stream(session, tokenizer, tokens, options);
+    }
+
+    /// <summary>
+    /// The streaming form of <see cref="GenerateText(InferenceSession, Qwen2Tokenizer, string, GenerationOptions, CancellationToken)"/>:
+    /// each step runs on the thread pool, so the caller's thread (a UI, a request handler) is never blocked by the model.
+    /// </summary>
+    public static IAsyncEnumerable<string> GenerateTextAsync(this InferenceSession session, Qwen2Tokenizer tokenizer, string prompt, GenerationOptions options, CancellationToken cancellationToken = default) =>
+        ToAsync(session.GenerateText(tokenizer, prompt, options, cancellationToken), cancellationToken);
+
+    /// <summary>
+    /// The model's end-of-sequence ids plus the tokenizer's eos token (Qwen's &lt;|im_end|&gt;), like llama.cpp's
+    /// end-of-generation set: a base model's config names only &lt;|endoftext|&gt;, but a chat turn ends at &lt;|im_end|&gt;.
+    /// </summary>
+    public static IReadOnlyList<int> DefaultStopIds(Qwen2Model model, Qwen2Tokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        var ids = new List<int>(model.EosTokenIds);
+        if (tokenizer.Settings.EosToken is { } eos && tokenizer.TokenToId(eos) is int id && !ids.Contains(id)) ids.Add(id);
+        return ids;
+    }
+
+    private static IEnumerable<string> Stream(InferenceSession session, Qwen2Tokenizer tokenizer, IEnumerable<int> tokens, GenerationOptions options)
+    {
+        var decoder = tokenizer.CreateStreamingDecoder(options.SkipSpecialTokens);
+        var stops = new StopStringMatcher(options.StopStrings);
+        using var e = tokens.GetEnumerator();
+        while (e.MoveNext())
+        {
+            var (ready, hit) = stops.Push(decoder.Append(e.Current));
+            if (ready.Length > 0) yield return ready;
+            if (hit)
+            {
+                e.Dispose(); // ends the token loop, which records its stats; then say why it ended
+                session.MarkStopped(StopReason.StopString);
+                yield break;
+            }
+        }
+        var (tail, stopped) = stops.Push(decoder.Flush());
+        tail += stopped ? "" : stops.Drain();
+        if (tail.Length > 0) yield return tail;
+        if (stopped) session.MarkStopped(StopReason.StopString);
+    }
+
+    /// <summary>Runs each step of <paramref name="source"/> on the thread pool.</summary>
+    internal static async IAsyncEnumerable<T> ToAsync<T>(IEnumerable<T> source, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var e = source.GetEnumerator();
+        while (await Task.Run(e.MoveNext, CancellationToken.None).ConfigureAwait(false))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return e.Current;
+        }
+    }
+}
+
+/// <summary>
+/// Finds stop strings in streamed text. Text is released only once no stop string can start in it, so a stop string
+/// split across tokens is never half-printed; the stop string and anything after it are dropped.
+/// </summary>
+internal sealed class StopStringMatcher(IReadOnlyList<string> stops)
+{
+    private readonly StringBuilder _held = new();
+
+    /// <summary>Adds text; returns what can be released and whether a stop string was reached.</summary>
+    public (string Ready, bool Hit) Push(string text)
+    {
+        if (stops.Count == 0) return (text, false);
+        _held.Append(text);
+        string held = _held.ToString();
+        int first = -1;
+        foreach (var s in stops)
+        {
+            int at = held.IndexOf(s, StringComparison.Ordinal);
+            if (at >= 0 && (first < 0 || at < first)) first = at;
+        }
+        if (first >= 0)
+        {
+            _held.Clear();
+            return (held[..first], true);
+        }
+        // Keep the longest tail that is a proper prefix of some stop string.
+        int keep = 0;
+        foreach (var s in stops)
+            for (int len = Math.Min(s.Length - 1, held.Length); len > keep; len--)
+                if (held.AsSpan(held.Length - len).SequenceEqual(s.AsSpan(0, len))) { keep = len; break; }
+        _held.Clear().Append(held, held.Length - keep, keep);
+        return (held[..^keep], false);
+    }
+
+    /// <summary>Releases what is held at the end of generation.</summary>
+    public string Drain()
+    {
+        string s = _held.ToString();
+        _held.Clear();
+        return s;
+    }
+}
