@@ -148,10 +148,10 @@ public static class SyntheticCheckpoint
     private static (float Offset, float Scale) Distribution(string name)
     {
         // Uniform on (-a, a) has standard deviation a / sqrt(3).
-        float Half(double std) => (float)(std * Math.Sqrt(3));
-        if (name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name == "model.norm.weight") return (1f, Half(WeightStd));
-        if (name.EndsWith(".bias", StringComparison.Ordinal)) return (0f, Half(WeightStd / 2));
-        return (0f, Half(WeightStd));
+        static float Bound(double std) => (float)(std * Math.Sqrt(3));
+        if (name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name == "model.norm.weight") return (1f, Bound(WeightStd));
+        if (name.EndsWith(".bias", StringComparison.Ordinal)) return (0f, Bound(WeightStd / 2));
+        return (0f, Bound(WeightStd));
     }
 
     /// <summary>A chunk's starting state: SplitMix64-mixed (seed, tensor, chunk), so chunks are independent and reproducible.</summary>

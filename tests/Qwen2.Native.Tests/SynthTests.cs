@@ -218,6 +218,16 @@ public class SynthTests
     }
 
     [Fact]
+    public void CancellingLeavesNoWeightFile()
+    {
+        using var dir = Fixtures.TempDir();
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => SyntheticCheckpoint.Write(dir.Path, SyntheticShape.Tiny, WeightType.BF16, cancellationToken: cts.Token));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
     public void CliWritesTheCheckpointAndTheTokenizerAssets()
     {
         using var dir = Fixtures.TempDir();
