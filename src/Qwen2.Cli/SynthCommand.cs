@@ -62,7 +62,7 @@ internal static class SynthCommand
     private static string Describe(SyntheticShape s) => string.Create(CultureInfo.InvariantCulture,
         $"{s.Name} ({s.ParameterCount / 1e6:F0}M params, {s.NumHiddenLayers} layers, hidden {s.HiddenSize})");
 
-    private static WeightType ParseDtype(string text) => text.ToLowerInvariant() switch
+    internal static WeightType ParseDtype(string text) => text.ToLowerInvariant() switch
     {
         "bf16" or "bfloat16" => WeightType.BF16,
         "f16" or "fp16" or "float16" => WeightType.F16,

@@ -18,7 +18,7 @@ public class SynthTests
         return (code, stdout.ToString(), stderr.ToString());
     }
 
-    private static string AssetPath(string name) => Path.Combine(AppContext.BaseDirectory, "assets", "tokenizer", "qwen2.5", name);
+    private static string AssetPath(string name) => Path.Combine(Fixtures.Root, "tokenizer", "qwen2.5", name);
 
     [Theory]
     [InlineData(WeightType.BF16, "BF16", "bfloat16")]

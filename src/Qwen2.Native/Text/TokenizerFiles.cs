@@ -1,0 +1,268 @@
+using System.IO.Compression;
+using System.Text.Json;
+
+namespace Qwen2.Native.Text;
+
+/// <summary>The parsed, validated contents of tokenizer.json and tokenizer_config.json.</summary>
+internal sealed class TokenizerFiles
+{
+    public required List<KeyValuePair<string, int>> Vocab { get; init; }
+    public required List<string> Merges { get; init; }
+    public required List<AddedToken> AddedTokens { get; init; }
+    public required TokenizerSettings Settings { get; init; }
+
+    public static TokenizerFiles Read(Stream tokenizerJson, Stream? tokenizerConfig, string jsonName, string configName)
+    {
+        var settings = tokenizerConfig is null ? new TokenizerSettings() : ReadSettings(ReadAll(tokenizerConfig), configName);
+        using var doc = Parse(ReadAll(tokenizerJson), jsonName);
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object) throw new CheckpointException(jsonName, "is not a JSON object");
+
+        CheckPipeline(root, jsonName);
+        var model = Required(root, "model", JsonValueKind.Object, jsonName, "model");
+        var vocab = ReadVocab(Required(model, "vocab", JsonValueKind.Object, jsonName, "model.vocab"), jsonName);
+        var merges = ReadMerges(Required(model, "merges", JsonValueKind.Array, jsonName, "model.merges"), vocab, jsonName);
+        var added = ReadAddedTokens(root, jsonName);
+        return new TokenizerFiles { Vocab = vocab, Merges = merges, AddedTokens = added, Settings = settings };
+    }
+
+    /// <summary>The whole stream, un-gzipped if it starts with the gzip magic (the CLI ships tokenizer.json.gz).</summary>
+    internal static byte[] ReadAll(Stream stream)
+    {
+        using var buffer = new MemoryStream();
+        stream.CopyTo(buffer);
+        var bytes = buffer.ToArray();
+        if (bytes.Length < 2 || bytes[0] != 0x1F || bytes[1] != 0x8B) return bytes;
+        using var gzip = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
+        using var plain = new MemoryStream();
+        gzip.CopyTo(plain);
+        return plain.ToArray();
+    }
+
+    private static JsonDocument Parse(byte[] bytes, string file)
+    {
+        try
+        {
+            return JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 256 });
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointException(file, $"is not valid JSON: {e.Message}", inner: e);
+        }
+    }
+
+    private static JsonElement Required(JsonElement parent, string name, JsonValueKind kind, string file, string field)
+    {
+        if (!parent.TryGetProperty(name, out var e)) throw new CheckpointException(file, "is missing", field: field);
+        if (e.ValueKind != kind) throw new CheckpointException(file, $"is {e.ValueKind}, expected {kind}", field: field);
+        return e;
+    }
+
+    private static string? Type(JsonElement e) =>
+        e.ValueKind == JsonValueKind.Object && e.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+
+    /// <summary>
+    /// The steps are implemented for Qwen's pipeline only; anything else is refused rather than tokenized differently
+    /// from Hugging Face without a word.
+    /// </summary>
+    private static void CheckPipeline(JsonElement root, string file)
+    {
+        if (root.TryGetProperty("normalizer", out var norm) && norm.ValueKind != JsonValueKind.Null && Type(norm) != "NFC")
+            throw new CheckpointException(file, $"normalizer {Type(norm) ?? norm.ValueKind.ToString()} is not supported; only NFC or none", field: "normalizer");
+
+        var pre = Required(root, "pre_tokenizer", JsonValueKind.Object, file, "pre_tokenizer");
+        bool ok = Type(pre) == "Sequence" && pre.TryGetProperty("pretokenizers", out var steps) && steps.ValueKind == JsonValueKind.Array
+            && steps.GetArrayLength() == 2 && IsQwenSplit(steps[0]) && IsPlainByteLevel(steps[1]);
+        if (!ok)
+            throw new CheckpointException(file,
+                "is not the Qwen2 pre-tokenizer: expected Sequence[Split(Qwen2 pattern, Isolated), ByteLevel(add_prefix_space false, use_regex false)]",
+                field: "pre_tokenizer");
+
+        if (root.TryGetProperty("decoder", out var dec) && dec.ValueKind != JsonValueKind.Null && Type(dec) != "ByteLevel")
+            throw new CheckpointException(file, $"decoder {Type(dec)} is not supported; only ByteLevel", field: "decoder");
+        if (root.TryGetProperty("post_processor", out var post) && post.ValueKind != JsonValueKind.Null && Type(post) != "ByteLevel")
+            throw new CheckpointException(file, $"post_processor {Type(post)} is not supported; only ByteLevel or none (no tokens added around the text)", field: "post_processor");
+
+        var model = Required(root, "model", JsonValueKind.Object, file, "model");
+        if (Type(model) is { } type && type != "BPE") throw new CheckpointException(file, $"model type {type} is not supported; only BPE", field: "model.type");
+        RequireFalsy(model, "byte_fallback", file);
+        RequireFalsy(model, "ignore_merges", file);
+        RequireFalsy(model, "dropout", file);
+        foreach (var name in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
+            if (model.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.GetString() is { Length: > 0 })
+                throw new CheckpointException(file, "is not supported; only empty or null", field: "model." + name);
+    }
+
+    private static void RequireFalsy(JsonElement model, string name, string file)
+    {
+        if (model.TryGetProperty(name, out var v) && v.ValueKind is not (JsonValueKind.Null or JsonValueKind.False))
+            throw new CheckpointException(file, $"is {v}, only false or null is supported", field: "model." + name);
+    }
+
+    private static bool IsQwenSplit(JsonElement s) =>
+        Type(s) == "Split"
+        && s.TryGetProperty("pattern", out var p) && p.ValueKind == JsonValueKind.Object
+        && p.TryGetProperty("Regex", out var r) && r.ValueKind == JsonValueKind.String && r.GetString() == Qwen2PreTokenizer.Pattern
+        && s.TryGetProperty("behavior", out var b) && b.ValueKind == JsonValueKind.String && b.GetString() == "Isolated"
+        && !(s.TryGetProperty("invert", out var inv) && inv.ValueKind == JsonValueKind.True);
+
+    private static bool IsPlainByteLevel(JsonElement s) =>
+        Type(s) == "ByteLevel"
+        && !(s.TryGetProperty("add_prefix_space", out var a) && a.ValueKind == JsonValueKind.True)
+        && s.TryGetProperty("use_regex", out var u) && u.ValueKind == JsonValueKind.False;
+
+    private static List<KeyValuePair<string, int>> ReadVocab(JsonElement vocab, string file)
+    {
+        var list = new List<KeyValuePair<string, int>>(200_000);
+        var seen = new HashSet<int>();
+        foreach (var p in vocab.EnumerateObject())
+        {
+            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id) || id < 0)
+                throw new CheckpointException(file, $"token '{p.Name}' has id {p.Value}, expected a non-negative integer", field: "model.vocab");
+            if (!seen.Add(id)) throw new CheckpointException(file, $"id {id} is given to more than one token", field: "model.vocab");
+            list.Add(new(p.Name, id));
+        }
+        if (list.Count == 0) throw new CheckpointException(file, "is empty", field: "model.vocab");
+        return list;
+    }
+
+    /// <summary>Merges as "a b" strings, accepting both the string form and the ["a","b"] pair form (Qwen3).</summary>
+    private static List<string> ReadMerges(JsonElement merges, List<KeyValuePair<string, int>> vocab, string file)
+    {
+        var tokens = new HashSet<string>(vocab.Select(p => p.Key), StringComparer.Ordinal);
+        var list = new List<string>(merges.GetArrayLength());
+        int index = 0;
+        foreach (var m in merges.EnumerateArray())
+        {
+            string field = $"model.merges[{index}]";
+            string a, b;
+            if (m.ValueKind == JsonValueKind.String)
+            {
+                var parts = m.GetString()!.Split(' ');
+                if (parts.Length != 2 || parts[0].Length == 0 || parts[1].Length == 0)
+                    throw new CheckpointException(file, $"is {m.GetRawText()}, expected two tokens separated by one space", field: field);
+                (a, b) = (parts[0], parts[1]);
+            }
+            else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2
+                     && m[0].ValueKind == JsonValueKind.String && m[1].ValueKind == JsonValueKind.String)
+            {
+                (a, b) = (m[0].GetString()!, m[1].GetString()!);
+                // Byte-level tokens never hold a space (it is 'Ġ'), so joining with one is unambiguous.
+                if (a.Length == 0 || b.Length == 0 || a.Contains(' ') || b.Contains(' '))
+                    throw new CheckpointException(file, $"is {m.GetRawText()}, expected two non-empty tokens without spaces", field: field);
+            }
+            else throw new CheckpointException(file, $"is {m.GetRawText()}, expected \"a b\" or [\"a\", \"b\"]", field: field);
+
+            foreach (var t in new[] { a, b, a + b })
+                if (!tokens.Contains(t)) throw new CheckpointException(file, $"uses token '{t}', which is not in model.vocab", field: field);
+            list.Add(a + " " + b);
+            index++;
+        }
+        return list;
+    }
+
+    private static List<AddedToken> ReadAddedTokens(JsonElement root, string file)
+    {
+        var list = new List<AddedToken>();
+        if (!root.TryGetProperty("added_tokens", out var arr) || arr.ValueKind == JsonValueKind.Null) return list;
+        if (arr.ValueKind != JsonValueKind.Array) throw new CheckpointException(file, $"is {arr.ValueKind}, expected Array", field: "added_tokens");
+        int index = 0;
+        foreach (var t in arr.EnumerateArray())
+        {
+            string field = $"added_tokens[{index++}]";
+            if (t.ValueKind != JsonValueKind.Object) throw new CheckpointException(file, $"is {t.ValueKind}, expected Object", field: field);
+            if (!t.TryGetProperty("id", out var idE) || !idE.TryGetInt32(out int id) || id < 0)
+                throw new CheckpointException(file, "has no non-negative integer id", field: field + ".id");
+            if (!t.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String || c.GetString() is not { Length: > 0 } content)
+                throw new CheckpointException(file, "has no non-empty content", field: field + ".content");
+            list.Add(new AddedToken(id, content, Flag(t, "special", file, field), Flag(t, "single_word", file, field),
+                Flag(t, "lstrip", file, field), Flag(t, "rstrip", file, field), Flag(t, "normalized", file, field)));
+        }
+        return list;
+    }
+
+    private static bool Flag(JsonElement t, string name, string file, string field)
+    {
+        if (!t.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return false;
+        return v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new CheckpointException(file, $"is {v}, expected true or false", field: field + "." + name),
+        };
+    }
+
+    private static TokenizerSettings ReadSettings(byte[] bytes, string file)
+    {
+        using var doc = Parse(bytes, file);
+        var r = doc.RootElement;
+        if (r.ValueKind != JsonValueKind.Object) throw new CheckpointException(file, "is not a JSON object");
+
+        var templates = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (r.TryGetProperty("chat_template", out var ct))
+        {
+            if (ct.ValueKind == JsonValueKind.String) templates["default"] = ct.GetString()!;
+            else if (ct.ValueKind == JsonValueKind.Array)
+            {
+                int i = 0;
+                foreach (var e in ct.EnumerateArray())
+                {
+                    if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty("name", out var n) || n.ValueKind != JsonValueKind.String
+                        || !e.TryGetProperty("template", out var tpl) || tpl.ValueKind != JsonValueKind.String)
+                        throw new CheckpointException(file, "expected an object with string fields name and template", field: $"chat_template[{i}]");
+                    templates[n.GetString()!] = tpl.GetString()!;
+                    i++;
+                }
+            }
+            else if (ct.ValueKind != JsonValueKind.Null)
+                throw new CheckpointException(file, $"is {ct.ValueKind}, expected a string or a list of {{name, template}}", field: "chat_template");
+        }
+
+        return new TokenizerSettings
+        {
+            ChatTemplates = templates,
+            ChatTemplate = templates.GetValueOrDefault("default"),
+            EosToken = TokenText(r, "eos_token", file),
+            PadToken = TokenText(r, "pad_token", file),
+            BosToken = TokenText(r, "bos_token", file),
+            UnkToken = TokenText(r, "unk_token", file),
+            AddBosToken = Bool(r, "add_bos_token", file),
+            CleanUpTokenizationSpaces = Bool(r, "clean_up_tokenization_spaces", file),
+            ModelMaxLength = MaxLength(r, file),
+            TokenizerClass = r.TryGetProperty("tokenizer_class", out var tc) && tc.ValueKind == JsonValueKind.String ? tc.GetString() : null,
+        };
+    }
+
+    /// <summary>A special-token field: a string, null, or an AddedToken object {"content": ...}.</summary>
+    private static string? TokenText(JsonElement r, string name, string file)
+    {
+        if (!r.TryGetProperty(name, out var v)) return null;
+        return v.ValueKind switch
+        {
+            JsonValueKind.Null => null,
+            JsonValueKind.String => v.GetString(),
+            JsonValueKind.Object when v.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String => c.GetString(),
+            _ => throw new CheckpointException(file, $"is {v.GetRawText()}, expected a string, null or {{\"content\": ...}}", field: name),
+        };
+    }
+
+    private static bool Bool(JsonElement r, string name, string file)
+    {
+        if (!r.TryGetProperty(name, out var v)) return false;
+        return v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False or JsonValueKind.Null => false,
+            _ => throw new CheckpointException(file, $"is {v}, expected true or false", field: name),
+        };
+    }
+
+    /// <summary>model_max_length; transformers writes 1e30 for "no limit", which becomes null.</summary>
+    private static long? MaxLength(JsonElement r, string file)
+    {
+        if (!r.TryGetProperty("model_max_length", out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out double d) || d < 0 || d != Math.Floor(d))
+            throw new CheckpointException(file, $"is {v}, expected a non-negative integer", field: "model_max_length");
+        return d >= long.MaxValue ? null : (long)d;
+    }
+}

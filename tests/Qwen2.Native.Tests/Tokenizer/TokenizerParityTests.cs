@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Text;
+using Xunit.Abstractions;
+
+namespace Qwen2.Native.Tests.Tokenizer;
+
+/// <summary>Our ids and decodes against Hugging Face's own tokenizers, for the Qwen2, Qwen2.5 and Qwen3 files.</summary>
+public sealed class TokenizerParityTests(ITestOutputHelper output)
+{
+    private static void AssertSameIds(string family, string text, int[] ours, int[] hf)
+    {
+        if (ours.AsSpan().SequenceEqual(hf)) return;
+        Assert.Fail($"{family}: ids differ for {Escape(text)}\n  ours: [{string.Join(",", ours)}]\n  HF:   [{string.Join(",", hf)}]");
+    }
+
+    private static string Escape(string s)
+    {
+        var sb = new StringBuilder("\"");
+        foreach (var r in s.EnumerateRunes()) sb.Append(r.Value is >= 0x20 and < 0x7F ? r.ToString() : $"\\u{{{r.Value:X}}}");
+        return sb.Append('"').ToString();
+    }
+
+    [Theory]
+    [MemberData(nameof(TokenizerFamilies.All), MemberType = typeof(TokenizerFamilies))]
+    public void FixedCorpusMatchesHuggingFace(string family)
+    {
+        var ours = TokenizerFamilies.Tokenizer(family);
+        var hf = TokenizerFamilies.Reference(family);
+        foreach (var text in TokenizerCorpus.Fixed.Append(TokenizerCorpus.LongParagraph()))
+        {
+            var ids = ours.Encode(text);
+            AssertSameIds(family, text, ids, hf.Encode(text));
+            Assert.Equal(hf.DecodeSkippingSpecial(ids), ours.Decode(ids, skipSpecialTokens: true));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(TokenizerFamilies.All), MemberType = typeof(TokenizerFamilies))]
+    public void RandomStringsMatchHuggingFace(string family)
+    {
+        var ours = TokenizerFamilies.Tokenizer(family);
+        var hf = TokenizerFamilies.Reference(family);
+        var texts = TokenizerCorpus.Random(1500);
+        int roundTrips = 0;
+        foreach (var text in texts)
+        {
+            var ids = ours.Encode(text);
+            AssertSameIds(family, text, ids, hf.Encode(text));
+            Assert.Equal(hf.DecodeSkippingSpecial(ids), ours.Decode(ids, skipSpecialTokens: true));
+            // Byte-level BPE loses nothing: text that NFC leaves alone comes back exactly, added tokens included.
+            if (text.IsNormalized(NormalizationForm.FormC)) { Assert.Equal(text, ours.Decode(ids)); roundTrips++; }
+        }
+        Assert.True(roundTrips > texts.Count / 2, $"only {roundTrips} of {texts.Count} texts were NFC, too few round trips checked");
+    }
+
+    /// <summary>Arbitrary id sequences split characters across tokens: the U+FFFD replacement must match HF's from_utf8_lossy.</summary>
+    [Theory]
+    [MemberData(nameof(TokenizerFamilies.All), MemberType = typeof(TokenizerFamilies))]
+    public void RandomIdSequencesDecodeLikeHuggingFace(string family)
+    {
+        var ours = TokenizerFamilies.Tokenizer(family);
+        var hf = TokenizerFamilies.Reference(family);
+        var rng = new Random(7);
+        int withReplacement = 0;
+        for (int n = 0; n < 1000; n++)
+        {
+            var ids = new int[rng.Next(1, 12)];
+            for (int i = 0; i < ids.Length; i++)
+                ids[i] = rng.Next(4) == 0 ? rng.Next(ours.VocabSize - 30, ours.VocabSize) : rng.Next(rng.Next(2) == 0 ? 300 : ours.VocabSize);
+            string expected = hf.DecodeSkippingSpecial(ids);
+            Assert.Equal(expected, ours.Decode(ids, skipSpecialTokens: true));
+            if (expected.Contains('\uFFFD')) withReplacement++;
+
+            var stream = ours.CreateStreamingDecoder(skipSpecialTokens: true);
+            var sb = new StringBuilder();
+            foreach (int id in ids) sb.Append(stream.Append(id));
+            sb.Append(stream.Flush());
+            Assert.Equal(expected, sb.ToString());
+        }
+        Assert.True(withReplacement > 50, $"only {withReplacement} sequences exercised invalid UTF-8");
+    }
+
+    [Theory]
+    [MemberData(nameof(TokenizerFamilies.All), MemberType = typeof(TokenizerFamilies))]
+    public void TokenizingTheCorpusIsFast(string family)
+    {
+        var tok = TokenizerFamilies.Tokenizer(family);
+        var texts = TokenizerCorpus.Random(1000, seed: 99);
+        string paragraph = TokenizerCorpus.LongParagraph();
+        var sw = Stopwatch.StartNew();
+        int tokens = tok.Encode(paragraph).Length;
+        var paragraphTime = sw.Elapsed;
+        foreach (var t in texts) tokens += tok.Encode(t).Length;
+        sw.Stop();
+        output.WriteLine($"{family}: 5,000-char paragraph {paragraphTime.TotalMilliseconds:F1} ms; with 1,000 random strings {sw.Elapsed.TotalMilliseconds:F1} ms, {tokens} tokens");
+        // Generous for a shared 2-core CI box; the measured figure is a few tens of ms.
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(2), $"tokenizing took {sw.Elapsed}");
+    }
+}
