@@ -13,7 +13,7 @@ internal static class GenerateCommand
     /// <summary>The sampling and stopping flags; null fields fall back to generation_config.json.</summary>
     internal sealed class SamplingFlags
     {
-        public Option<int> MaxTokens { get; } = new("--max-tokens", "-n") { Description = "Most new tokens (default 256).", DefaultValueFactory = _ => 256 };
+        public Option<int> MaxTokens { get; } = new("--max-tokens", "-n") { Description = "Most new tokens.", DefaultValueFactory = _ => 256 };
         public Option<double?> Temperature { get; } = new("--temperature", "-t") { Description = "Softmax temperature; 0 is greedy. Default: generation_config.json (greedy without one)." };
         public Option<int?> TopK { get; } = new("--top-k") { Description = "Keep the k most likely tokens (0: off)." };
         public Option<double?> TopP { get; } = new("--top-p") { Description = "Nucleus sampling mass in (0, 1] (1: off)." };
