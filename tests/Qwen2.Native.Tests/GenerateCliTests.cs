@@ -1,0 +1,173 @@
+using System.Text.Json;
+using Qwen2.Cli;
+
+namespace Qwen2.Native.Tests;
+
+/// <summary>The generate, chat, tokenize and demo verbs.</summary>
+public class GenerateCliTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
+{
+    private static (int Code, string Out, string Err) RunWithInput(string stdin, params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(args, new StringReader(stdin), stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    private static (int Code, string Out, string Err) Run(params string[] args) => RunWithInput("", args);
+
+    private static int[] Ids(string json) => JsonSerializer.Deserialize<int[]>(json)!;
+
+    [Theory]
+    [InlineData("tiny-f32", false)]
+    [InlineData("tiny-bf16", false)]
+    [InlineData("untied-f16-mha", false)]
+    [InlineData("headdim-bf16", true)]
+    [InlineData("sliding-f32", false)]
+    [InlineData("sharded-bf16", true)]
+    public void GreedyIdsMatchTheReference(string name, bool noCache)
+    {
+        var golden = Fixtures.Golden(name);
+        var args = new List<string> { "generate", "--model", Fixtures.Model(name), "--tokens", string.Join(",", golden.Tokens),
+            "--temperature", "0", "--max-tokens", golden.Greedy.Length.ToString(), "--output", "ids", "--ignore-eos" };
+        if (noCache) args.Add("--no-cache");
+        var (code, output, err) = Run(args.ToArray());
+        Assert.True(code == 0, err);
+        Assert.Equal(golden.Greedy, Ids(output));
+        Assert.Contains("tok/s", err);
+    }
+
+    [Fact]
+    public void GenerationStopsAtTheConfigsEos()
+    {
+        // tiny-f32's config names 511 as eos; the reference's greedy run never produces it, so the output is unchanged.
+        var golden = Fixtures.Golden("tiny-f32");
+        var (code, output, err) = Run("generate", "-m", Fixtures.Model("tiny-f32"), "--tokens", string.Join(",", golden.Tokens), "-t", "0", "-n", "20", "-o", "ids");
+        Assert.True(code == 0, err);
+        Assert.Equal(golden.Greedy, Ids(output));
+        Assert.Contains("stop: MaxTokens", err);
+    }
+
+    [Fact]
+    public void TextGenerationStreamsAndIsRepeatableWithASeed()
+    {
+        string[] args = ["generate", "-m", tiny.Directory, "-p", "Write a haiku", "-n", "12", "--temperature", "0.9", "--top-k", "40", "--seed", "5", "--ignore-eos"];
+        var a = Run(args);
+        var b = Run(args);
+        Assert.True(a.Code == 0, a.Err);
+        Assert.Equal(a.Out, b.Out);
+        Assert.Contains("generated 12 tokens", a.Err);
+        var c = Run([.. args[..^3], "6", "--ignore-eos"]);
+        Assert.NotEqual(a.Out, c.Out);
+    }
+
+    [Fact]
+    public void RawAndTemplatedPromptsDiffer()
+    {
+        var raw = Run("generate", "-m", tiny.Directory, "-p", "Hello", "-n", "3", "-t", "0", "--raw", "-o", "ids", "--ignore-eos");
+        var chat = Run("generate", "-m", tiny.Directory, "-p", "Hello", "-n", "3", "-t", "0", "-o", "ids", "--ignore-eos");
+        Assert.True(raw.Code == 0 && chat.Code == 0, raw.Err + chat.Err);
+        Assert.Contains("prompt 1 tokens", raw.Err); // "Hello" is one token
+        Assert.Contains("prompt 30 tokens", chat.Err); // wrapped in the Qwen2.5 template with its default system prompt
+    }
+
+    [Fact]
+    public void ChatRunsTurnsFromStdin()
+    {
+        var (code, output, err) = RunWithInput("hello\n/reset\nagain\n/exit\nnever read\n", "chat", "-m", tiny.Directory, "-n", "4", "-t", "0", "--ignore-eos");
+        Assert.True(code == 0, err);
+        Assert.Contains("(conversation reset)", err);
+        Assert.Equal(2, err.Split('\n').Count(l => l.StartsWith("prompt ", StringComparison.Ordinal)));
+        Assert.Equal(5, output.Split("> ").Length); // four prompts: two turns, /reset and /exit; the line after /exit is never read
+    }
+
+    [Fact]
+    public void TokenizeTakesTextOrAJsonFileAndNeedsOnlyTheTokenizer()
+    {
+        using var dir = Fixtures.TempDir();
+        TinyChatModel.CopyTokenizer(dir.Path);
+        string[] inputs = ["Hello, world!", "", "𝐇𝐞𝐥𝐥𝐨 𠮷 \r\n\t x", "<|im_start|>user\nhi<|im_end|>"];
+        File.WriteAllText(dir.File("in.json"), JsonSerializer.Serialize(inputs));
+        var (code, output, err) = Run("tokenize", "-m", dir.Path, "--json-in", dir.File("in.json"));
+        Assert.True(code == 0, err);
+        var rows = JsonSerializer.Deserialize<int[][]>(output)!;
+        Assert.Equal(inputs.Select(s => tiny.Tokenizer.Encode(s)), rows);
+        var one = Run("tokenize", "-m", dir.Path, "--text", "Hello, world!");
+        Assert.Equal(rows[0], Ids(one.Out));
+    }
+
+    [Theory]
+    [InlineData("--text", null, "--json-in", null, "either --text")]
+    [InlineData("--json-in", "missing.json", null, null, "file not found")]
+    [InlineData("--json-in", "bad.json", null, null, "expected a JSON array of strings")]
+    public void TokenizeErrorsAreClear(string flag, string? value, string? flag2, string? value2, string message)
+    {
+        using var dir = Fixtures.TempDir();
+        TinyChatModel.CopyTokenizer(dir.Path);
+        File.WriteAllText(dir.File("bad.json"), "{\"a\": 1}");
+        var args = new List<string> { "tokenize", "-m", dir.Path };
+        if (value is null && flag2 is not null) args.AddRange([flag, "x", flag2, dir.File("bad.json")]);
+        else args.AddRange([flag, value is null ? "x" : dir.File(value)]);
+        if (value2 is not null) args.Add(value2);
+        var (code, _, err) = Run(args.ToArray());
+        Assert.Equal(Program.UsageError, code);
+        Assert.Contains(message, err);
+        Assert.DoesNotContain("   at ", err);
+    }
+
+    [Theory]
+    [InlineData(new[] { "generate", "-n", "2" }, "--prompt TEXT or --tokens IDS", true)]
+    [InlineData(new[] { "generate", "-p", "x", "--tokens", "1" }, "either --prompt", true)]
+    [InlineData(new[] { "generate", "-p", "x", "--temperature", "-1" }, "--temperature", true)]
+    [InlineData(new[] { "generate", "-p", "x", "--top-p", "0" }, "--top-p", true)]
+    [InlineData(new[] { "generate", "-p", "x", "--max-tokens", "-2" }, "--max-tokens", true)]
+    [InlineData(new[] { "generate", "-p", "x", "--stop", "" }, "--stop", true)]
+    [InlineData(new[] { "generate", "--tokens", "1,999999", "-o", "ids" }, "999999", true)]
+    [InlineData(new[] { "generate", "--model", "/no/such/dir", "-p", "x" }, "not found", false)]
+    [InlineData(new[] { "generate", "--model", "Nobody/NoSuchModel-0B", "-p", "x" }, "download", false)]
+    public void GenerateErrorsAreClear(string[] args, string message, bool addModel)
+    {
+        var full = addModel ? args.Concat(["--model", tiny.Directory]).ToArray() : args;
+        var (code, output, err) = Run(full);
+        Assert.Equal(Program.UsageError, code);
+        Assert.Contains(message, err);
+        Assert.DoesNotContain("   at ", err);
+        Assert.Equal("", output);
+    }
+
+    [Fact]
+    public void TextNeedsTheTokenizerFilesAndSaysSo()
+    {
+        var (code, _, err) = Run("generate", "-m", Fixtures.Model("tiny-f32"), "-p", "hi");
+        Assert.Equal(Program.UsageError, code);
+        Assert.Contains("tokenizer.json", err);
+    }
+
+    [Fact]
+    public void EveryVerbHasHelp()
+    {
+        foreach (var verb in new[] { "demo", "generate", "chat", "tokenize", "synth", "info", "logits" })
+        {
+            var (code, output, _) = Run(verb, "--help");
+            Assert.Equal(0, code);
+            Assert.Contains("Usage:", output);
+            Assert.Contains(" " + verb + " [options]", output);
+        }
+    }
+
+    [Fact]
+    public void DemoPrintsTheCacheTable()
+    {
+        using var dir = Fixtures.TempDir();
+        var (code, output, err) = Run("demo", "--shape", "tiny", "--steps", "3", "--prompt-tokens", "6", "--dir", dir.File("ckpt"));
+        Assert.True(code == 0, err);
+        Assert.Contains("| prefill (6 tokens) |", output);
+        Assert.Contains("| decode step 1 (7 tokens in context) |", output);
+        Assert.Contains("| decode step 2 (8 tokens in context) |", output);
+        Assert.Contains("| 3 decode steps in total |", output);
+        Assert.Contains("same greedy token with and without the cache at 3 of 3 steps", output);
+        Assert.True(File.Exists(dir.File("ckpt/.complete")));
+        var again = Run("demo", "--shape", "tiny", "--steps", "2", "--prompt-tokens", "4", "--dir", dir.File("ckpt"));
+        Assert.Contains("reusing", again.Err);
+    }
+}
