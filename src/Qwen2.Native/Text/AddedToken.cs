@@ -7,7 +7,7 @@ namespace Qwen2.Native.Text;
 /// <param name="Id">The token id.</param>
 /// <param name="Content">The exact text of the token, e.g. <c>&lt;|im_start|&gt;</c>.</param>
 /// <param name="Special">Whether decoding with <c>skipSpecialTokens</c> drops it.</param>
-/// <param name="SingleWord">Matched only when not touching a letter or digit on either side.</param>
+/// <param name="SingleWord">Matched only when no word character (letter, mark, digit, underscore) touches it on either side.</param>
 /// <param name="LStrip">A match also takes the whitespace before it.</param>
 /// <param name="RStrip">A match also takes the whitespace after it.</param>
 /// <param name="Normalized">Matched in the normalized text rather than the original.</param>

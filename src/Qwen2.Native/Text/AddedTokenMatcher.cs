@@ -1,3 +1,7 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+
 namespace Qwen2.Native.Text;
 
 /// <summary>
@@ -55,16 +59,27 @@ internal sealed class AddedTokenMatcher
     private static (string, AddedToken)? Longest(string text, int at, (string Text, AddedToken Token)[] candidates)
     {
         foreach (var c in candidates) // longest first
-            if (string.CompareOrdinal(text, at, c.Text, 0, c.Text.Length) == 0 && at + c.Text.Length <= text.Length) return c;
+            if (at + c.Text.Length <= text.Length && string.CompareOrdinal(text, at, c.Text, 0, c.Text.Length) == 0) return c;
         return null;
     }
 
-    /// <summary>HF's ends_with_word / starts_with_word: the neighbouring character is alphanumeric.</summary>
+    /// <summary>
+    /// HF's ends_with_word / starts_with_word: the neighbouring character matches Rust regex's Unicode <c>\w</c>,
+    /// i.e. Alphabetic, a mark, a decimal digit, connector punctuation or a join control.
+    /// </summary>
     private static bool IsWordChar(string text, int boundary, bool before)
     {
         var status = before
-            ? System.Text.Rune.DecodeLastFromUtf16(text.AsSpan(0, boundary), out var r, out _)
-            : System.Text.Rune.DecodeFromUtf16(text.AsSpan(boundary), out r, out _);
-        return status == System.Buffers.OperationStatus.Done && (System.Text.Rune.IsLetterOrDigit(r) || System.Text.Rune.GetUnicodeCategory(r) is System.Globalization.UnicodeCategory.LetterNumber or System.Globalization.UnicodeCategory.OtherNumber);
+            ? Rune.DecodeLastFromUtf16(text.AsSpan(0, boundary), out var r, out _)
+            : Rune.DecodeFromUtf16(text.AsSpan(boundary), out r, out _);
+        if (status != OperationStatus.Done) return false;
+        int cp = r.Value;
+        // Join controls, and the enclosed letters that are So but Alphabetic (Other_Alphabetic).
+        if (cp is 0x200C or 0x200D or (>= 0x24B6 and <= 0x24E9) or (>= 0x1F130 and <= 0x1F149) or (>= 0x1F150 and <= 0x1F169) or (>= 0x1F170 and <= 0x1F189))
+            return true;
+        return Rune.GetUnicodeCategory(r) is UnicodeCategory.UppercaseLetter or UnicodeCategory.LowercaseLetter or UnicodeCategory.TitlecaseLetter
+            or UnicodeCategory.ModifierLetter or UnicodeCategory.OtherLetter or UnicodeCategory.LetterNumber
+            or UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark or UnicodeCategory.EnclosingMark
+            or UnicodeCategory.DecimalDigitNumber or UnicodeCategory.ConnectorPunctuation;
     }
 }

@@ -23,6 +23,7 @@ internal sealed class TokenizerFiles
         var vocab = ReadVocab(Required(model, "vocab", JsonValueKind.Object, jsonName, "model.vocab"), jsonName);
         var merges = ReadMerges(Required(model, "merges", JsonValueKind.Array, jsonName, "model.merges"), vocab, jsonName);
         var added = ReadAddedTokens(root, jsonName);
+        CheckAddedAgainstVocab(added, vocab, jsonName);
         return new TokenizerFiles { Vocab = vocab, Merges = merges, AddedTokens = added, Settings = settings };
     }
 
@@ -179,6 +180,34 @@ internal sealed class TokenizerFiles
                 Flag(t, "lstrip", file, field), Flag(t, "rstrip", file, field), Flag(t, "normalized", file, field)));
         }
         return list;
+    }
+
+    /// <summary>
+    /// Hugging Face ignores the ids in added_tokens: it gives a token that is already in the vocabulary the vocabulary's
+    /// id, and the others the next free id from the vocabulary size on, in file order (AddedVocabulary::add_tokens).
+    /// A file whose ids disagree would encode differently here and there, so it is refused.
+    /// </summary>
+    private static void CheckAddedAgainstVocab(List<AddedToken> added, List<KeyValuePair<string, int>> vocab, string file)
+    {
+        var byText = new Dictionary<string, int>(vocab.Count, StringComparer.Ordinal);
+        foreach (var (token, id) in vocab) byText[token] = id;
+        var assigned = new Dictionary<string, int>(StringComparer.Ordinal);
+        int? maxAssigned = null;
+        for (int i = 0; i < added.Count; i++)
+        {
+            var t = added[i];
+            if (!assigned.TryGetValue(t.Content, out int expected))
+            {
+                expected = byText.TryGetValue(t.Content, out int vocabId) ? vocabId
+                    : maxAssigned is not { } max ? vocab.Count
+                    : max >= vocab.Count ? max + 1 : vocab.Count;
+                assigned[t.Content] = expected;
+                maxAssigned = Math.Max(maxAssigned ?? expected, expected);
+            }
+            if (t.Id != expected)
+                throw new CheckpointException(file, $"token '{t.Content}' has id {t.Id}, but Hugging Face's tokenizers would give it id {expected} " +
+                    "(the vocabulary's id, or the next id after the vocabulary and the added tokens before it)", field: $"added_tokens[{i}].id");
+        }
     }
 
     private static bool Flag(JsonElement t, string name, string file, string field)

@@ -97,3 +97,35 @@ public sealed class TokenizerParityTests(ITestOutputHelper output)
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(2), $"tokenizing took {sw.Elapsed}");
     }
 }
+
+/// <summary>The added-token flags Qwen's files leave false (lstrip, rstrip, single_word, normalized), against HF on a small tokenizer.</summary>
+public sealed class AddedTokenFlagParityTests
+{
+    [Fact]
+    public void FlaggedAddedTokensMatchHuggingFace()
+    {
+        var doc = TinyTokenizerJson.Build(
+            TinyTokenizerJson.AddedToken(262, "<L>", special: true, lstrip: true),
+            TinyTokenizerJson.AddedToken(263, "<R>", special: false, rstrip: true),
+            TinyTokenizerJson.AddedToken(264, "hey", special: false, singleWord: true),
+            TinyTokenizerJson.AddedToken(265, "\u03A9", special: false, normalized: true), // NFC maps U+2126 OHM SIGN to it
+            TinyTokenizerJson.AddedToken(266, "<LR>", special: true, lstrip: true, rstrip: true),
+            TinyTokenizerJson.AddedToken(267, "<L", special: false));
+        using var dir = Fixtures.TempDir();
+        File.WriteAllText(dir.File("tokenizer.json"), doc.ToJsonString());
+        var ours = Qwen2.Native.Text.Qwen2Tokenizer.Load(dir.Path);
+        var hf = new Oracle(dir.File("tokenizer.json"));
+
+        string[] alphabet = ["_", "½", "<L>", "<R>", "hey", "heyy", "word", "\u03A9", "\u2126", "A\u030A", "A", "<LR>", "<L", " ", "  ", "\t", "\n", "x", "!", "the", "9", "é"];
+        var rng = new Random(5);
+        for (int n = 0; n < 1000; n++)
+        {
+            var sb = new StringBuilder();
+            for (int k = rng.Next(1, 9); k > 0; k--) sb.Append(alphabet[rng.Next(alphabet.Length)]);
+            string text = sb.ToString();
+            var ids = ours.Encode(text);
+            Assert.True(ids.AsSpan().SequenceEqual(hf.Encode(text)), $"ids differ for \"{text}\": ours [{string.Join(",", ids)}], HF [{string.Join(",", hf.Encode(text))}]");
+            Assert.Equal(hf.DecodeSkippingSpecial(ids), ours.Decode(ids, skipSpecialTokens: true));
+        }
+    }
+}
