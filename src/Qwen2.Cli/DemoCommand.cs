@@ -80,8 +80,10 @@ internal static class DemoCommand
         var logits = new float[vocab];
         var noCacheLogits = new float[vocab];
 
-        // Warm-up: JIT and page cache, so the first timed call is not charged for them.
-        model.ForwardInto(prompt.AsSpan(0, Math.Min(8, prompt.Length)), null, logits);
+        // Warm-up: the same prefill and a cached step, so neither column is charged for JIT tiers or page faults.
+        var warm = model.CreateCache(promptLength + 1);
+        model.ForwardInto(prompt, warm, logits);
+        model.ForwardInto([Activations.ArgMax(logits)], warm, logits);
 
         log.WriteLine($"timing {promptLength}-token prefill and {steps} greedy decode steps with the cache ...");
         var cache = model.CreateCache(promptLength + steps);
