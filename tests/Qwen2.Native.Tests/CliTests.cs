@@ -6,13 +6,7 @@ namespace Qwen2.Native.Tests;
 /// <summary>The qwen2 command: output format, parity through the CLI, exit codes.</summary>
 public class CliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => Cli.Run(args);
 
     private static float[][] ParseLogits(string json)
     {

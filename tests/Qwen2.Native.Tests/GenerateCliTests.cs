@@ -6,15 +6,9 @@ namespace Qwen2.Native.Tests;
 /// <summary>The generate, chat, tokenize and demo verbs.</summary>
 public class GenerateCliTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
 {
-    private static (int Code, string Out, string Err) RunWithInput(string stdin, params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Program.Run(args, new StringReader(stdin), stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => Cli.Run(args);
 
-    private static (int Code, string Out, string Err) Run(params string[] args) => RunWithInput("", args);
+    private static (int Code, string Out, string Err) RunWithInput(string stdin, params string[] args) => Cli.RunWithInput(stdin, args);
 
     private static int[] Ids(string json) => JsonSerializer.Deserialize<int[]>(json)!;
 

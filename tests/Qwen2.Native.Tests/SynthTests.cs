@@ -1,4 +1,3 @@
-using System.CommandLine;
 using System.IO.Compression;
 using System.Text.Json;
 using Qwen2.Cli;
@@ -9,14 +8,7 @@ namespace Qwen2.Native.Tests;
 /// <summary>Synthetic checkpoints: real shapes and configs, loadable, reproducible, and the synth verb's errors.</summary>
 public class SynthTests
 {
-    private static (int Code, string Out, string Err) Synth(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var root = new RootCommand { SynthCommand.Create(stdout, stderr) };
-        int code = root.Parse(["synth", .. args]).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Code, string Out, string Err) Synth(params string[] args) => Cli.Run(["synth", .. args]);
 
     private static string AssetPath(string name) => Path.Combine(Fixtures.Root, "tokenizer", "qwen2.5", name);
 

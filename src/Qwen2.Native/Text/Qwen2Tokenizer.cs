@@ -125,35 +125,27 @@ public sealed class Qwen2Tokenizer
         if (text.Length == 0) return [];
         text = ReplaceLoneSurrogates(text);
         var ids = new List<int>(text.Length / 3 + 4);
-        int pos = 0;
-        foreach (var m in _rawMatcher.Find(text))
+        // Added tokens that skip normalization are cut out first; the text between them is NFC-normalized, then the
+        // normalized added tokens are cut out of it, and what is left goes through pre-tokenization and BPE.
+        SplitOnAddedTokens(_rawMatcher, text, ids, (t, start, length) =>
         {
-            EncodeNonAdded(text, pos, m.Start - pos, ids);
-            ids.Add(m.Id);
-            pos = m.End;
-        }
-        EncodeNonAdded(text, pos, text.Length - pos, ids);
+            string normalized = _normalizer.Normalize(t.Substring(start, length));
+            SplitOnAddedTokens(_normalizedMatcher, normalized, ids, (u, pieceStart, pieceLength) =>
+                ids.AddRange(_bpe.EncodeToIds(u.AsSpan(pieceStart, pieceLength), considerPreTokenization: true, considerNormalization: false)));
+        });
         return ids.ToArray();
     }
 
-    private void EncodeNonAdded(string text, int start, int length, List<int> ids)
+    private static void SplitOnAddedTokens(AddedTokenMatcher matcher, string text, List<int> ids, Action<string, int, int> between)
     {
-        if (length == 0) return;
-        string normalized = _normalizer.Normalize(text.Substring(start, length));
         int pos = 0;
-        foreach (var m in _normalizedMatcher.Find(normalized))
+        foreach (var m in matcher.Find(text))
         {
-            EncodePiece(normalized, pos, m.Start - pos, ids);
+            if (m.Start > pos) between(text, pos, m.Start - pos);
             ids.Add(m.Id);
             pos = m.End;
         }
-        EncodePiece(normalized, pos, normalized.Length - pos, ids);
-    }
-
-    private void EncodePiece(string text, int start, int length, List<int> ids)
-    {
-        if (length == 0) return;
-        ids.AddRange(_bpe.EncodeToIds(text.AsSpan(start, length), considerPreTokenization: true, considerNormalization: false));
+        if (text.Length > pos) between(text, pos, text.Length - pos);
     }
 
     /// <summary>
