@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Qwen2.Kernels;
 
@@ -107,25 +108,60 @@ public static unsafe class MatMul
             RunStreams<TF>(ref job, startBlock * RowBlock, Math.Min(endBlock * RowBlock, rows));
             return;
         }
+        // Several tokens: each block of four rows is widened once into a float32 scratch that stays in L1, then
+        // multiplied with every token, four tokens at a time on AVX-512. Widening is exact, so the sums are the same
+        // bits as the one-token path's.
+        float[] scratch = typeof(TF) == typeof(F32Row) ? [] : WidenScratch(RowBlock * cols);
         for (int b = startBlock; b < endBlock; b++)
         {
             int r0 = b * RowBlock;
             ref byte w = ref Unsafe.AsRef<byte>(job.W.Data + r0 * stride);
-            bool full = r0 + RowBlock <= rows;
-            for (int t = 0; t < job.Tokens; t++)
+            if (r0 + RowBlock > rows)
             {
-                ref float x = ref Unsafe.AsRef<float>(job.X + (nint)t * cols);
-                float* y = job.Y + (nint)t * rows + r0;
-                if (full)
+                for (int t = 0; t < job.Tokens; t++)
                 {
-                    DotKernels.Dot4<TF>(ref w, stride, ref x, cols, ref Unsafe.AsRef<float>(y), job.Isa);
+                    ref float xt = ref Unsafe.AsRef<float>(job.X + (nint)t * cols);
+                    float* yt = job.Y + (nint)t * rows + r0;
+                    for (int r = 0; r < rows - r0; r++) yt[r] = DotKernels.Dot1<TF>(ref Unsafe.Add(ref w, stride * r), ref xt, cols, job.Isa);
                 }
-                else
-                {
-                    for (int r = 0; r < rows - r0; r++)
-                        y[r] = DotKernels.Dot1<TF>(ref Unsafe.Add(ref w, stride * r), ref x, cols, job.Isa);
-                }
+                continue;
             }
+            ref float wf = ref Unsafe.As<byte, float>(ref w);
+            nint wfStride = stride / sizeof(float);
+            if (typeof(TF) != typeof(F32Row))
+            {
+                for (int r = 0; r < RowBlock; r++) Widen<TF>(ref Unsafe.Add(ref w, stride * r), scratch.AsSpan(r * cols, cols));
+                wf = ref scratch[0];
+                wfStride = cols;
+            }
+            int tok = 0;
+            if (job.Isa == Isa.Vector512)
+                for (; tok + 4 <= job.Tokens; tok += 4)
+                    DotKernels.Dot4x4V512(ref wf, wfStride, ref Unsafe.AsRef<float>(job.X + (nint)tok * cols), cols, cols, job.Y + (nint)tok * rows + r0, rows);
+            for (; tok < job.Tokens; tok++)
+                DotKernels.Dot4<F32Row>(ref Unsafe.As<float, byte>(ref wf), wfStride * sizeof(float), ref Unsafe.AsRef<float>(job.X + (nint)tok * cols), cols,
+                    ref Unsafe.AsRef<float>(job.Y + (nint)tok * rows + r0), job.Isa);
         }
+    }
+
+    [ThreadStatic] private static float[]? t_widened;
+
+    private static float[] WidenScratch(int length)
+    {
+        var s = t_widened;
+        if (s is null || s.Length < length) t_widened = s = new float[length];
+        return s;
+    }
+
+    /// <summary>Widens one stored row to float32 (exact for BF16 and F16).</summary>
+    private static void Widen<TF>(ref byte row, Span<float> dst) where TF : IRowFormat
+    {
+        int i = 0;
+        ref float d = ref MemoryMarshal.GetReference(dst);
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= dst.Length; i += 16) TF.Load512(ref row, i).StoreUnsafe(ref d, (nuint)i);
+        else if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= dst.Length; i += 8) TF.Load256(ref row, i).StoreUnsafe(ref d, (nuint)i);
+        for (; i < dst.Length; i++) dst[i] = TF.Load1(ref row, i);
     }
 }

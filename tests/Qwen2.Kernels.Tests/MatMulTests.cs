@@ -166,14 +166,16 @@ public class MatMulTests
         Assert.Throws<ArgumentException>(() => MatMul.Dot(new byte[15], WeightType.F16, new float[8]));
     }
 
-    public static TheoryData<Isa, int, int> IsaAndShapes()
+    public static TheoryData<Isa, WeightType, int, int, int> IsaAndShapes()
     {
-        var data = new TheoryData<Isa, int, int>();
+        var data = new TheoryData<Isa, WeightType, int, int, int>();
         foreach (var isa in IsaSupport.Supported)
-        {
-            data.Add(isa, 4864, 896);  // Qwen2-0.5B gate/up projection: full blocks only
-            data.Add(isa, 1001, 903);  // a partial block of one row and a vector tail of seven columns
-        }
+            foreach (var type in new[] { WeightType.BF16, WeightType.F16, WeightType.F32 })
+            {
+                data.Add(isa, type, 4864, 896, 5);  // Qwen2-0.5B gate/up projection: full blocks; one 4-token tile and one token left
+                data.Add(isa, type, 1001, 903, 9);  // a partial block of one row, a vector tail of seven columns, two tiles and one left
+                data.Add(isa, type, 6, 33, 8);      // fewer rows than four streams per thread need, tiles only
+            }
         return data;
     }
 
@@ -183,20 +185,19 @@ public class MatMulTests
     /// </summary>
     [Theory]
     [MemberData(nameof(IsaAndShapes))]
-    public void BitIdenticalAcrossThreadCountsAndTokenCounts(Isa isa, int rows, int cols)
+    public void BitIdenticalAcrossThreadCountsAndTokenCounts(Isa isa, WeightType type, int rows, int cols, int tokens)
     {
-        const int Tokens = 5;
         var rnd = new Random(Cases.Seed(13, (int)isa, rows, cols));
-        var m = TestMatrix.Random(rnd, rows, cols, WeightType.BF16);
-        var x = Cases.Uniform(rnd, Tokens * cols, -1, 1);
+        var m = TestMatrix.Random(rnd, rows, cols, type);
+        var x = Cases.Uniform(rnd, tokens * cols, -1, 1);
 
-        var batch = new float[Tokens * rows];
-        MatMul.Multiply(m.View, x, batch, Tokens, null, isa);
-        for (int t = 0; t < Tokens; t++)
+        var batch = new float[tokens * rows];
+        MatMul.Multiply(m.View, x, batch, tokens, null, isa);
+        for (int t = 0; t < tokens; t++)
         {
             var alone = new float[rows];
             MatMul.Multiply(m.View, x.AsSpan(t * cols, cols), alone, 1, null, isa);
-            Check.BitsEqual(alone, batch.AsSpan(t * rows, rows), $"{isa} token {t} alone vs inside tokens={Tokens}");
+            Check.BitsEqual(alone, batch.AsSpan(t * rows, rows), $"{isa} token {t} alone vs inside tokens={tokens}");
         }
 
         for (int threads = 1; threads <= 4; threads++)
@@ -205,9 +206,9 @@ public class MatMulTests
             var one = new float[rows];
             MatMul.Multiply(m.View, x.AsSpan(0, cols), one, 1, pool, isa);
             Check.BitsEqual(batch.AsSpan(0, rows), one, $"{isa} tokens=1 on {threads} threads");
-            var five = new float[Tokens * rows];
-            MatMul.Multiply(m.View, x, five, Tokens, pool, isa);
-            Check.BitsEqual(batch, five, $"{isa} tokens={Tokens} on {threads} threads");
+            var five = new float[tokens * rows];
+            MatMul.Multiply(m.View, x, five, tokens, pool, isa);
+            Check.BitsEqual(batch, five, $"{isa} tokens={tokens} on {threads} threads");
         }
     }
 
