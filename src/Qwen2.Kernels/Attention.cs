@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -91,6 +92,11 @@ public static unsafe class Attention
                 Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Mask = mask,
                 Scale = 1f / MathF.Sqrt(headDim), Isa = IsaSupport.Check(isa ?? IsaSupport.Best),
             };
+            if (n >= TileRows && headDim % 64 == 0 && job.Isa == Isa.Vector512)
+            {
+                ComputeTiled(ref job, n, keys, pool);
+                return;
+            }
             int work = n * heads;
             if (pool is null || (long)work * keys * headDim < 65_536) Run(&job, 0, work, 0);
             else pool.Run(&Run, &job, work);
@@ -103,11 +109,170 @@ public static unsafe class Attention
             throw new ArgumentException($"{name} holds {b.Keys.Length} key and {b.Values.Length} value floats, {b.Count} x {kvRow} needed", name);
     }
 
+    private const int TileRows = 4;
+
+    /// <summary>
+    /// A block of queries (prefill) on AVX-512: per kv head, the keys are transposed once to [headDim, keys] so that
+    /// scores come out sixteen keys per vector with no horizontal sums, and queries are taken four (query, head) rows
+    /// at a time, the rows of one kv head's group being adjacent, so each key and value vector loaded serves four
+    /// rows. A tile only reads the new keys up to its last query (causality).
+    /// </summary>
+    private static void ComputeTiled(ref Job job, int n, int keys, WorkerPool? pool)
+    {
+        int kpad = (keys + 15) & ~15, threads = pool?.Threads ?? 1;
+        int rowsPerKv = n * (job.Heads / job.KvHeads);
+        float[] kt = ArrayPool<float>.Shared.Rent(job.KvHeads * job.HeadDim * kpad);
+        float[] scores = ArrayPool<float>.Shared.Rent(threads * TileRows * kpad);
+        try
+        {
+            fixed (float* pkt = kt, psc = scores)
+            {
+                job.KeysT = pkt; job.KeysPad = kpad; job.TileScores = psc;
+                job.TilesPerKv = (rowsPerKv + TileRows - 1) / TileRows; job.RowsPerKv = rowsPerKv;
+                fixed (Job* pj = &job)
+                {
+                    if (pool is null) { Transpose(pj, 0, job.KvHeads, 0); RunTiles(pj, 0, job.KvHeads * job.TilesPerKv, 0); }
+                    else { pool.Run(&Transpose, pj, job.KvHeads); pool.Run(&RunTiles, pj, job.KvHeads * job.TilesPerKv); }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(kt);
+            ArrayPool<float>.Shared.Return(scores);
+        }
+    }
+
+    private static float* KeyRow(ref Job j, int k, int kvRow) =>
+        k < j.PastCount ? j.PastK + (nint)k * kvRow : j.CurK + (nint)(k - j.PastCount) * kvRow;
+
+    private static void Transpose(void* state, int start, int end, int worker)
+    {
+        ref Job j = ref Unsafe.AsRef<Job>(state);
+        int d = j.HeadDim, kvRow = j.KvHeads * d, keys = j.PastCount + j.CurCount;
+        for (int kvh = start; kvh < end; kvh++)
+        {
+            float* dst = j.KeysT + (nint)kvh * d * j.KeysPad;
+            for (int k = 0; k < keys; k++)
+            {
+                float* src = KeyRow(ref j, k, kvRow) + kvh * d;
+                for (int dd = 0; dd < d; dd++) dst[(nint)dd * j.KeysPad + k] = src[dd];
+            }
+            for (int dd = 0; dd < d; dd++)
+                for (int k = keys; k < j.KeysPad; k++) dst[(nint)dd * j.KeysPad + k] = 0;
+        }
+    }
+
+    private static void RunTiles(void* state, int start, int end, int worker)
+    {
+        ref Job j = ref Unsafe.AsRef<Job>(state);
+        int d = j.HeadDim, group = j.Heads / j.KvHeads, kvRow = j.KvHeads * d;
+        float* scores = j.TileScores + (nint)worker * TileRows * j.KeysPad;
+        float** q = stackalloc float*[TileRows];
+        float** o = stackalloc float*[TileRows];
+        int* pos = stackalloc int[TileRows];
+        bool* live = stackalloc bool[TileRows];
+        for (int item = start; item < end; item++)
+        {
+            int kvh = item / j.TilesPerKv, r0 = item % j.TilesPerKv * TileRows, rows = Math.Min(TileRows, j.RowsPerKv - r0);
+            for (int r = 0; r < TileRows; r++)
+            {
+                int row = r0 + Math.Min(r, rows - 1), t = row / group, h = kvh * group + row % group; // spare rows repeat the last one
+                q[r] = j.Q + ((nint)t * j.Heads + h) * d;
+                o[r] = j.Out + ((nint)t * j.Heads + h) * d;
+                pos[r] = j.QueryPositions[t];
+            }
+            // Keys the tile may see: new keys after the last one at or before its latest query are in every row's future.
+            int latest = Math.Max(Math.Max(pos[0], pos[1]), Math.Max(pos[2], pos[3]));
+            int candidates = j.PastCount + j.CurCount;
+            while (candidates > j.PastCount && j.CurPos[candidates - 1 - j.PastCount] > latest) candidates--;
+            TileScores(ref j, q, j.KeysT + (nint)kvh * d * j.KeysPad, (candidates + 15) & ~15, scores);
+            for (int r = 0; r < rows; r++)
+            {
+                var s = new Span<float>(scores + (nint)r * j.KeysPad, candidates);
+                int visible = 0;
+                for (int k = 0; k < candidates; k++)
+                {
+                    int kp = k < j.PastCount ? j.PastPos[k] : j.CurPos[k - j.PastCount];
+                    if (j.Mask.IsVisible(pos[r], kp)) visible++;
+                    else s[k] = float.NegativeInfinity;
+                }
+                live[r] = visible > 0;
+                if (live[r]) Activations.Softmax(s, j.Isa);
+                else s.Clear(); // nothing to attend to: a zero output rather than 0/0
+            }
+            for (int slab = 0; slab < d; slab += 64)
+                TileValues(ref j, scores, candidates, kvh * d + slab, kvRow, o, rows, slab);
+        }
+    }
+
+    /// <summary>scores[r, k] = (q_r · key_k) × scale for four rows and <paramref name="keys"/> keys (a multiple of 16).</summary>
+    private static void TileScores(ref Job j, float** q, float* kt, int keys, float* scores)
+    {
+        int d = j.HeadDim;
+        nint pad = j.KeysPad;
+        float* q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
+        var scale = Vector512.Create(j.Scale);
+        for (int kb = 0; kb < keys; kb += 16)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            float* col = kt + kb;
+            for (int dd = 0; dd < d; dd++)
+            {
+                var kv = Vector512.Load(col + dd * pad);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[dd]), kv, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[dd]), kv, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[dd]), kv, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q3[dd]), kv, a3);
+            }
+            (a0 * scale).Store(scores + kb);
+            (a1 * scale).Store(scores + pad + kb);
+            (a2 * scale).Store(scores + 2 * pad + kb);
+            (a3 * scale).Store(scores + 3 * pad + kb);
+        }
+    }
+
+    /// <summary>o_r[slab..slab+64) = Σ_k p[r, k] · v_k[slab..slab+64) for the tile's rows, keys in index order.</summary>
+    private static void TileValues(ref Job j, float* p, int keys, int offset, int kvRow, float** o, int rows, int slab)
+    {
+        nint pad = j.KeysPad;
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        for (int k = 0; k < keys; k++)
+        {
+            float* v = (k < j.PastCount ? j.PastV + (nint)k * kvRow : j.CurV + (nint)(k - j.PastCount) * kvRow) + offset;
+            var v0 = Vector512.Load(v); var v1 = Vector512.Load(v + 16); var v2 = Vector512.Load(v + 32); var v3 = Vector512.Load(v + 48);
+            var p0 = Vector512.Create(p[k]);
+            a00 = Vector512.FusedMultiplyAdd(p0, v0, a00); a01 = Vector512.FusedMultiplyAdd(p0, v1, a01);
+            a02 = Vector512.FusedMultiplyAdd(p0, v2, a02); a03 = Vector512.FusedMultiplyAdd(p0, v3, a03);
+            var p1 = Vector512.Create(p[pad + k]);
+            a10 = Vector512.FusedMultiplyAdd(p1, v0, a10); a11 = Vector512.FusedMultiplyAdd(p1, v1, a11);
+            a12 = Vector512.FusedMultiplyAdd(p1, v2, a12); a13 = Vector512.FusedMultiplyAdd(p1, v3, a13);
+            var p2 = Vector512.Create(p[2 * pad + k]);
+            a20 = Vector512.FusedMultiplyAdd(p2, v0, a20); a21 = Vector512.FusedMultiplyAdd(p2, v1, a21);
+            a22 = Vector512.FusedMultiplyAdd(p2, v2, a22); a23 = Vector512.FusedMultiplyAdd(p2, v3, a23);
+            var p3 = Vector512.Create(p[3 * pad + k]);
+            a30 = Vector512.FusedMultiplyAdd(p3, v0, a30); a31 = Vector512.FusedMultiplyAdd(p3, v1, a31);
+            a32 = Vector512.FusedMultiplyAdd(p3, v2, a32); a33 = Vector512.FusedMultiplyAdd(p3, v3, a33);
+        }
+        Store(o[0] + slab, a00, a01, a02, a03);
+        if (rows > 1) Store(o[1] + slab, a10, a11, a12, a13);
+        if (rows > 2) Store(o[2] + slab, a20, a21, a22, a23);
+        if (rows > 3) Store(o[3] + slab, a30, a31, a32, a33);
+
+        static void Store(float* dst, Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> e)
+        {
+            a.Store(dst); b.Store(dst + 16); c.Store(dst + 32); e.Store(dst + 48);
+        }
+    }
+
     private struct Job
     {
-        public float* Q, Out, Scratch, PastK, PastV, CurK, CurV;
+        public float* Q, Out, Scratch, PastK, PastV, CurK, CurV, KeysT, TileScores;
         public int* QueryPositions, PastPos, CurPos;
-        public int ScratchStride, PastCount, CurCount, Heads, KvHeads, HeadDim;
+        public int ScratchStride, PastCount, CurCount, Heads, KvHeads, HeadDim, KeysPad, TilesPerKv, RowsPerKv;
         public AttentionMask Mask;
         public float Scale;
         public Isa Isa;

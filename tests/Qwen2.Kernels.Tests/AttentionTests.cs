@@ -108,6 +108,8 @@ public class AttentionTests
             yield return Make("sliding window decode", Range(0, 12), Range(12, 3), new AttentionMask(5, 0, int.MaxValue));
             // A ring cache of 2 sinks + 6 recent slots after 20 tokens: slots out of order, position 14 stale for query 20.
             yield return Make("sinks + recent span", [0, 1, 18, 19, 14, 15, 16, 17], [20, 21], new AttentionMask(int.MaxValue, 2, 6));
+            // A long chunk over a cache, several tiles per kv head, and a ring cache's sinks with it.
+            yield return Make("chunked prefill over a ring", [0, 1, 30, 31, 26, 27, 28, 29], Range(32, 11), new AttentionMask(int.MaxValue, 2, 6));
         }
     }
 
@@ -165,8 +167,14 @@ public class AttentionTests
     [MemberData(nameof(Cases.Isas), MemberType = typeof(Cases))]
     public void QueryThatSeesNoKeyGetsZeros(Isa isa)
     {
+        foreach (int d in new[] { 24, 64 }) // 64: the tiled prefill path on AVX-512
+            CheckBlindQueries(isa, d);
+    }
+
+    private static void CheckBlindQueries(Isa isa, int headDim)
+    {
         // Keys at 5..7 are all in the future of queries 0..2; the query at 6 sees 5 and 6.
-        var s = Scenario.Create("future keys", 6, 2, 24, Range(5, 3), [], AttentionMask.Causal, 201, queryPositions: [0, 1, 2, 6]);
+        var s = Scenario.Create("future keys", 6, 2, headDim, Range(5, 3), [], AttentionMask.Causal, 201, queryPositions: [0, 1, 2, 6]);
         var got = s.Run(isa);
         var exact = s.Reference();
         int blind = 3 * s.Heads * s.HeadDim;
