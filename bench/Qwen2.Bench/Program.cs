@@ -1,5 +1,21 @@
 using BenchmarkDotNet.Running;
+using Qwen2.Bench;
 
-// Run all: dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*'
-// The model is QWEN2_MODEL when set, else the repository's tiny test checkpoint.
-BenchmarkSwitcher.FromAssembly(typeof(Qwen2.Bench.CacheVsNoCache).Assembly).Run(args);
+// The suites (run from the repository root; results land in BenchmarkDotNet.Artifacts/):
+//   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*CacheVsNoCache*'   # prefill, decode steps 1 and 2, 50 steps; with vs without cache
+//   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*MatVecKernels*'    # y = W x, BF16/F16/F32, ours vs TensorPrimitives.Dot, GB/s
+//   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*ReadBandwidth*'    # this machine's read bandwidth, 1 and 2 threads
+// The model suites load QWEN2_MODEL when set (a directory or cached hub id); else QWEN2_BENCH_SHAPE: qwen2-0.5b (default,
+// the BF16 checkpoint `qwen2 demo` keeps under ~/.cache/qwen2managed, synthesized on first use), another synthetic
+// shape name, or tiny (the repository's tests/fixtures/models/tiny-bf16).
+// A dry run checks that the suites run, not their speed: with neither variable set it uses the tiny fixture rather than
+// loading (or first writing) the 0.99 GB checkpoint:
+//   cd bench/Qwen2.Bench && dotnet run -c Release --no-build -- --filter '*CacheVsNoCache*' --job dry
+bool dry = args.Select((a, i) => (a, i)).Any(p => p.a is "--job" or "-j" && p.i + 1 < args.Length && args[p.i + 1].Equals("dry", StringComparison.OrdinalIgnoreCase));
+if (dry && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(Qwen2.Native.ModelLocator.ModelVariable))
+        && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(BenchCheckpoint.ShapeVariable)))
+{
+    Environment.SetEnvironmentVariable(BenchCheckpoint.ShapeVariable, "tiny"); // inherited by the benchmark processes
+    Console.WriteLine($"dry run: {BenchCheckpoint.ShapeVariable}=tiny (set it, or {Qwen2.Native.ModelLocator.ModelVariable}, to time another checkpoint)");
+}
+BenchmarkSwitcher.FromAssembly(typeof(CacheVsNoCache).Assembly).Run(args);

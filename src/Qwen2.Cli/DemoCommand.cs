@@ -45,31 +45,19 @@ internal static class DemoCommand
         return cmd;
     }
 
-    private static string Synthesize(string shapeName, string dtypeName, string? dir, TextWriter log)
+    /// <summary>
+    /// The synthesized checkpoint the demo and <c>qwen2 bench</c> use, written once into the user's cache directory (or
+    /// <paramref name="dir"/>) and reused; it carries the Qwen2.5 tokenizer, added if another tool wrote the weights alone.
+    /// </summary>
+    internal static string Synthesize(string shapeName, string dtypeName, string? dir, TextWriter log)
     {
         if (!SyntheticShape.TryGet(shapeName, out var shape))
             throw new UsageException($"--shape: unknown shape \"{shapeName}\"; expected one of {string.Join(", ", SyntheticShape.All.Select(x => x.Name))}");
         var dtype = SynthCommand.ParseDtype(dtypeName);
-        dir ??= Path.Combine(CacheRoot(), $"demo-{shape.Name}-{TensorSpec.HeaderName(dtype).ToLowerInvariant()}");
-        string done = Path.Combine(dir, ".complete");
-        if (File.Exists(done))
-        {
-            log.WriteLine($"reusing {dir}");
-            return dir;
-        }
-        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"synthesizing {shape.Name} ({shape.ParameterCount / 1e6:F0}M parameters, {shape.WeightBytes(dtype) / 1e9:F2} GB) into {dir} ..."));
-        var r = SyntheticCheckpoint.Write(dir, shape, dtype, seed: 0, overwrite: true);
-        SynthCommand.WriteTokenizer(dir);
-        File.WriteAllText(done, "written by qwen2 demo\n");
-        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  written in {r.Elapsed.TotalSeconds:F1} s"));
-        return dir;
-    }
-
-    private static string CacheRoot()
-    {
-        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        string root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        return Path.Combine(root, "qwen2managed");
+        string checkpoint = SyntheticCheckpointCache.GetOrCreate(shape, dtype, dir, log, SynthCommand.WriteTokenizer);
+        // The benchmarks share this directory but cannot write the tokenizer (it is a CLI asset).
+        if (!File.Exists(Path.Combine(checkpoint, Qwen2Tokenizer.TokenizerJsonFile))) SynthCommand.WriteTokenizer(checkpoint);
+        return checkpoint;
     }
 
     private static void Run(string dir, int promptLength, int steps, int? threads, TextWriter stdout, TextWriter log)
