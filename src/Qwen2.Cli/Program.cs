@@ -27,6 +27,7 @@ public static class Program
     {
         var root = new RootCommand("qwen2: run Qwen2 / Qwen2.5 checkpoints in pure managed .NET.");
         root.Subcommands.Add(DemoCommand.Create(stdout, stderr));
+        root.Subcommands.Add(BenchCommand.Create(stdout, stderr));
         root.Subcommands.Add(GenerateCommand.Generate(stdout, stderr));
         root.Subcommands.Add(GenerateCommand.Chat(stdin, stdout, stderr));
         root.Subcommands.Add(GenerateCommand.Tokenize(stdout, stderr));
