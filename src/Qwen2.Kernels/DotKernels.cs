@@ -133,6 +133,41 @@ internal static class DotKernels
         y3[2] = Tail<F32Row>(Vector512.Sum(a23), ref b2, ref x3, i, n); y3[3] = Tail<F32Row>(Vector512.Sum(a33), ref b3, ref x3, i, n);
     }
 
+    /// <summary>
+    /// The AVX2 register tile: 4 rows × 2 tokens of float32 rows (8 accumulators, all sixteen ymm registers nearly used).
+    /// Output (row r, token t) goes to y[t × <paramref name="yStride"/> + r], summed exactly as <see cref="Dot1V256{TF}"/> sums it.
+    /// </summary>
+    public static unsafe void Dot4x2V256(ref float w0, nint wStride, ref float x0, nint xStride, int n, float* y, nint yStride)
+    {
+        ref float w1 = ref Unsafe.Add(ref w0, wStride);
+        ref float w2 = ref Unsafe.Add(ref w1, wStride);
+        ref float w3 = ref Unsafe.Add(ref w2, wStride);
+        ref float x1 = ref Unsafe.Add(ref x0, xStride);
+        Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default;
+        Vector256<float> a20 = default, a21 = default, a30 = default, a31 = default;
+        nint i = 0, end = n & ~7;
+        for (; i < end; i += 8)
+        {
+            var x = Vector256.LoadUnsafe(ref x0, (nuint)i);
+            var z = Vector256.LoadUnsafe(ref x1, (nuint)i);
+            var v = Vector256.LoadUnsafe(ref w0, (nuint)i);
+            a00 = Vector256.FusedMultiplyAdd(v, x, a00); a01 = Vector256.FusedMultiplyAdd(v, z, a01);
+            v = Vector256.LoadUnsafe(ref w1, (nuint)i);
+            a10 = Vector256.FusedMultiplyAdd(v, x, a10); a11 = Vector256.FusedMultiplyAdd(v, z, a11);
+            v = Vector256.LoadUnsafe(ref w2, (nuint)i);
+            a20 = Vector256.FusedMultiplyAdd(v, x, a20); a21 = Vector256.FusedMultiplyAdd(v, z, a21);
+            v = Vector256.LoadUnsafe(ref w3, (nuint)i);
+            a30 = Vector256.FusedMultiplyAdd(v, x, a30); a31 = Vector256.FusedMultiplyAdd(v, z, a31);
+        }
+        ref byte b0 = ref Unsafe.As<float, byte>(ref w0), b1 = ref Unsafe.As<float, byte>(ref w1);
+        ref byte b2 = ref Unsafe.As<float, byte>(ref w2), b3 = ref Unsafe.As<float, byte>(ref w3);
+        float* y0 = y, y1 = y + yStride;
+        y0[0] = Tail<F32Row>(Vector256.Sum(a00), ref b0, ref x0, i, n); y0[1] = Tail<F32Row>(Vector256.Sum(a10), ref b1, ref x0, i, n);
+        y0[2] = Tail<F32Row>(Vector256.Sum(a20), ref b2, ref x0, i, n); y0[3] = Tail<F32Row>(Vector256.Sum(a30), ref b3, ref x0, i, n);
+        y1[0] = Tail<F32Row>(Vector256.Sum(a01), ref b0, ref x1, i, n); y1[1] = Tail<F32Row>(Vector256.Sum(a11), ref b1, ref x1, i, n);
+        y1[2] = Tail<F32Row>(Vector256.Sum(a21), ref b2, ref x1, i, n); y1[3] = Tail<F32Row>(Vector256.Sum(a31), ref b3, ref x1, i, n);
+    }
+
     private static void Dot4V256<TF>(ref byte w0, nint stride, ref float x, int n, ref float dst) where TF : IRowFormat
     {
         ref byte w1 = ref Unsafe.Add(ref w0, stride);

@@ -109,7 +109,7 @@ public static unsafe class MatMul
             return;
         }
         // Several tokens: each block of four rows is widened once into a float32 scratch that stays in L1, then
-        // multiplied with every token, four tokens at a time on AVX-512. Widening is exact, so the sums are the same
+        // multiplied with every token, four tokens at a time on AVX-512 and two on AVX2. Widening is exact, so the sums are the same
         // bits as the one-token path's.
         float[] scratch = typeof(TF) == typeof(F32Row) ? [] : WidenScratch(RowBlock * cols);
         for (int b = startBlock; b < endBlock; b++)
@@ -138,6 +138,9 @@ public static unsafe class MatMul
             if (job.Isa == Isa.Vector512)
                 for (; tok + 4 <= job.Tokens; tok += 4)
                     DotKernels.Dot4x4V512(ref wf, wfStride, ref Unsafe.AsRef<float>(job.X + (nint)tok * cols), cols, cols, job.Y + (nint)tok * rows + r0, rows);
+            else if (job.Isa == Isa.Vector256)
+                for (; tok + 2 <= job.Tokens; tok += 2)
+                    DotKernels.Dot4x2V256(ref wf, wfStride, ref Unsafe.AsRef<float>(job.X + (nint)tok * cols), cols, cols, job.Y + (nint)tok * rows + r0, rows);
             for (; tok < job.Tokens; tok++)
                 DotKernels.Dot4<F32Row>(ref Unsafe.As<float, byte>(ref wf), wfStride * sizeof(float), ref Unsafe.AsRef<float>(job.X + (nint)tok * cols), cols,
                     ref Unsafe.AsRef<float>(job.Y + (nint)tok * rows + r0), job.Isa);
