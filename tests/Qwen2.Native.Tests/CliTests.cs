@@ -48,6 +48,18 @@ public class CliTests
     }
 
     [Fact]
+    public void CpuPrintsTheKernelPathAndTheRuntime()
+    {
+        var (code, stdout, stderr) = Run("cpu");
+        Assert.Equal(0, code);
+        Assert.Equal("", stderr);
+        Assert.Contains($"kernels         {Qwen2.Kernels.IsaSupport.Best}\n", stdout.ReplaceLineEndings("\n"));
+        Assert.Contains($"Vector512       {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}", stdout);
+        Assert.Contains("runtime         JIT,", stdout); // the tests run on the JIT; tools/aot/check.sh checks the AOT binary says "native AOT"
+        Assert.Contains("NFC             works", stdout);
+    }
+
+    [Fact]
     public void InfoSummarizesConfigAndTensors()
     {
         var (code, output, _) = Run("info", "--model", Fixtures.Model("sharded-bf16"));

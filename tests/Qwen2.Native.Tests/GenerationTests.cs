@@ -99,6 +99,93 @@ public class GenerationTests
         Assert.Equal(golden.Greedy[7..], rest);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void TruncateToKeepsAPrefixAndContinuesAsAFreshSession(bool useCache)
+    {
+        var golden = Fixtures.Golden("tiny-bf16");
+        using var model = Qwen2Model.Load(Fixtures.Model("tiny-bf16"));
+        var session = new InferenceSession(model, new SessionOptions { UseCache = useCache });
+        session.Generate(golden.Tokens, Greedy(6)).ToArray();
+        int[] branch = [7, 300, 411];
+        session.TruncateTo(9);
+        Assert.Equal(golden.Tokens[..9], session.Tokens);
+        Assert.Equal(9, session.ProcessedTokens);
+        if (useCache) Assert.Equal(9, session.Cache!.Count);
+        var got = session.Generate(branch, Greedy(8)).ToArray();
+        Assert.Equal(branch.Length, session.LastStats!.PromptTokens); // the kept prefix came from the cache
+
+        var fresh = new InferenceSession(model);
+        Assert.Equal(fresh.Generate(golden.Tokens[..9].Concat(branch).ToArray(), Greedy(8)).ToArray(), got);
+    }
+
+    [Fact]
+    public void TruncateToTheRunTokensRecomputesTheLastOnesLogits()
+    {
+        var golden = Fixtures.Golden("tiny-bf16");
+        using var model = Qwen2Model.Load(Fixtures.Model("tiny-bf16"));
+        var session = new InferenceSession(model);
+        session.Generate(golden.Tokens, Greedy(4)).ToArray(); // 12 + 3 run, the 4th pending
+        Assert.Equal(15, session.ProcessedTokens);
+        session.TruncateTo(15);
+        Assert.Equal(0, session.PendingTokens);
+        // Nothing is appended, so the 15th token runs again to give the logits the next step needs.
+        var next = session.Generate([], Greedy(3)).ToArray();
+        Assert.Equal(1, session.LastStats!.PromptTokens);
+        Assert.Equal(golden.Greedy[3..6], next);
+        var logits = session.Evaluate().ToArray();
+        session.TruncateTo(session.ProcessedTokens);
+        Assert.Equal(logits, session.Evaluate().ToArray());
+    }
+
+    [Fact]
+    public void TruncateToRebuildsTheRepetitionPenaltySet()
+    {
+        var golden = Fixtures.Golden("tiny-bf16");
+        using var model = Qwen2Model.Load(Fixtures.Model("tiny-bf16"));
+        var penalized = new GenerationOptions { MaxNewTokens = 8, IgnoreEos = true, Sampling = SamplingOptions.Greedy with { RepetitionPenalty = 1.8 } };
+        var session = new InferenceSession(model);
+        session.Generate(golden.Tokens, penalized).ToArray();
+        session.TruncateTo(5);
+        var got = session.Generate(golden.Tokens[5..], penalized).ToArray();
+        // Tokens generated before the truncation no longer count as seen.
+        Assert.Equal(new InferenceSession(model).Generate(golden.Tokens, penalized).ToArray(), got);
+    }
+
+    [Fact]
+    public void TruncateToAfterASlidingCacheEvictedRunsTheKeptTokensAgain()
+    {
+        var golden = Fixtures.Golden("tiny-bf16");
+        using var model = Qwen2Model.Load(Fixtures.Model("tiny-bf16"));
+        var sliding = new SessionOptions { CacheCapacity = 8, CacheOptions = new CacheOptions(CacheOverflow.SlidingWindow, SinkTokens: 2) };
+        var session = new InferenceSession(model, sliding);
+        session.Generate(golden.Tokens, Greedy(4)).ToArray();
+        Assert.True(session.Cache!.Position > session.Cache.Count); // keys were evicted
+        session.TruncateTo(10);
+        Assert.Equal(0, session.ProcessedTokens);
+        Assert.Equal(0, session.Cache.Count);
+        var got = session.Generate([5, 6], Greedy(3)).ToArray();
+        Assert.Equal(12, session.LastStats!.PromptTokens);
+        var fresh = new InferenceSession(model, sliding);
+        Assert.Equal(fresh.Generate(golden.Tokens[..10].Concat([5, 6]).ToArray(), Greedy(3)).ToArray(), got);
+    }
+
+    [Fact]
+    public void TruncateToRefusesCountsOutsideTheSequence()
+    {
+        using var model = Qwen2Model.Load(Fixtures.Model("tiny-bf16"));
+        var session = new InferenceSession(model);
+        session.Append([1, 2, 3]);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => session.TruncateTo(4));
+        Assert.Equal("tokens", e.ParamName);
+        Assert.Throws<ArgumentOutOfRangeException>(() => session.TruncateTo(-1));
+        Assert.Equal([1, 2, 3], session.Tokens);
+        session.TruncateTo(0);
+        Assert.Empty(session.Tokens);
+        Assert.Throws<InvalidOperationException>(() => session.Evaluate());
+    }
+
     [Fact]
     public void AFullCacheEndsGenerationAndATooLongPromptChangesNothing()
     {

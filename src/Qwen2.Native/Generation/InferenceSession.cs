@@ -86,6 +86,7 @@ public sealed class InferenceSession
     {
         if (_logitsValid) return _logits;
         if (_tokens.Count == 0) throw new InvalidOperationException("the session holds no tokens; append a prompt first");
+        EnsurePending();
         var all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_tokens);
         if (Cache is not null) Model.ForwardInto(all[_processed..], Cache, _logits, LogitsSelection.Last);
         else Model.ForwardInto(all, null, _logits, LogitsSelection.Last);
@@ -114,6 +115,7 @@ public sealed class InferenceSession
             throw new CacheFullException($"the cache holds {Cache!.Count} of {Cache.Capacity} tokens; {PendingTokens + ids.Length} more do not fit. Start a new session or give it a larger CacheCapacity");
         Append(ids); // validated and appended now, not at the first MoveNext
         if (_tokens.Count == 0) throw new ArgumentException("the prompt is empty and the session holds no tokens", nameof(prompt));
+        if (!_logitsValid) EnsurePending(); // so the stats count the token TruncateTo left to run again
         var sampler = new Sampler(options.Sampling, Model.Config.VocabSize);
         return Run(sampler, options, cancellationToken);
     }
@@ -163,6 +165,47 @@ public sealed class InferenceSession
     public void MarkStopped(StopReason reason)
     {
         if (LastStats is { } s) LastStats = s with { StopReason = reason };
+    }
+
+    /// <summary>
+    /// Keeps the first <paramref name="tokens"/> tokens of the sequence and forgets the rest, so that a different
+    /// continuation reuses the cached prefix (a conversation rendered again with a new ending, a rejected draft).
+    /// </summary>
+    /// <remarks>
+    /// The cache is rewound to the kept tokens. When it cannot be rewound exactly (a sliding-window cache that has
+    /// evicted keys) it is emptied and the kept tokens wait to run again. The logits are dropped: if nothing is appended
+    /// before the next <see cref="Evaluate"/> or generation, the last kept token runs again to recompute them. The set of
+    /// tokens the repetition penalty sees is rebuilt from the kept tokens; the sampler's random state belongs to each
+    /// generation call and is not affected. <see cref="LastStats"/> is kept.
+    /// </remarks>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is negative or more than the sequence holds.</exception>
+    public void TruncateTo(int tokens)
+    {
+        if ((uint)tokens > (uint)_tokens.Count)
+            throw new ArgumentOutOfRangeException(nameof(tokens), tokens, $"can keep between 0 and the {_tokens.Count} tokens of the sequence");
+        if (tokens == _tokens.Count) return;
+        _tokens.RemoveRange(tokens, _tokens.Count - tokens);
+        foreach (int id in _distinct) _seen[id] = false;
+        _distinct.Clear();
+        foreach (int id in _tokens)
+            if (!_seen[id]) { _seen[id] = true; _distinct.Add(id); }
+        if (tokens < _processed) RewindProcessed(_processed - tokens);
+        _logitsValid = false;
+    }
+
+    /// <summary>Leaves at least one token waiting to run, so that invalid logits can be recomputed.</summary>
+    private void EnsurePending()
+    {
+        if (_processed == _tokens.Count && _processed > 0) RewindProcessed(1);
+    }
+
+    private void RewindProcessed(int tokens)
+    {
+        if (Cache is null) { _processed -= tokens; return; }
+        // A cache that has evicted keys would hold fewer than the kept tokens after a rewind: start it over instead.
+        if (Cache.Position != Cache.Count) { Cache.Reset(); _processed = 0; return; }
+        Cache.Rewind(tokens);
+        _processed -= tokens;
     }
 
     /// <summary>Forgets the sequence: tokens, cache and logits.</summary>

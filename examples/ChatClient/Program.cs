@@ -1,0 +1,77 @@
+// A two-turn conversation through Microsoft.Extensions.AI's IChatClient, the abstraction .NET apps code against:
+// everything after the client is created would run unchanged on any other IChatClient.
+//
+//   dotnet run --project examples/ChatClient -c Release                 # a synthesized tiny checkpoint
+//   dotnet run --project examples/ChatClient -c Release -- DIR|HUB_ID   # or a real one (also $QWEN2_MODEL)
+//
+// Without a model, a tiny random-weight checkpoint is written to a temp directory: its replies are gibberish, but
+// streaming, usage and cache reuse work as on a real model. Exits 1 if the second turn reused nothing from the cache.
+
+using System.IO.Compression;
+using System.Text;
+using Microsoft.Extensions.AI;
+using Qwen2.Kernels;
+using Qwen2.Native;
+using Qwen2.Native.Generation;
+using Qwen2.Native.Text;
+using ChatMessage = Microsoft.Extensions.AI.ChatMessage;
+
+Console.OutputEncoding = Encoding.UTF8;
+
+string? modelArg = args.Length > 0 ? args[0] : Environment.GetEnvironmentVariable(ModelLocator.ModelVariable);
+string? tempDir = null;
+string dir = modelArg is { Length: > 0 } ? ModelLocator.Resolve(modelArg) : tempDir = SynthesizeTiny();
+try
+{
+    using var model = Qwen2Model.Load(dir);
+    using IChatClient client = new Qwen2ChatClient(model, Qwen2Tokenizer.Load(dir));
+    var about = client.GetService<ChatClientMetadata>()!;
+    Console.WriteLine($"{about.ProviderName}, model {about.DefaultModelId}{(tempDir is null ? "" : " (synthesized, random weights)")}");
+
+    // Stateless like every IChatClient: each call gets the whole conversation. The client still reuses its KV cache
+    // for the part of the conversation it has already seen.
+    List<ChatMessage> history = [new(ChatRole.System, "You are a concise assistant.")];
+    var options = new ChatOptions { Temperature = 0.7f, TopP = 0.8f, TopK = 20, Seed = 42, MaxOutputTokens = 48 };
+    long? cachedOnSecondTurn = null;
+    foreach (string question in new[] { "What is a KV cache?", "Why does it make decoding faster?" })
+    {
+        history.Add(new(ChatRole.User, question));
+        Console.WriteLine($"\nuser: {question}");
+        Console.Write("assistant: ");
+        var updates = new List<ChatResponseUpdate>();
+        await foreach (var update in client.GetStreamingResponseAsync(history, options))
+        {
+            Console.Write(update.Text);
+            updates.Add(update);
+        }
+        var response = updates.ToChatResponse();
+        history.AddMessages(response);
+        var usage = response.Usage!;
+        Console.WriteLine();
+        Console.WriteLine($"  [{response.FinishReason}: {usage.InputTokenCount} prompt tokens, {usage.CachedInputTokenCount} of them from the cache; {usage.OutputTokenCount} generated]");
+        cachedOnSecondTurn = usage.CachedInputTokenCount;
+    }
+    return cachedOnSecondTurn > 0 ? 0 : 1;
+}
+finally
+{
+    if (tempDir is not null) Directory.Delete(tempDir, recursive: true);
+}
+
+// A two-layer random-weight model with Qwen2's real vocabulary (about 20 MB), plus the real Qwen2.5 tokenizer.
+static string SynthesizeTiny()
+{
+    string dir = Path.Combine(Path.GetTempPath(), $"qwen2-chat-client-{Guid.NewGuid():N}");
+    SyntheticCheckpoint.Write(dir, SyntheticShape.Tiny, WeightType.BF16, seed: 1);
+    using (var gz = new GZipStream(Resource("tokenizer.json.gz"), CompressionMode.Decompress))
+    using (var file = File.Create(Path.Combine(dir, Qwen2Tokenizer.TokenizerJsonFile)))
+        gz.CopyTo(file);
+    using (var config = Resource("tokenizer_config.json"))
+    using (var file = File.Create(Path.Combine(dir, Qwen2Tokenizer.TokenizerConfigFile)))
+        config.CopyTo(file);
+    return dir;
+}
+
+static Stream Resource(string name) =>
+    typeof(Program).Assembly.GetManifestResourceStream("tokenizer/" + name)
+    ?? throw new InvalidOperationException($"embedded resource tokenizer/{name} is missing; build the example from the repository");
