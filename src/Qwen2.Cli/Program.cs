@@ -161,9 +161,25 @@ public static class Program
         }
         catch (Exception e) when (e is CheckpointException or UsageException or ArgumentException or InvalidOperationException or NotSupportedException or IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine($"error: {e.Message}");
+            stderr.WriteLine($"error: {OneLine(e.Message)}");
             return UsageError;
         }
+    }
+
+    /// <summary>
+    /// The message with control characters written as \uXXXX: a tensor name or JSON string from a file may hold a
+    /// newline or a terminal escape, which must neither split the one error line nor reach the terminal.
+    /// </summary>
+    internal static string OneLine(string message)
+    {
+        if (!message.Any(char.IsControl)) return message;
+        var sb = new StringBuilder(message.Length + 16);
+        foreach (char ch in message)
+        {
+            if (char.IsControl(ch)) sb.Append($"\\u{(int)ch:X4}");
+            else sb.Append(ch);
+        }
+        return sb.ToString();
     }
 }
 

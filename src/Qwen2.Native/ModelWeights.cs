@@ -17,11 +17,13 @@ internal static unsafe class ModelWeights
     {
         int h = c.HiddenSize, q = c.NumAttentionHeads * c.HeadDim, kv = c.NumKeyValueHeads * c.HeadDim;
         var embed = Matrix(files, "model.embed_tokens.weight", c.VocabSize, h);
-        var layers = new LayerWeights[c.NumHiddenLayers];
-        for (int i = 0; i < layers.Length; i++)
+        // Grown layer by layer, not sized from config.json: num_hidden_layers 2147483647 must fail at the first missing
+        // tensor, not allocate an array of two billion entries first.
+        var layers = new List<LayerWeights>();
+        for (int i = 0; i < c.NumHiddenLayers; i++)
         {
             string p = $"model.layers.{i}.";
-            layers[i] = new LayerWeights
+            layers.Add(new LayerWeights
             {
                 Q = Matrix(files, p + "self_attn.q_proj.weight", q, h),
                 K = Matrix(files, p + "self_attn.k_proj.weight", kv, h),
@@ -36,12 +38,12 @@ internal static unsafe class ModelWeights
                 InputNorm = Vector(files, p + "input_layernorm.weight", h),
                 PostAttentionNorm = Vector(files, p + "post_attention_layernorm.weight", h),
                 SlidingWindow = c.LayerUsesSlidingWindow(i),
-            };
+            });
         }
         var norm = Vector(files, "model.norm.weight", h);
         // tie_word_embeddings is read, never guessed from which tensors the file has.
         var lmHead = c.TieWordEmbeddings ? embed : Matrix(files, "lm_head.weight", c.VocabSize, h);
-        return (embed, layers, norm, lmHead);
+        return (embed, layers.ToArray(), norm, lmHead);
     }
 
     private static (SafeTensorsFile File, TensorInfo Info) Find(CheckpointFiles files, string name, params long[] shape)

@@ -17,7 +17,9 @@ public sealed class Qwen2Model : IDisposable
     private readonly WeightMatrix _embed, _lmHead;
     private readonly LayerWeights[] _layers;
     private readonly float[] _norm, _invFreq;
-    private volatile bool _disposed;
+    private readonly object _drained = new();
+    private int _disposed;  // 1 once Dispose has begun: new forward calls are refused
+    private int _inFlight;  // forward calls between their entry check and their end
 
     private Qwen2Model(string directory, Qwen2Config config, GenerationConfig generation, CheckpointFiles files, ModelOptions options)
     {
@@ -112,9 +114,26 @@ public sealed class Qwen2Model : IDisposable
     /// The allocation-free forward: writes the selected logits rows into <paramref name="logits"/> and, when
     /// <paramref name="cache"/> is given, appends the new tokens to it. Scratch memory comes from a pool.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The model is disposed or being disposed.</exception>
     public void ForwardInto(ReadOnlySpan<int> inputIds, PastKeyValues? cache, Span<float> logits, LogitsSelection selection = LogitsSelection.Last)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        // Counted in before the disposed check (both full fences): Dispose either sees this call and waits for it,
+        // or this call sees Dispose and backs out, never reading weights that are being unmapped.
+        Interlocked.Increment(ref _inFlight);
+        try
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            Run(inputIds, cache, logits, selection);
+        }
+        finally
+        {
+            if (Interlocked.Decrement(ref _inFlight) == 0 && Volatile.Read(ref _disposed) != 0)
+                lock (_drained) Monitor.PulseAll(_drained);
+        }
+    }
+
+    private void Run(ReadOnlySpan<int> inputIds, PastKeyValues? cache, Span<float> logits, LogitsSelection selection)
+    {
         var c = Config;
         ValidateIds(inputIds);
         int n = inputIds.Length, rows = selection == LogitsSelection.All ? n : 1;
@@ -223,11 +242,19 @@ public sealed class Qwen2Model : IDisposable
         for (int i = 0; i < cache.Layers; i++) cache[i].EnsureRoomFor(tokens);
     }
 
-    /// <summary>Unmaps the weights and stops the worker threads.</summary>
+    /// <summary>
+    /// Unmaps the weights and stops the worker threads. Safe while other threads run forward calls: from the moment
+    /// Dispose begins, new calls throw <see cref="ObjectDisposedException"/>, and Dispose blocks until the calls already
+    /// running have finished (a long prefill included) before it unmaps anything. Later calls to Dispose return at once.
+    /// Do not call it from inside a forward call's cache (<see cref="IKvCache"/>) callbacks: it would wait for itself.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed) return;
-        _disposed = true;
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        lock (_drained)
+        {
+            while (Volatile.Read(ref _inFlight) != 0) Monitor.Wait(_drained);
+        }
         _pool.Dispose();
         _files.Dispose();
     }

@@ -63,7 +63,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
         {
             fileLength = fs.Length;
-            if (fileLength < 8) throw new CheckpointException(path, $"file is {fileLength} bytes, too short for the 8-byte header length");
+            if (fileLength < 8) throw new CheckpointException(path, $"file is {fileLength} bytes, too short for the 8-byte header length", field: "header length");
             Span<byte> len = stackalloc byte[8];
             fs.ReadExactly(len);
             ulong headerLength = BitConverter.ToUInt64(len);
@@ -94,7 +94,11 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             {
                 foreach (var prop in doc.RootElement.EnumerateObject())
                 {
-                    if (prop.Name == "__metadata__") continue;
+                    if (prop.Name == "__metadata__")
+                    {
+                        CheckMetadata(path, prop.Value);
+                        continue;
+                    }
                     var info = ParseEntry(path, prop.Name, prop.Value, dataLength);
                     if (!tensors.TryAdd(prop.Name, info)) throw new CheckpointException(path, "is listed twice in the header", prop.Name);
                 }
@@ -119,6 +123,23 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             if (expected != dataLength)
                 throw new CheckpointException(path, $"the tensors cover {expected} bytes of data but the data section holds {dataLength}", field: "data_offsets");
             return tensors;
+        }
+    }
+
+    /// <summary>
+    /// <c>__metadata__</c> is a map of strings to strings (or null), as the reference implementation reads it; a file
+    /// that holds anything else there is refused rather than half-read.
+    /// </summary>
+    private static void CheckMetadata(string path, JsonElement metadata)
+    {
+        if (metadata.ValueKind == JsonValueKind.Null) return;
+        if (metadata.ValueKind != JsonValueKind.Object)
+            throw new CheckpointException(path, $"is {metadata.ValueKind}, expected an object of strings", field: "__metadata__");
+        foreach (var p in metadata.EnumerateObject())
+        {
+            if (p.Value.ValueKind != JsonValueKind.String)
+                throw new CheckpointException(path, $"value of key '{p.Name}' is {p.Value.ValueKind}, expected a string", field: "__metadata__");
+            _ = p.Value.GetString(); // a lone surrogate escape throws here, inside the caller's InvalidOperationException handler
         }
     }
 

@@ -180,7 +180,7 @@ public sealed class LoadingErrorTests
         File.WriteAllBytes(dir.File(Single), new byte[length]);
 
         var e = LoadFails(dir.Path);
-        AssertError(e, dir.File(Single), null, null, $"file is {length} bytes", "too short");
+        AssertError(e, dir.File(Single), null, "header length", $"file is {length} bytes", "too short");
     }
 
     [Fact]
@@ -510,7 +510,7 @@ public sealed class LoadingErrorTests
     [Fact]
     public void MetadataIsNotATensor()
     {
-        // __metadata__ is skipped whatever it holds; the valid rest loads.
+        // __metadata__ (a map of strings) is not a tensor; the valid rest loads.
         using var dir = CopyModel("tiny-f32");
         var st = StFile.Read(dir.File(Single));
         st.Metadata = "{\"format\": \"pt\", \"note\": \"not a tensor\"}";
@@ -518,6 +518,37 @@ public sealed class LoadingErrorTests
 
         using var model = Qwen2Model.Load(dir.Path, new ModelOptions { Threads = 1 });
         Assert.DoesNotContain(model.Tensors, t => t.Tensor.Name == "__metadata__");
+    }
+
+    [Theory]
+    [InlineData("5", "is Number")]
+    [InlineData("[\"pt\"]", "is Array")]
+    [InlineData("\"pt\"", "is String")]
+    [InlineData("{\"format\": 1}", "key 'format' is Number")]
+    [InlineData("{\"format\": \"pt\", \"nested\": {\"a\": \"b\"}}", "key 'nested' is Object")]
+    [InlineData("{\"format\": null}", "key 'format' is Null")]
+    public void MetadataOfWrongType_IsRejected(string metadata, string words)
+    {
+        // The reference implementation reads __metadata__ as a map of strings; this loader used to skip whatever it held.
+        using var dir = CopyModel("tiny-f32");
+        var st = StFile.Read(dir.File(Single));
+        st.Metadata = metadata;
+        st.Write(dir.File(Single));
+
+        var e = LoadFails(dir.Path);
+        AssertError(e, dir.File(Single), null, "__metadata__", words);
+    }
+
+    [Fact]
+    public void NullMetadata_CountsAsAbsent()
+    {
+        using var dir = CopyModel("tiny-f32");
+        var st = StFile.Read(dir.File(Single));
+        st.Metadata = "null";
+        st.Write(dir.File(Single));
+
+        using var model = Qwen2Model.Load(dir.Path, new ModelOptions { Threads = 1 });
+        Assert.Equal(StFile.Read(dir.File(Single)).Tensors.Count, model.Tensors.Count());
     }
 
     // ---------------------------------------------------------------- sharded checkpoints
@@ -845,6 +876,17 @@ public sealed class LoadingErrorTests
         Assert.Contains(config, e.Message, StringComparison.Ordinal);
         Assert.Contains("67108865", e.Message, StringComparison.Ordinal);
         Assert.NotNull(e.Field);
+    }
+
+    [Theory]
+    [InlineData(2147483647)]
+    [InlineData(2147483646)]
+    public void ConfigWithHugeLayerCount_FailsAtTheFirstMissingLayer(int layers)
+    {
+        // Found by fuzzing: the layer array was sized from num_hidden_layers before any tensor was looked up (OutOfMemoryException).
+        var e = ConfigFails(c => c["num_hidden_layers"] = layers, out _);
+        Assert.Equal("model.layers.2.self_attn.q_proj.weight", e.TensorName);
+        Assert.Contains("is missing from the checkpoint", e.Message, StringComparison.Ordinal);
     }
 
     [Theory]

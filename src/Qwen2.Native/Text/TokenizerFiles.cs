@@ -13,31 +13,93 @@ internal sealed class TokenizerFiles
 
     public static TokenizerFiles Read(Stream tokenizerJson, Stream? tokenizerConfig, string jsonName, string configName)
     {
-        var settings = tokenizerConfig is null ? new TokenizerSettings() : ReadSettings(ReadAll(tokenizerConfig), configName);
-        using var doc = Parse(ReadAll(tokenizerJson), jsonName);
+        TokenizerSettings settings = new();
+        if (tokenizerConfig is not null)
+        {
+            using var configDoc = Parse(ReadAll(tokenizerConfig, configName), configName);
+            settings = WithValidStrings(configDoc.RootElement, configName, () => ReadSettings(configDoc.RootElement, configName));
+        }
+        using var doc = Parse(ReadAll(tokenizerJson, jsonName), jsonName);
         var root = doc.RootElement;
-        if (root.ValueKind != JsonValueKind.Object) throw new CheckpointException(jsonName, "is not a JSON object");
+        return WithValidStrings(root, jsonName, () =>
+        {
+            if (root.ValueKind != JsonValueKind.Object) throw new CheckpointException(jsonName, "is not a JSON object");
+            CheckPipeline(root, jsonName);
+            var model = Required(root, "model", JsonValueKind.Object, jsonName, "model");
+            var vocab = ReadVocab(Required(model, "vocab", JsonValueKind.Object, jsonName, "model.vocab"), jsonName);
+            var merges = ReadMerges(Required(model, "merges", JsonValueKind.Array, jsonName, "model.merges"), vocab, jsonName);
+            var added = ReadAddedTokens(root, jsonName);
+            CheckAddedAgainstVocab(added, vocab, jsonName);
+            return new TokenizerFiles { Vocab = vocab, Merges = merges, AddedTokens = added, Settings = settings };
+        });
+    }
 
-        CheckPipeline(root, jsonName);
-        var model = Required(root, "model", JsonValueKind.Object, jsonName, "model");
-        var vocab = ReadVocab(Required(model, "vocab", JsonValueKind.Object, jsonName, "model.vocab"), jsonName);
-        var merges = ReadMerges(Required(model, "merges", JsonValueKind.Array, jsonName, "model.merges"), vocab, jsonName);
-        var added = ReadAddedTokens(root, jsonName);
-        CheckAddedAgainstVocab(added, vocab, jsonName);
-        return new TokenizerFiles { Vocab = vocab, Merges = merges, AddedTokens = added, Settings = settings };
+    /// <summary>
+    /// Runs <paramref name="read"/>, turning System.Text.Json's InvalidOperationException for a string escape that is not
+    /// valid UTF-16 ("\ud800") into a <see cref="CheckpointException"/> naming the JSON path of the first such string.
+    /// Found only on the error path, so a valid file is not walked twice.
+    /// </summary>
+    private static T WithValidStrings<T>(JsonElement root, string file, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (InvalidOperationException e)
+        {
+            string? path = FindInvalidString(root, "$");
+            if (path is null) throw;
+            throw new CheckpointException(file, "holds a string escape that is not valid UTF-16 (a lone surrogate)", field: path, inner: e);
+        }
+    }
+
+    private static string? FindInvalidString(JsonElement e, string path)
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.String:
+                try { _ = e.GetString(); return null; }
+                catch (InvalidOperationException) { return path; }
+            case JsonValueKind.Object:
+                int i = 0;
+                foreach (var p in e.EnumerateObject())
+                {
+                    string name;
+                    try { name = p.Name; }
+                    catch (InvalidOperationException) { return $"{path}.<key {i}>"; }
+                    if (FindInvalidString(p.Value, $"{path}.{name}") is { } found) return found;
+                    i++;
+                }
+                return null;
+            case JsonValueKind.Array:
+                int index = 0;
+                foreach (var item in e.EnumerateArray())
+                    if (FindInvalidString(item, $"{path}[{index++}]") is { } found) return found;
+                return null;
+            default:
+                return null;
+        }
     }
 
     /// <summary>The whole stream, un-gzipped if it starts with the gzip magic (the CLI ships tokenizer.json.gz).</summary>
-    internal static byte[] ReadAll(Stream stream)
+    /// <exception cref="CheckpointException">The stream starts with the gzip magic but is not a valid gzip stream.</exception>
+    internal static byte[] ReadAll(Stream stream, string file)
     {
         using var buffer = new MemoryStream();
         stream.CopyTo(buffer);
         var bytes = buffer.ToArray();
         if (bytes.Length < 2 || bytes[0] != 0x1F || bytes[1] != 0x8B) return bytes;
-        using var gzip = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
-        using var plain = new MemoryStream();
-        gzip.CopyTo(plain);
-        return plain.ToArray();
+        try
+        {
+            using var gzip = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
+            using var plain = new MemoryStream();
+            gzip.CopyTo(plain);
+            return plain.ToArray();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CheckpointException(file, $"starts like a gzip stream but does not decompress: {e.Message}", field: "gzip", inner: e);
+        }
     }
 
     private static JsonDocument Parse(byte[] bytes, string file)
@@ -116,14 +178,22 @@ internal sealed class TokenizerFiles
     {
         var list = new List<KeyValuePair<string, int>>(200_000);
         var seen = new HashSet<int>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var p in vocab.EnumerateObject())
         {
+            // JSON allows a key twice and System.Text.Json keeps both; which id would the token get?
+            if (!names.Add(p.Name)) throw new CheckpointException(file, $"token '{p.Name}' is listed twice", field: "model.vocab");
             if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id) || id < 0)
                 throw new CheckpointException(file, $"token '{p.Name}' has id {p.Value}, expected a non-negative integer", field: "model.vocab");
             if (!seen.Add(id)) throw new CheckpointException(file, $"id {id} is given to more than one token", field: "model.vocab");
             list.Add(new(p.Name, id));
         }
         if (list.Count == 0) throw new CheckpointException(file, "is empty", field: "model.vocab");
+        // Ids are unique, so all below the count means exactly 0..count-1. A sparse id (2147483647, say) would size the
+        // id tables by it; Hugging Face also numbers added tokens from the vocabulary's count, which assumes no gaps.
+        foreach (var (token, id) in list)
+            if (id >= list.Count)
+                throw new CheckpointException(file, $"token '{token}' has id {id}, but the vocabulary holds {list.Count} tokens; ids must run from 0 to {list.Count - 1}", field: "model.vocab");
         return list;
     }
 
@@ -172,7 +242,7 @@ internal sealed class TokenizerFiles
         {
             string field = $"added_tokens[{index++}]";
             if (t.ValueKind != JsonValueKind.Object) throw new CheckpointException(file, $"is {t.ValueKind}, expected Object", field: field);
-            if (!t.TryGetProperty("id", out var idE) || !idE.TryGetInt32(out int id) || id < 0)
+            if (!t.TryGetProperty("id", out var idE) || idE.ValueKind != JsonValueKind.Number || !idE.TryGetInt32(out int id) || id < 0)
                 throw new CheckpointException(file, "has no non-negative integer id", field: field + ".id");
             if (!t.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String || c.GetString() is not { Length: > 0 } content)
                 throw new CheckpointException(file, "has no non-empty content", field: field + ".content");
@@ -221,10 +291,8 @@ internal sealed class TokenizerFiles
         };
     }
 
-    private static TokenizerSettings ReadSettings(byte[] bytes, string file)
+    private static TokenizerSettings ReadSettings(JsonElement r, string file)
     {
-        using var doc = Parse(bytes, file);
-        var r = doc.RootElement;
         if (r.ValueKind != JsonValueKind.Object) throw new CheckpointException(file, "is not a JSON object");
 
         var templates = new Dictionary<string, string>(StringComparer.Ordinal);
