@@ -1,0 +1,372 @@
+// Qwen2Managed against llama.cpp (through LLamaSharp 0.30.0, CPU backend) on the same weights.
+//
+//   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*Peers*'
+//
+// The model is QWEN2_MODEL when set, else a synthesized Qwen2-0.5B BF16 checkpoint kept under
+// ~/.cache/qwen2managed/demo-qwen2-0.5b-bf16 (the one `qwen2 demo` uses; written on first use, about 1 GB);
+// QWEN2_BENCH_SHAPE=tiny (or any SyntheticShape name) picks another shape for a quick functional run. The checkpoint is
+// exported once by GgufExporter to F16 and F32 GGUF files under ~/.cache/qwen2managed/peers-gguf and reused.
+// Operations: prefill of 64 and of 512 tokens, and 128 decode steps after a 64-token prompt, timed from a reset
+// cache (the reset and the prompt are untimed); no sampling: fixed token ids go in, the last position's logits come out.
+// Qwen2Managed rows are the baseline of each (operation, threads) group. llama.cpp runs with its defaults (flash
+// attention auto, F16 KV cache); the setup of the F32 rows first checks that llama.cpp with flash attention off and an F32
+// KV cache gives our logits (max abs diff printed, setup fails above 1e-2), which also checks the exporter; the F16 rows'
+// setup prints the same difference for the F16 export without enforcing a limit.
+// The suite brings its own job (1 launch, 1 warmup, 3 iterations of one invocation): options such as --job or
+// --inProcess add jobs beside it rather than replacing it. Narrow a run with filters, e.g. --filter '*Peers*Prefill64*'.
+using System.Globalization;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+using LLama;
+using LLama.Common;
+using LLama.Native;
+using Qwen2.Kernels;
+using Qwen2.Native;
+using Qwen2.Native.Gguf;
+
+namespace Qwen2.Bench;
+
+/// <summary>Prefill and decode, Qwen2Managed (BF16 safetensors) against llama.cpp (F16 and F32 GGUF), 1 and 2 threads.</summary>
+[Config(typeof(PeersConfig))]
+[CategoriesColumn]
+[GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
+public class Peers
+{
+    internal const string Prefill64 = "Prefill64", Prefill512 = "Prefill512", Decode128 = "Decode128";
+    private const int PromptTokens = 64, LongPromptTokens = 512, DecodeSteps = 128, ContextTokens = 1024;
+
+    private Qwen2Model? _ours;
+    private PastKeyValues? _cache;
+    private float[] _logits = null!;
+    private LLamaWeights? _llamaWeights;
+    private LLamaContext? _llama;
+    private readonly LLamaBatch _batch = new();
+    private int[] _tokens = null!;
+
+    /// <summary>Threads for both engines.</summary>
+    [Params(1, 2)]
+    public int Threads { get; set; }
+
+    private void Prepare()
+    {
+        _tokens = PeersModel.Tokens(LongPromptTokens + DecodeSteps);
+    }
+
+    /// <summary>Loads our model.</summary>
+    [GlobalSetup(Targets = [nameof(Ours_Prefill64), nameof(Ours_Prefill512), nameof(Ours_Decode128)])]
+    public void SetupOurs()
+    {
+        Prepare();
+        _ours = Qwen2Model.Load(PeersModel.Checkpoint(), new ModelOptions { Threads = Threads });
+        _cache = _ours.CreateCache(ContextTokens);
+        _logits = new float[_ours.Config.VocabSize];
+    }
+
+    /// <summary>Loads the F16 GGUF into llama.cpp.</summary>
+    [GlobalSetup(Targets = [nameof(LlamaF16_Prefill64), nameof(LlamaF16_Prefill512), nameof(LlamaF16_Decode128)])]
+    public void SetupLlamaF16()
+    {
+        Prepare();
+        string gguf = PeersModel.Gguf(GgufFileType.F16);
+        PeersModel.SanityCheck(gguf, Threads, limit: null); // F16 weights round: printed, not enforced
+        (_llamaWeights, _llama) = PeersModel.LoadLlama(gguf, Threads, exact: false);
+    }
+
+    /// <summary>Checks llama.cpp's logits against ours on the F32 GGUF, then loads it for timing.</summary>
+    [GlobalSetup(Targets = [nameof(LlamaF32_Prefill64), nameof(LlamaF32_Prefill512), nameof(LlamaF32_Decode128)])]
+    public void SetupLlamaF32()
+    {
+        Prepare();
+        string gguf = PeersModel.Gguf(GgufFileType.F32);
+        PeersModel.SanityCheck(gguf, Threads, limit: 1e-2);
+        (_llamaWeights, _llama) = PeersModel.LoadLlama(gguf, Threads, exact: false);
+    }
+
+    /// <summary>Every measured call starts from an empty cache; decode calls from the 64-token prompt (untimed).</summary>
+    [IterationSetup(Targets = [nameof(Ours_Prefill64), nameof(Ours_Prefill512)])]
+    public void ResetOurs() => _cache!.Reset();
+
+    /// <summary>As <see cref="ResetOurs"/>, then the prompt.</summary>
+    [IterationSetup(Targets = [nameof(Ours_Decode128)])]
+    public void PromptOurs()
+    {
+        _cache!.Reset();
+        _ours!.ForwardInto(_tokens.AsSpan(0, PromptTokens), _cache, _logits, LogitsSelection.Last);
+    }
+
+    /// <summary>Clears llama.cpp's KV cache.</summary>
+    [IterationSetup(Targets = [nameof(LlamaF16_Prefill64), nameof(LlamaF16_Prefill512), nameof(LlamaF32_Prefill64), nameof(LlamaF32_Prefill512)])]
+    public void ResetLlama() => _llama!.NativeHandle.MemoryClear(true);
+
+    /// <summary>As <see cref="ResetLlama"/>, then the prompt.</summary>
+    [IterationSetup(Targets = [nameof(LlamaF16_Decode128), nameof(LlamaF32_Decode128)])]
+    public void PromptLlama()
+    {
+        _llama!.NativeHandle.MemoryClear(true);
+        LlamaPrefill(PromptTokens);
+    }
+
+    /// <summary>Releases whatever the setup loaded.</summary>
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _ours?.Dispose();
+        _llama?.Dispose();
+        _llamaWeights?.Dispose();
+    }
+
+    /// <summary>Ours: 64 tokens in one forward call.</summary>
+    [Benchmark(Baseline = true), BenchmarkCategory(Prefill64)]
+    public void Ours_Prefill64() => _ours!.ForwardInto(_tokens.AsSpan(0, PromptTokens), _cache, _logits, LogitsSelection.Last);
+
+    /// <summary>llama.cpp F16: 64 tokens in one batch.</summary>
+    [Benchmark, BenchmarkCategory(Prefill64)]
+    public void LlamaF16_Prefill64() => LlamaPrefill(PromptTokens);
+
+    /// <summary>llama.cpp F32: 64 tokens in one batch.</summary>
+    [Benchmark, BenchmarkCategory(Prefill64)]
+    public void LlamaF32_Prefill64() => LlamaPrefill(PromptTokens);
+
+    /// <summary>Ours: 512 tokens in one forward call.</summary>
+    [Benchmark(Baseline = true), BenchmarkCategory(Prefill512)]
+    public void Ours_Prefill512() => _ours!.ForwardInto(_tokens.AsSpan(0, LongPromptTokens), _cache, _logits, LogitsSelection.Last);
+
+    /// <summary>llama.cpp F16: 512 tokens in one batch.</summary>
+    [Benchmark, BenchmarkCategory(Prefill512)]
+    public void LlamaF16_Prefill512() => LlamaPrefill(LongPromptTokens);
+
+    /// <summary>llama.cpp F32: 512 tokens in one batch.</summary>
+    [Benchmark, BenchmarkCategory(Prefill512)]
+    public void LlamaF32_Prefill512() => LlamaPrefill(LongPromptTokens);
+
+    /// <summary>Ours: 128 one-token steps after the prompt.</summary>
+    [Benchmark(Baseline = true), BenchmarkCategory(Decode128)]
+    public void Ours_Decode128()
+    {
+        for (int i = 0; i < DecodeSteps; i++)
+            _ours!.ForwardInto(_tokens.AsSpan(PromptTokens + i, 1), _cache, _logits, LogitsSelection.Last);
+    }
+
+    /// <summary>llama.cpp F16: 128 one-token steps after the prompt.</summary>
+    [Benchmark, BenchmarkCategory(Decode128)]
+    public void LlamaF16_Decode128() => LlamaDecode();
+
+    /// <summary>llama.cpp F32: 128 one-token steps after the prompt.</summary>
+    [Benchmark, BenchmarkCategory(Decode128)]
+    public void LlamaF32_Decode128() => LlamaDecode();
+
+    private void LlamaPrefill(int n)
+    {
+        _batch.Clear();
+        for (int i = 0; i < n; i++) _batch.Add((LLamaToken)_tokens[i], i, LLamaSeqId.Zero, i == n - 1);
+        PeersModel.Check(_llama!.Decode(_batch));
+    }
+
+    private void LlamaDecode()
+    {
+        for (int i = 0; i < DecodeSteps; i++)
+        {
+            _batch.Clear();
+            _batch.Add((LLamaToken)_tokens[PromptTokens + i], PromptTokens + i, LLamaSeqId.Zero, true);
+            PeersModel.Check(_llama!.Decode(_batch));
+        }
+    }
+}
+
+/// <summary>One process per case, a short fixed schedule: the suite takes minutes, not hours, on the 0.5B shape.</summary>
+internal sealed class PeersConfig : ManualConfig
+{
+    public PeersConfig()
+    {
+        // One invocation per iteration, as the iteration setups (cache reset, prompt) require.
+        AddJob(Job.Default.WithId("Peers").WithLaunchCount(1).WithWarmupCount(1).WithIterationCount(3).WithInvocationCount(1).WithUnrollFactor(1));
+        AddColumn(new TokensPerSecondColumn());
+        AddColumn(StatisticColumn.Min);
+    }
+}
+
+/// <summary>Tokens per second from the mean time: 64, 512 or 128 tokens per operation by category.</summary>
+internal sealed class TokensPerSecondColumn : IColumn
+{
+    public string Id => nameof(TokensPerSecondColumn);
+    public string ColumnName => "tok/s";
+    public bool AlwaysShow => true;
+    public ColumnCategory Category => ColumnCategory.Custom;
+    public int PriorityInCategory => 0;
+    public bool IsNumeric => true;
+    public UnitType UnitType => UnitType.Dimensionless;
+    public string Legend => "Tokens per second: the operation's tokens over its mean time";
+    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+    public bool IsAvailable(Summary summary) => true;
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
+
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+    {
+        int tokens = benchmarkCase.Descriptor.Categories.FirstOrDefault() switch
+        {
+            Peers.Prefill64 => 64,
+            Peers.Prefill512 => 512,
+            Peers.Decode128 => 128,
+            _ => 0,
+        };
+        var stats = summary[benchmarkCase]?.ResultStatistics;
+        if (tokens == 0 || stats is null || stats.Mean <= 0) return "-";
+        return (tokens / (stats.Mean / 1e9)).ToString("F1", CultureInfo.InvariantCulture);
+    }
+}
+
+/// <summary>The checkpoint, its GGUF exports and llama.cpp loading, shared by the benchmark's setups.</summary>
+internal static class PeersModel
+{
+    private static bool _nativeConfigured;
+
+    /// <summary>QWEN2_MODEL, or the synthesized checkpoint of QWEN2_BENCH_SHAPE (default qwen2-0.5b), written once.</summary>
+    public static string Checkpoint()
+    {
+        if (Environment.GetEnvironmentVariable("QWEN2_MODEL") is { Length: > 0 } m) return m;
+        var shape = SyntheticShape.Get(Environment.GetEnvironmentVariable("QWEN2_BENCH_SHAPE") is { Length: > 0 } s ? s : SyntheticShape.Qwen2_0_5B.Name);
+        // The same directory, seed and marker as `qwen2 demo`, so either one reuses what the other wrote.
+        string dir = Path.Combine(CacheRoot(), $"demo-{shape.Name}-bf16");
+        string done = Path.Combine(dir, ".complete");
+        if (File.Exists(done)) return dir;
+        Console.WriteLine($"// synthesizing {shape.Name} into {dir}");
+        SyntheticCheckpoint.Write(dir, shape, WeightType.BF16, seed: 0, overwrite: true);
+        string assets = Path.Combine(RepoRoot(), "src", "Qwen2.Cli", "Assets", "tokenizer", "qwen2.5");
+        File.Copy(Path.Combine(assets, "tokenizer.json.gz"), Path.Combine(dir, "tokenizer.json.gz"), overwrite: true);
+        File.Copy(Path.Combine(assets, "tokenizer_config.json"), Path.Combine(dir, "tokenizer_config.json"), overwrite: true);
+        File.WriteAllText(done, "written by the Peers benchmark\n");
+        return dir;
+    }
+
+    /// <summary>The checkpoint exported to <paramref name="type"/>, exported on first use and kept.</summary>
+    public static string Gguf(GgufFileType type)
+    {
+        string checkpoint = Path.GetFullPath(Checkpoint());
+        string dir = Path.Combine(CacheRoot(), "peers-gguf");
+        Directory.CreateDirectory(dir);
+        // Named after the checkpoint's path and weight file, so another checkpoint never reuses a stale export.
+        var weights = new FileInfo(Path.Combine(checkpoint, CheckpointFiles.SingleFile));
+        string key = $"{checkpoint}|{(weights.Exists ? weights.Length + "|" + weights.LastWriteTimeUtc.Ticks : "sharded")}";
+        string hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..12].ToLowerInvariant();
+        string path = Path.Combine(dir, $"{Path.GetFileName(checkpoint)}-{hash}-{type.ToString().ToLowerInvariant()}.gguf");
+        if (File.Exists(path)) return path;
+        Console.WriteLine($"// exporting {checkpoint} to {path}");
+        var r = GgufExporter.Export(checkpoint, path, type);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"// exported {r.FileBytes:N0} bytes in {r.Elapsed.TotalSeconds:F1} s"));
+        return path;
+    }
+
+    /// <summary>
+    /// Loads a GGUF file on the CPU. <paramref name="exact"/> turns flash attention off and keeps the KV cache in F32,
+    /// so llama.cpp computes in float32 throughout (with its defaults, F16 K/V and flash attention's F16 rounding move
+    /// logits by about 1e-4).
+    /// </summary>
+    public static (LLamaWeights, LLamaContext) LoadLlama(string gguf, int threads, bool exact)
+    {
+        ConfigureNative();
+        var p = new ModelParams(gguf)
+        {
+            ContextSize = 1024,
+            BatchSize = 512,
+            UBatchSize = 512,
+            Threads = threads,
+            BatchThreads = threads,
+            GpuLayerCount = 0,
+        };
+        if (exact)
+        {
+            p.FlashAttention = false;
+            p.TypeK = GGMLType.GGML_TYPE_F32;
+            p.TypeV = GGMLType.GGML_TYPE_F32;
+        }
+        var weights = LLamaWeights.LoadFromFile(p);
+        try
+        {
+            return (weights, weights.CreateContext(p));
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Prints how far llama.cpp's logits on <paramref name="gguf"/> are from ours for a short prompt and throws above
+    /// <paramref name="limit"/>: on the F32 export they must agree, otherwise the exporter is wrong.
+    /// </summary>
+    public static void SanityCheck(string gguf, int threads, double? limit)
+    {
+        int[] ids = Tokens(8);
+        using var ours = Qwen2Model.Load(Checkpoint(), new ModelOptions { Threads = threads });
+        var expected = ours.Forward(ids);
+        var (weights, context) = LoadLlama(gguf, threads, exact: true);
+        using (weights)
+        using (context)
+        {
+            var batch = new LLamaBatch();
+            for (int i = 0; i < ids.Length; i++) batch.Add((LLamaToken)ids[i], i, LLamaSeqId.Zero, true);
+            Check(context.Decode(batch));
+            double maxDiff = 0, maxLogit = 0;
+            for (int i = 0; i < ids.Length; i++)
+            {
+                var theirs = context.NativeHandle.GetLogitsIth(i);
+                var row = expected[i];
+                if (theirs.Length != row.Length) throw new InvalidOperationException($"llama.cpp gave {theirs.Length} logits per position, we give {row.Length}");
+                for (int j = 0; j < row.Length; j++)
+                {
+                    maxDiff = Math.Max(maxDiff, Math.Abs(theirs[j] - row[j]));
+                    maxLogit = Math.Max(maxLogit, Math.Abs(row[j]));
+                }
+            }
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"// sanity: llama.cpp on {Path.GetFileName(gguf)} vs Qwen2Managed logits over {ids.Length} positions: max abs diff {maxDiff:G3} (max |logit| {maxLogit:G3})"));
+            if (limit is { } l && !(maxDiff <= l))
+                throw new InvalidOperationException($"llama.cpp's logits on {gguf} differ from ours by {maxDiff} (limit {limit}): the GGUF export is wrong");
+        }
+    }
+
+    /// <summary>Fixed pseudo-random ids among Qwen's ordinary tokens (below the added tokens at 151643).</summary>
+    public static int[] Tokens(int count)
+    {
+        var rng = new Random(1);
+        return Enumerable.Range(0, count).Select(_ => rng.Next(151643)).ToArray();
+    }
+
+    public static void Check(DecodeResult result)
+    {
+        if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama.cpp decode failed: {result}");
+    }
+
+    /// <summary>
+    /// LLamaSharp picks the AVX-512 / AVX2 / AVX build of the CPU backend by itself; only its log goes through here,
+    /// dropped below warnings so llama.cpp's load chatter does not flood the benchmark's output.
+    /// </summary>
+    private static void ConfigureNative()
+    {
+        if (_nativeConfigured) return;
+        _nativeConfigured = true;
+        NativeLibraryConfig.All.WithLogCallback((level, message) =>
+        {
+            if (level is LLamaLogLevel.Warning or LLamaLogLevel.Error) Console.Write($"// llama.cpp: {message}");
+        });
+    }
+
+    private static string CacheRoot()
+    {
+        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        string root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.Combine(root, "qwen2managed");
+    }
+
+    private static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "Qwen2Managed.sln"))) return d.FullName;
+        throw new DirectoryNotFoundException("the repository root (Qwen2Managed.sln) was not found above " + AppContext.BaseDirectory + "; set QWEN2_MODEL to a checkpoint directory");
+    }
+}
