@@ -32,6 +32,7 @@ public static class Program
         root.Subcommands.Add(GenerateCommand.Chat(stdin, stdout, stderr));
         root.Subcommands.Add(GenerateCommand.Tokenize(stdout, stderr));
         root.Subcommands.Add(SynthCommand.Create(stdout, stderr));
+        root.Subcommands.Add(ExportGgufCommand.Create(stdout, stderr));
         root.Subcommands.Add(InfoCommand(stdout, stderr));
         root.Subcommands.Add(LogitsCommand(stdout, stderr));
         root.Subcommands.Add(CpuCommand(stdout));

@@ -140,7 +140,7 @@ public class GenerateCliTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
     [Fact]
     public void EveryVerbHasHelp()
     {
-        foreach (var verb in new[] { "demo", "bench", "generate", "chat", "tokenize", "synth", "info", "logits" })
+        foreach (var verb in new[] { "demo", "bench", "generate", "chat", "tokenize", "synth", "export-gguf", "cpu", "info", "logits" })
         {
             var (code, output, _) = Run(verb, "--help");
             Assert.Equal(0, code);
