@@ -11,11 +11,10 @@
 // greedy tokens differ, so CI catches a cache regression.
 
 using System.Diagnostics;
-using System.IO.Compression;
 using System.Text;
-using Qwen2.Kernels;
 using Qwen2.Native;
 using Qwen2.Native.Generation;
+using Qwen2.Examples;
 using Qwen2.Native.Text;
 
 Console.OutputEncoding = Encoding.UTF8;
@@ -29,7 +28,7 @@ if (section is not ("all" or "basic" or "generate" or "compare"))
 
 string? modelArg = ModelArgument(args) ?? Environment.GetEnvironmentVariable(ModelLocator.ModelVariable);
 string? tempDir = null;
-string dir = modelArg is { Length: > 0 } ? ModelLocator.Resolve(modelArg) : tempDir = SynthesizeTiny();
+string dir = modelArg is { Length: > 0 } ? ModelLocator.Resolve(modelArg) : tempDir = TinyCheckpoint.Synthesize("qwen2-cache-usage");
 try
 {
     Console.WriteLine($"checkpoint: {dir}{(tempDir is null ? "" : " (synthesized, random weights)")}");
@@ -228,21 +227,3 @@ static string? ModelArgument(string[] args)
     if (flag >= 0) return flag + 1 < args.Length ? args[flag + 1] : throw new ArgumentException("--model needs a directory or hub id");
     return args.Length > 1 && !args[1].StartsWith('-') ? args[1] : null;
 }
-
-// A two-layer random-weight model with Qwen2's real vocabulary (about 20 MB), plus the real Qwen2.5 tokenizer.
-static string SynthesizeTiny()
-{
-    string dir = Path.Combine(Path.GetTempPath(), $"qwen2-cache-usage-{Guid.NewGuid():N}");
-    SyntheticCheckpoint.Write(dir, SyntheticShape.Tiny, WeightType.BF16, seed: 1);
-    using (var gz = new GZipStream(Resource("tokenizer.json.gz"), CompressionMode.Decompress))
-    using (var file = File.Create(Path.Combine(dir, Qwen2Tokenizer.TokenizerJsonFile)))
-        gz.CopyTo(file);
-    using (var config = Resource("tokenizer_config.json"))
-    using (var file = File.Create(Path.Combine(dir, Qwen2Tokenizer.TokenizerConfigFile)))
-        config.CopyTo(file);
-    return dir;
-}
-
-static Stream Resource(string name) =>
-    typeof(Program).Assembly.GetManifestResourceStream("tokenizer/" + name)
-    ?? throw new InvalidOperationException($"embedded resource tokenizer/{name} is missing; build the example from the repository");

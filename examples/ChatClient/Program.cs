@@ -7,12 +7,11 @@
 // Without a model, a tiny random-weight checkpoint is written to a temp directory: its replies are gibberish, but
 // streaming, usage and cache reuse work as on a real model. Exits 1 if the second turn reused nothing from the cache.
 
-using System.IO.Compression;
 using System.Text;
 using Microsoft.Extensions.AI;
-using Qwen2.Kernels;
 using Qwen2.Native;
 using Qwen2.Native.Generation;
+using Qwen2.Examples;
 using Qwen2.Native.Text;
 using ChatMessage = Microsoft.Extensions.AI.ChatMessage;
 
@@ -20,7 +19,7 @@ Console.OutputEncoding = Encoding.UTF8;
 
 string? modelArg = args.Length > 0 ? args[0] : Environment.GetEnvironmentVariable(ModelLocator.ModelVariable);
 string? tempDir = null;
-string dir = modelArg is { Length: > 0 } ? ModelLocator.Resolve(modelArg) : tempDir = SynthesizeTiny();
+string dir = modelArg is { Length: > 0 } ? ModelLocator.Resolve(modelArg) : tempDir = TinyCheckpoint.Synthesize("qwen2-chat-client");
 try
 {
     using var model = Qwen2Model.Load(dir);
@@ -57,21 +56,3 @@ finally
 {
     if (tempDir is not null) Directory.Delete(tempDir, recursive: true);
 }
-
-// A two-layer random-weight model with Qwen2's real vocabulary (about 20 MB), plus the real Qwen2.5 tokenizer.
-static string SynthesizeTiny()
-{
-    string dir = Path.Combine(Path.GetTempPath(), $"qwen2-chat-client-{Guid.NewGuid():N}");
-    SyntheticCheckpoint.Write(dir, SyntheticShape.Tiny, WeightType.BF16, seed: 1);
-    using (var gz = new GZipStream(Resource("tokenizer.json.gz"), CompressionMode.Decompress))
-    using (var file = File.Create(Path.Combine(dir, Qwen2Tokenizer.TokenizerJsonFile)))
-        gz.CopyTo(file);
-    using (var config = Resource("tokenizer_config.json"))
-    using (var file = File.Create(Path.Combine(dir, Qwen2Tokenizer.TokenizerConfigFile)))
-        config.CopyTo(file);
-    return dir;
-}
-
-static Stream Resource(string name) =>
-    typeof(Program).Assembly.GetManifestResourceStream("tokenizer/" + name)
-    ?? throw new InvalidOperationException($"embedded resource tokenizer/{name} is missing; build the example from the repository");
