@@ -60,6 +60,62 @@ public static unsafe class MatMul
         };
     }
 
+    /// <summary>
+    /// One token through two or three matrices that read the same <paramref name="x"/> (q, k and v; gate and up), as one
+    /// job for the pool: their rows are split across the threads as if stacked, so the workers are started and awaited
+    /// once instead of per matrix, and small matrices (k, v) do not pay for a pool round trip each. Every output row is
+    /// computed exactly as <see cref="Multiply"/> computes it. Pass <c>default</c> for an unused third matrix.
+    /// </summary>
+    public static void MultiplyFused(in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2,
+        ReadOnlySpan<float> x, WorkerPool? pool = null, Isa? isa = null)
+    {
+        if (w1.Cols != w0.Cols || w1.Type != w0.Type || (w2.Rows > 0 && (w2.Cols != w0.Cols || w2.Type != w0.Type)))
+            throw new ArgumentException("fused matrices must share their column count and weight type");
+        if (x.Length < w0.Cols) throw new ArgumentException($"x holds {x.Length} floats, {w0.Cols} needed", nameof(x));
+        if (y0.Length < w0.Rows || y1.Length < w1.Rows || y2.Length < w2.Rows) throw new ArgumentException("an output span is shorter than its matrix's rows");
+        var path = IsaSupport.Check(isa ?? IsaSupport.Best);
+        fixed (float* px = x, p0 = y0, p1 = y1, p2 = y2)
+        {
+            var job = new FusedJob
+            {
+                A = new Job { W = w0, X = px, Y = p0, Tokens = 1, Isa = path },
+                B = new Job { W = w1, X = px, Y = p1, Tokens = 1, Isa = path },
+                C = new Job { W = w2, X = px, Y = p2, Tokens = 1, Isa = path },
+            };
+            int total = w0.Rows + w1.Rows + w2.Rows, blocks = (total + RowBlock - 1) / RowBlock;
+            delegate*<void*, int, int, int, void> run = w0.Type switch
+            {
+                WeightType.F32 => &RunFused<F32Row>,
+                WeightType.BF16 => &RunFused<Bf16Row>,
+                WeightType.F16 => &RunFused<F16Row>,
+                _ => throw new ArgumentOutOfRangeException(nameof(w0), w0.Type, "unknown weight type"),
+            };
+            if (pool is null) run(&job, 0, blocks, 0);
+            else pool.Run(run, &job, blocks);
+        }
+    }
+
+    private struct FusedJob
+    {
+        public Job A, B, C;
+    }
+
+    private static void RunFused<TF>(void* state, int startBlock, int endBlock, int worker) where TF : IRowFormat
+    {
+        ref FusedJob f = ref Unsafe.AsRef<FusedJob>(state);
+        int start = startBlock * RowBlock, end = endBlock * RowBlock, a = f.A.W.Rows, b = f.B.W.Rows;
+        Segment<TF>(ref f.A, 0, start, end);
+        Segment<TF>(ref f.B, a, start, end);
+        Segment<TF>(ref f.C, a + b, start, end);
+
+        // The part of rows [start, end) of the stack that falls in the matrix whose first row is at offset.
+        static void Segment<T>(ref Job job, int offset, int start, int end) where T : IRowFormat
+        {
+            int from = Math.Max(start, offset) - offset, to = Math.Min(end, offset + job.W.Rows) - offset;
+            if (from < to) RunStreams<T>(ref job, from, to);
+        }
+    }
+
     /// <summary>The scalar twin of <see cref="Multiply"/>: y[t, r] summed left to right in float32, one element at a time.</summary>
     public static void MultiplyScalar(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {

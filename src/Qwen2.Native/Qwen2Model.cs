@@ -172,9 +172,18 @@ public sealed class Qwen2Model : IDisposable
                 var w = _layers[li];
                 // attention block: h = x + o_proj(attn(rope(q), rope(k), v))
                 RmsNorm.Apply(x, w.InputNorm, eps, xn, n);
-                Project(w.Q, xn, q, n, w.QBias);
-                Project(w.K, xn, k, n, w.KBias);
-                Project(w.V, xn, v, n, w.VBias);
+                if (n == 1)
+                {
+                    // One token: the three projections as one job for the pool (same bits as three calls).
+                    MatMul.MultiplyFused(w.Q, q, w.K, k, w.V, v, xn, _pool);
+                    AddBias(q, w.QBias, Q, 1); AddBias(k, w.KBias, KV, 1); AddBias(v, w.VBias, KV, 1);
+                }
+                else
+                {
+                    Project(w.Q, xn, q, n, w.QBias);
+                    Project(w.K, xn, k, n, w.KBias);
+                    Project(w.V, xn, v, n, w.VBias);
+                }
                 for (int t = 0; t < n; t++)
                 {
                     Rope.Apply(q.Slice(t * Q, Q), c.NumAttentionHeads, c.HeadDim, cos.Slice(t * half, half), sin.Slice(t * half, half));
@@ -189,8 +198,12 @@ public sealed class Qwen2Model : IDisposable
                 TensorPrimitives.Add(x, xn, x);
                 // MLP block: out = h + down(silu(gate(h')) * up(h'))
                 RmsNorm.Apply(x, w.PostAttentionNorm, eps, xn, n);
-                Project(w.Gate, xn, gate, n, null);
-                Project(w.Up, xn, up, n, null);
+                if (n == 1) MatMul.MultiplyFused(w.Gate, gate, w.Up, up, default, default, xn, _pool);
+                else
+                {
+                    Project(w.Gate, xn, gate, n, null);
+                    Project(w.Up, xn, up, n, null);
+                }
                 Activations.SiluMul(gate, up, gate);
                 Project(w.Down, gate, xn, n, null);
                 TensorPrimitives.Add(x, xn, x);
@@ -210,10 +223,15 @@ public sealed class Qwen2Model : IDisposable
     private void Project(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int n, float[]? bias)
     {
         MatMul.Multiply(w, x, y, n, _pool);
+        AddBias(y, bias, w.Rows, n);
+    }
+
+    private static void AddBias(Span<float> y, float[]? bias, int rows, int n)
+    {
         if (bias is null) return;
         for (int t = 0; t < n; t++)
         {
-            var row = y.Slice(t * w.Rows, w.Rows);
+            var row = y.Slice(t * rows, rows);
             TensorPrimitives.Add(row, bias, row);
         }
     }

@@ -212,6 +212,35 @@ public class MatMulTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(IsaType))]
+    public void FusedProductsEqualSeparateOnesBitForBit(Isa isa, WeightType type)
+    {
+        var rnd = new Random(Cases.Seed(17, (int)isa, (int)type));
+        const int cols = 903; // a vector tail of seven columns
+        var q = TestMatrix.Random(rnd, 37, cols, type);   // rows not a multiple of four: blocks straddle the matrices
+        var k = TestMatrix.Random(rnd, 9, cols, type);
+        var v = TestMatrix.Random(rnd, 130, cols, type);
+        var x = Cases.Uniform(rnd, cols, -1, 1);
+        float[] Alone(TestMatrix m) { var y = new float[m.View.Rows]; MatMul.Multiply(m.View, x, y, 1, null, isa); return y; }
+        for (int threads = 0; threads <= 3; threads++)
+        {
+            using var pool = threads == 0 ? null : new WorkerPool(threads);
+            float[] yq = new float[37], yk = new float[9], yv = new float[130];
+            MatMul.MultiplyFused(q.View, yq, k.View, yk, v.View, yv, x, pool, isa);
+            Check.BitsEqual(Alone(q), yq, $"{isa} {type} q on {threads} threads");
+            Check.BitsEqual(Alone(k), yk, $"{isa} {type} k on {threads} threads");
+            Check.BitsEqual(Alone(v), yv, $"{isa} {type} v on {threads} threads");
+            float[] g = new float[37], u = new float[9];
+            MatMul.MultiplyFused(q.View, g, k.View, u, default, default, x, pool, isa);
+            Check.BitsEqual(yq, g, $"{isa} {type} two matrices, first");
+            Check.BitsEqual(yk, u, $"{isa} {type} two matrices, second");
+        }
+        var other = TestMatrix.Random(rnd, 4, cols + 1, type);
+        Assert.Throws<ArgumentException>(() => MatMul.MultiplyFused(q.View, new float[37], other.View, new float[4], default, default, x));
+        Assert.Throws<ArgumentException>(() => MatMul.MultiplyFused(q.View, new float[36], k.View, new float[9], default, default, x));
+    }
+
     [Fact]
     public void WeightMatrixValidatesAndReadsRows()
     {
