@@ -14,6 +14,10 @@ public sealed class Qwen2Model : IDisposable
 {
     private readonly CheckpointFiles _files;
     private readonly WorkerPool _pool;
+    // The model's own pools: the shared ones give arrays back to the GC under memory pressure, and a decode step must
+    // not allocate whatever the rest of the process does. Four arrays per size serve four concurrent callers.
+    private readonly ArrayPool<float> _floatPool = ArrayPool<float>.Create(1 << 30, 4);
+    private readonly ArrayPool<int> _intPool = ArrayPool<int>.Create(1 << 30, 4);
     private readonly WeightMatrix _embed, _lmHead;
     private readonly LayerWeights[] _layers;
     private readonly float[] _norm, _invFreq;
@@ -150,8 +154,8 @@ public sealed class Qwen2Model : IDisposable
         int attScratch = Attention.ScratchLength(keys, _pool.Threads);
         long total = (long)n * (2 * H + 2 * Q + 2 * KV + 2 * I + 2 * half) + attScratch;
         if (total > Array.MaxLength) throw new ArgumentException($"{n} tokens need more scratch memory than one array holds; split the input", nameof(inputIds));
-        float[] buffer = ArrayPool<float>.Shared.Rent((int)total);
-        int[] positions = ArrayPool<int>.Shared.Rent(n);
+        float[] buffer = _floatPool.Rent((int)total);
+        int[] positions = _intPool.Rent(n);
         try
         {
             int used = 0;
@@ -215,8 +219,8 @@ public sealed class Qwen2Model : IDisposable
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(buffer);
-            ArrayPool<int>.Shared.Return(positions);
+            _floatPool.Return(buffer);
+            _intPool.Return(positions);
         }
     }
 
