@@ -21,7 +21,7 @@ internal static class GenerateCommand
         public Option<double?> RepetitionPenalty { get; } = new("--repetition-penalty") { Description = "Penalty on tokens already in the context (1: off)." };
         public Option<ulong?> Seed { get; } = new("--seed", "-s") { Description = "Seed of the random draws: same seed, same tokens." };
         public Option<string[]> Stop { get; } = new("--stop") { Description = "Stop when the text contains this string (repeatable; the string is not printed).", AllowMultipleArgumentsPerToken = false };
-        public Option<bool> IgnoreEos { get; } = new("--ignore-eos") { Description = "Keep generating past end-of-sequence tokens." };
+        public Option<bool> IgnoreEos { get; } = new("--ignore-eos") { Description = "Keep generating past end-of-sequence tokens (as references that never stop at eos do); by default generation stops at them, as Hugging Face's generate does." };
         public Option<int?> Threads { get; } = new("--threads") { Description = "Threads (default: processor count)." };
         public Option<int?> Context { get; } = new("--context", "-c") { Description = "KV cache size in tokens (default: 4096, capped by max_position_embeddings)." };
 
