@@ -34,11 +34,11 @@ internal static class BenchCommand
         cmd.SetAction(p => Program.Guard(stderr, () =>
         {
             var settings = new Settings(
-                AtLeast1(p.GetValue(promptTokens), "--prompt-tokens"),
-                AtLeast1(p.GetValue(genTokens), "--gen-tokens"),
-                p.GetValue(threads) is { } t ? AtLeast1(t, "--threads") : null,
-                AtLeast1(p.GetValue(repeat), "--repeat"),
-                AtLeast1(p.GetValue(bandwidthMib), "--bandwidth-mib"));
+                Program.AtLeast1(p.GetValue(promptTokens), "--prompt-tokens"),
+                Program.AtLeast1(p.GetValue(genTokens), "--gen-tokens"),
+                Program.AtLeast1(p.GetValue(threads), "--threads"),
+                Program.AtLeast1(p.GetValue(repeat), "--repeat"),
+                Program.AtLeast1(p.GetValue(bandwidthMib), "--bandwidth-mib"));
             string checkpoint = p.GetValue(model) is { } m ? Program.ResolveModel(m) : DemoCommand.Synthesize("qwen2-0.5b", "bf16", null, stderr);
             var report = Measure(checkpoint, settings, stderr);
             if (p.GetValue(json)) stdout.WriteLine(System.Text.Json.JsonSerializer.Serialize(report, BenchJsonContext.Default.BenchReport));
@@ -48,9 +48,6 @@ internal static class BenchCommand
         }));
         return cmd;
     }
-
-    private static int AtLeast1(int value, string option) =>
-        value >= 1 ? value : throw new UsageException($"{option} must be at least 1, got {value}");
 
     private sealed record Settings(int PromptTokens, int GenTokens, int? Threads, int Repeat, int BandwidthMib);
 
@@ -86,7 +83,7 @@ internal static class BenchCommand
         log.WriteLine($"measuring read bandwidth: {model.Threads} thread(s) x {MemoryBandwidth.StreamsPerThread} streams over {s.BandwidthMib} MiB ...");
         var bw = MemoryBandwidth.Measure(model.Threads, (long)s.BandwidthMib << 20);
 
-        double decodeRate = Median(decode), decodeGbps = model.WeightBytes * decodeRate / 1e9;
+        double decodeRate = Median(decode), decodeGbps = model.DecodeBytesPerToken * decodeRate / 1e9;
         return new BenchReport
         {
             Model = dir,
@@ -98,7 +95,7 @@ internal static class BenchCommand
             AttentionHeads = c.NumAttentionHeads,
             KeyValueHeads = c.NumKeyValueHeads,
             VocabSize = c.VocabSize,
-            WeightBytes = model.WeightBytes,
+            WeightBytes = model.DecodeBytesPerToken,
             Isa = IsaSupport.Best.ToString(),
             Threads = model.Threads,
             ProcessorCount = Environment.ProcessorCount,
@@ -131,7 +128,7 @@ internal static class BenchCommand
     {
         var ci = CultureInfo.InvariantCulture;
         w.WriteLine(string.Create(ci,
-            $"Qwen2 checkpoint {r.ModelName}: {r.Layers} layers, hidden {r.HiddenSize}, intermediate {r.IntermediateSize}, heads {r.AttentionHeads}/{r.KeyValueHeads}, vocab {r.VocabSize}, {r.WeightBytes / 1e9:F3} GB of {r.Dtype} weights"));
+            $"Qwen2 checkpoint {r.ModelName}: {r.Layers} layers, hidden {r.HiddenSize}, intermediate {r.IntermediateSize}, heads {r.AttentionHeads}/{r.KeyValueHeads}, vocab {r.VocabSize}, {r.WeightBytes / 1e9:F3} GB of {r.Dtype} weights read per token"));
         w.WriteLine(string.Create(ci, $"{r.Threads} threads, {r.Isa} kernels, {r.ProcessorCount} logical processors; loaded in {r.LoadMs:F0} ms"));
         w.WriteLine();
         w.WriteLine(r.Repeat > 1 ? string.Create(ci, $"| measure | median of {r.Repeat} | min | max |") : "| measure | value | | |");
@@ -167,7 +164,7 @@ internal sealed class BenchReport
     public int KeyValueHeads { get; init; }
     /// <summary>Vocabulary size.</summary>
     public int VocabSize { get; init; }
-    /// <summary>Bytes of weights read per decode token: every mapped tensor (<see cref="Qwen2Model.WeightBytes"/>).</summary>
+    /// <summary>Bytes of weights read per decode token (<see cref="Qwen2Model.DecodeBytesPerToken"/>).</summary>
     public long WeightBytes { get; init; }
     /// <summary>Kernel path (<see cref="IsaSupport.Best"/>).</summary>
     public required string Isa { get; init; }

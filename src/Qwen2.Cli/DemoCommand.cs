@@ -33,11 +33,9 @@ internal static class DemoCommand
         };
         cmd.SetAction(p => Program.Guard(stderr, () =>
         {
-            int n = p.GetValue(promptTokens), s = p.GetValue(steps);
-            if (n < 1) throw new UsageException($"--prompt-tokens must be at least 1, got {n}");
-            if (s < 2) throw new UsageException($"--steps must be at least 2, got {s}");
-            int? t = p.GetValue(threads);
-            if (t is < 1) throw new UsageException($"--threads must be at least 1, got {t}");
+            int n = Program.AtLeast1(p.GetValue(promptTokens), "--prompt-tokens"), s = p.GetValue(steps);
+            if (s < 2) throw new UsageException($"--steps must be at least 2, got {s}"); // the table shows steps 1 and 2
+            int? t = Program.AtLeast1(p.GetValue(threads), "--threads");
             string checkpoint = p.GetValue(model) is { } m ? Program.ResolveModel(m) : Synthesize(p.GetValue(shape)!, p.GetValue(dtype)!, p.GetValue(dir), stderr);
             Run(checkpoint, n, s, t, stdout, stderr);
             return 0;
@@ -104,9 +102,8 @@ internal static class DemoCommand
 
         double cacheDecode = withCache.Skip(1).Sum(), noCacheDecode = noCache.Skip(1).Sum();
         var c = model.Config;
-        long bytes = model.WeightBytes;
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Qwen2 checkpoint {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, vocab {c.VocabSize}, {bytes / 1e9:F2} GB of {c.TorchDtype ?? "?"} weights"));
+            $"Qwen2 checkpoint {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, vocab {c.VocabSize}, {model.WeightBytes / 1e9:F2} GB of {c.TorchDtype ?? "?"} weights"));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{model.Threads} threads, {IsaSupport.Best} kernels, {Environment.ProcessorCount} logical processors"));
         stdout.WriteLine();
@@ -120,7 +117,7 @@ internal static class DemoCommand
             $"| decode tokens/s | {steps / noCacheDecode:F2} | {steps / cacheDecode:F2} | |"));
         stdout.WriteLine();
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"with the cache, decode reads the weights at {bytes * steps / cacheDecode / 1e9:F1} GB/s; prefill runs at {promptLength / withCache[0]:F1} tokens/s."));
+            $"with the cache, decode reads the weights at {model.DecodeBytesPerToken * steps / cacheDecode / 1e9:F1} GB/s; prefill runs at {promptLength / withCache[0]:F1} tokens/s."));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"same greedy token with and without the cache at {same} of {steps} steps; largest logit difference {maxDiff:G3}."));
         if (same != steps) throw new InvalidOperationException($"the cached and uncached paths chose different tokens at {steps - same} of {steps} steps");

@@ -60,16 +60,12 @@ internal static class GenerateCommand
 
         public Qwen2Model Load(ParseResult p, string model)
         {
-            int? threads = p.GetValue(Threads);
-            if (threads is < 1) throw new UsageException($"--threads must be at least 1, got {threads}");
-            return Qwen2Model.Load(model, new ModelOptions { Threads = threads });
+            return Qwen2Model.Load(model, new ModelOptions { Threads = Program.AtLeast1(p.GetValue(Threads), "--threads") });
         }
 
         public SessionOptions Session(ParseResult p, bool useCache)
         {
-            int? ctx = p.GetValue(Context);
-            if (ctx is < 1) throw new UsageException($"--context must be at least 1, got {ctx}");
-            return new SessionOptions { UseCache = useCache, CacheCapacity = ctx };
+            return new SessionOptions { UseCache = useCache, CacheCapacity = Program.AtLeast1(p.GetValue(Context), "--context") };
         }
     }
 

@@ -45,6 +45,13 @@ public static class Program
         Description = $"Checkpoint directory, or a Hugging Face hub id found in the local Hugging Face cache (e.g. {ModelLocator.SuggestedHubId}). Default: ${ModelLocator.ModelVariable}.",
     };
 
+    /// <summary><paramref name="value"/> when it is at least 1, else a usage error naming <paramref name="option"/>.</summary>
+    internal static int AtLeast1(int value, string option) =>
+        value >= 1 ? value : throw new UsageException($"{option} must be at least 1, got {value}");
+
+    /// <summary>As <see cref="AtLeast1(int, string)"/>, for an option that may be left out.</summary>
+    internal static int? AtLeast1(int? value, string option) => value is int v ? AtLeast1(v, option) : null;
+
     /// <summary>The checkpoint directory --model names (a directory, a cached hub id, or $QWEN2_MODEL).</summary>
     internal static string ResolveModel(string? model) => ModelLocator.Resolve(model);
 
@@ -71,8 +78,7 @@ public static class Program
         cmd.SetAction(p => Guard(stderr, () =>
         {
             int[] ids = ParseTokens(p.GetValue(tokens)!);
-            int? t = p.GetValue(threads);
-            if (t is < 1) throw new UsageException($"--threads must be at least 1, got {t}");
+            int? t = AtLeast1(p.GetValue(threads), "--threads");
             using var m = Qwen2Model.Load(ResolveModel(p.GetValue(model)), new ModelOptions { Threads = t });
             var rows = new List<float[]>();
             if (p.GetValue(incremental))

@@ -31,6 +31,8 @@ public sealed class Qwen2Model : IDisposable
         EosTokenIds = generation.EosTokenIds.Concat(config.EosTokenIds).Distinct().ToArray();
         (_embed, _layers, _norm, _lmHead) = ModelWeights.Load(files, config);
         _invFreq = Rope.InverseFrequencies(config.HeadDim, config.RopeTheta);
+        // An untied embedding is looked up one row per token; a tied one is read whole as the lm_head.
+        DecodeBytesPerToken = WeightBytes - (config.TieWordEmbeddings ? 0 : _embed.ByteLength - _embed.RowBytes);
         _pool = new WorkerPool(options.Threads);
     }
 
@@ -68,6 +70,12 @@ public sealed class Qwen2Model : IDisposable
 
     /// <summary>End-of-sequence ids: generation_config.json's, then config.json's, without repeats.</summary>
     public IReadOnlyList<int> EosTokenIds { get; }
+
+    /// <summary>
+    /// Weight bytes one decode step reads: every mapped tensor, except that an untied embedding contributes only the
+    /// row it looks up. Decode speed is bound by this over the memory bandwidth.
+    /// </summary>
+    public long DecodeBytesPerToken { get; }
 
     /// <summary>How the model runs.</summary>
     public ModelOptions Options { get; }

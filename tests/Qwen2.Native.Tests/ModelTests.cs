@@ -15,6 +15,16 @@ public class ModelTests
         return worst;
     }
 
+    [Fact]
+    public void DecodeReadsTheWholeTiedEmbeddingButOneRowOfAnUntiedOne()
+    {
+        using var tied = Qwen2Model.Load(Fixtures.Model("tiny-f32"));
+        Assert.Equal(tied.WeightBytes, tied.DecodeBytesPerToken);
+        using var untied = Qwen2Model.Load(Fixtures.Model("untied-f16-mha")); // F16: two bytes an element
+        long embedRow = 2L * untied.Config.HiddenSize;
+        Assert.Equal(untied.WeightBytes - untied.Config.VocabSize * embedRow + embedRow, untied.DecodeBytesPerToken);
+    }
+
     [Theory]
     [MemberData(nameof(AllFixtures))]
     public void FullSequenceMatchesReferenceAtEveryPosition(string name)

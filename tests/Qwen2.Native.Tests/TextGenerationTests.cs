@@ -119,7 +119,7 @@ public class TextGenerationTests(TinyChatModel tiny) : IClassFixture<TinyChatMod
         string next = string.Concat(chat.Send("Go on", Greedy(4)));
         Assert.Equal(4, chat.LastStats!.GeneratedTokens);
         Assert.Equal(4, chat.History.Count);
-        Assert.NotNull(next);
+        Assert.Equal(ChatMessage.Assistant(next), chat.History[^1]);
     }
 
     [Fact]

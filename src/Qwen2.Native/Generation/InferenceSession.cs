@@ -74,7 +74,7 @@ public sealed class InferenceSession
         foreach (int id in ids)
         {
             _tokens.Add(id);
-            if (!_seen[id]) { _seen[id] = true; _distinct.Add(id); }
+            See(id);
         }
         if (!ids.IsEmpty) _logitsValid = false;
     }
@@ -142,10 +142,12 @@ public sealed class InferenceSession
                 Append([next]);
                 generated++;
                 decode.Stop();
-                bool last = Array.IndexOf(stopIds, next) >= 0 || generated >= options.MaxNewTokens || !HasRoomFor(1);
-                if (last) reason = Array.IndexOf(stopIds, next) >= 0 ? StopReason.EndOfSequence : generated >= options.MaxNewTokens ? StopReason.MaxTokens : StopReason.ContextFull;
+                reason = Array.IndexOf(stopIds, next) >= 0 ? StopReason.EndOfSequence
+                    : generated >= options.MaxNewTokens ? StopReason.MaxTokens
+                    : !HasRoomFor(1) ? StopReason.ContextFull
+                    : StopReason.None;
                 yield return next;
-                if (last) yield break;
+                if (reason != StopReason.None) yield break;
                 ct.ThrowIfCancellationRequested();
                 decode.Start();
                 Evaluate();
@@ -185,12 +187,22 @@ public sealed class InferenceSession
             throw new ArgumentOutOfRangeException(nameof(tokens), tokens, $"can keep between 0 and the {_tokens.Count} tokens of the sequence");
         if (tokens == _tokens.Count) return;
         _tokens.RemoveRange(tokens, _tokens.Count - tokens);
-        foreach (int id in _distinct) _seen[id] = false;
-        _distinct.Clear();
-        foreach (int id in _tokens)
-            if (!_seen[id]) { _seen[id] = true; _distinct.Add(id); }
+        ForgetSeen();
+        foreach (int id in _tokens) See(id);
         if (tokens < _processed) RewindProcessed(_processed - tokens);
         _logitsValid = false;
+    }
+
+    // The distinct ids of the sequence, for the repetition penalty: a flag per vocabulary id and the list of those set.
+    private void See(int id)
+    {
+        if (!_seen[id]) { _seen[id] = true; _distinct.Add(id); }
+    }
+
+    private void ForgetSeen()
+    {
+        foreach (int id in _distinct) _seen[id] = false;
+        _distinct.Clear();
     }
 
     /// <summary>Leaves at least one token waiting to run, so that invalid logits can be recomputed.</summary>
@@ -212,8 +224,7 @@ public sealed class InferenceSession
     public void Reset()
     {
         _tokens.Clear();
-        foreach (int id in _distinct) _seen[id] = false;
-        _distinct.Clear();
+        ForgetSeen();
         Cache?.Reset();
         _processed = 0;
         _logitsValid = false;

@@ -107,12 +107,9 @@ public sealed class Qwen2ChatClient : IChatClient
             var pieces = _session.GenerateText(Tokenizer, prompt[_session.Tokens.Count..], generation, cancellationToken);
             string responseId = Guid.NewGuid().ToString("N");
             var created = DateTimeOffset.UtcNow;
-            using (var e = pieces.GetEnumerator())
-            {
-                // Each step runs on the thread pool, so the caller's thread is never blocked by the model.
-                while (await Task.Run(e.MoveNext, CancellationToken.None).ConfigureAwait(false))
-                    yield return Update(new ChatResponseUpdate(ChatRole.Assistant, e.Current), responseId, created);
-            }
+            // Each step runs on the thread pool, so the caller's thread is never blocked by the model.
+            await foreach (var piece in TextGeneration.ToAsync(pieces, cancellationToken).ConfigureAwait(false))
+                yield return Update(new ChatResponseUpdate(ChatRole.Assistant, piece), responseId, created);
             var stats = _session.LastStats!;
             var usage = new UsageDetails
             {
@@ -266,16 +263,9 @@ public sealed class Qwen2ChatClient : IChatClient
     {
         if (options.AdditionalProperties is not { } props || !props.TryGetValue(key, out object? raw) || raw is null) return null;
         if (raw is JsonElement { ValueKind: JsonValueKind.Number } json) return json.GetDouble();
-        if (raw is IConvertible and not bool)
-        {
-            try
-            {
-                return Convert.ToDouble(raw, CultureInfo.InvariantCulture);
-            }
-            catch (FormatException)
-            {
-            }
-        }
+        if (raw is string text && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double parsed)) return parsed;
+        if (raw is byte or sbyte or short or ushort or int or uint or long or ulong or float or double or decimal)
+            return Convert.ToDouble(raw, CultureInfo.InvariantCulture);
         throw new ArgumentException($"ChatOptions.AdditionalProperties[\"{key}\"] is {raw} ({raw.GetType().Name}); expected a number", nameof(options));
     }
 }
