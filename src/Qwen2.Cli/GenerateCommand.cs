@@ -118,7 +118,7 @@ internal static class GenerateCommand
                 {
                     if (options.StopStrings.Count > 0) throw new UsageException("--stop works on text; with --output ids use the model's stop tokens");
                     var generated = session.Generate(promptIds, options, cancel.Token).ToList();
-                    stdout.WriteLine("[" + string.Join(", ", generated.Select(i => i.ToString(CultureInfo.InvariantCulture))) + "]");
+                    stdout.WriteLine(Json(generated));
                 }
                 else
                 {

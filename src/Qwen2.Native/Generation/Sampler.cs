@@ -14,6 +14,7 @@ public sealed class Sampler
     private readonly float[] _work;
     private readonly float[] _keys;
     private readonly int[] _ids;
+    private readonly double[] _weights;
     private readonly bool[] _penalized;
     private Xoshiro256 _rng;
 
@@ -28,6 +29,7 @@ public sealed class Sampler
         _work = new float[vocabSize];
         _keys = new float[vocabSize];
         _ids = new int[vocabSize];
+        _weights = new double[vocabSize];
         _penalized = new bool[vocabSize];
         Seed = options.Seed ?? BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
         _rng = new Xoshiro256(Seed);
@@ -56,16 +58,17 @@ public sealed class Sampler
         if (o.Temperature != 1) TensorPrimitives.Divide(x, (float)o.Temperature, x);
 
         int n = Candidates(x);
+        // Unnormalized probabilities, once: every filter below and the draw read them.
         float max = _keys[0];
         double total = 0;
-        for (int i = 0; i < n; i++) total += Math.Exp(_keys[i] - max);
+        for (int i = 0; i < n; i++) total += _weights[i] = Math.Exp(_keys[i] - max);
 
         // Top-p: keep a token while the mass of the tokens ranked above it is below p (Hugging Face's rule, read from the top).
         if (o.TopP < 1)
         {
             double above = 0;
             int keep = 0;
-            while (keep < n && above < o.TopP * total) above += Math.Exp(_keys[keep++] - max);
+            while (keep < n && above < o.TopP * total) above += _weights[keep++];
             n = Math.Max(keep, 1);
         }
         // Min-p compares with the top token, which every filter keeps, so renormalizing first changes nothing.
@@ -78,11 +81,11 @@ public sealed class Sampler
         }
 
         double mass = 0;
-        for (int i = 0; i < n; i++) mass += Math.Exp(_keys[i] - max);
+        for (int i = 0; i < n; i++) mass += _weights[i];
         double u = _rng.NextDouble() * mass, acc = 0;
         for (int i = 0; i < n; i++)
         {
-            acc += Math.Exp(_keys[i] - max);
+            acc += _weights[i];
             if (u < acc) return _ids[i];
         }
         return _ids[n - 1]; // rounding left u at the very top of the mass
