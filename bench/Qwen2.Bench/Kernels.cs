@@ -163,27 +163,10 @@ internal sealed class MatVecConfig : ManualConfig
 }
 
 /// <summary>Bytes each operation reads (the weight matrix, or the bandwidth buffer) divided by its mean time, in GB/s.</summary>
-internal sealed class GigabytesPerSecondColumn : IColumn
+internal sealed class GigabytesPerSecondColumn()
+    : RateColumn("GB/s", "Bytes read per operation (weights or buffer) / mean time, in 1e9 bytes per second", 1e9, "F2")
 {
-    public string Id => nameof(GigabytesPerSecondColumn);
-    public string ColumnName => "GB/s";
-    public bool AlwaysShow => true;
-    public ColumnCategory Category => ColumnCategory.Custom;
-    public int PriorityInCategory => 0;
-    public bool IsNumeric => true;
-    public UnitType UnitType => UnitType.Dimensionless;
-    public string Legend => "Bytes read per operation (weights or buffer) / mean time, in 1e9 bytes per second";
-    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-    public bool IsAvailable(Summary summary) => true;
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
-    {
-        var stats = summary[benchmarkCase]?.ResultStatistics;
-        long? bytes = BytesPerOperation(benchmarkCase);
-        if (stats is null || bytes is null || stats.Mean <= 0) return "-";
-        return (bytes.Value / stats.Mean).ToString("F2", CultureInfo.InvariantCulture); // bytes per ns = GB/s
-    }
+    protected override double? AmountPerOperation(BenchmarkCase c) => BytesPerOperation(c);
 
     private static long? BytesPerOperation(BenchmarkCase c)
     {

@@ -190,33 +190,16 @@ internal sealed class PeersConfig : ManualConfig
 }
 
 /// <summary>Tokens per second from the mean time: 64, 512 or 128 tokens per operation by category.</summary>
-internal sealed class TokensPerSecondColumn : IColumn
+internal sealed class TokensPerSecondColumn()
+    : RateColumn("tok/s", "Tokens per second: the operation's tokens over its mean time", 1, "F1")
 {
-    public string Id => nameof(TokensPerSecondColumn);
-    public string ColumnName => "tok/s";
-    public bool AlwaysShow => true;
-    public ColumnCategory Category => ColumnCategory.Custom;
-    public int PriorityInCategory => 0;
-    public bool IsNumeric => true;
-    public UnitType UnitType => UnitType.Dimensionless;
-    public string Legend => "Tokens per second: the operation's tokens over its mean time";
-    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-    public bool IsAvailable(Summary summary) => true;
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+    protected override double? AmountPerOperation(BenchmarkCase c) => c.Descriptor.Categories.FirstOrDefault() switch
     {
-        int tokens = benchmarkCase.Descriptor.Categories.FirstOrDefault() switch
-        {
-            Peers.Prefill64 => 64,
-            Peers.Prefill512 => 512,
-            Peers.Decode128 => 128,
-            _ => 0,
-        };
-        var stats = summary[benchmarkCase]?.ResultStatistics;
-        if (tokens == 0 || stats is null || stats.Mean <= 0) return "-";
-        return (tokens / (stats.Mean / 1e9)).ToString("F1", CultureInfo.InvariantCulture);
-    }
+        Peers.Prefill64 => 64,
+        Peers.Prefill512 => 512,
+        Peers.Decode128 => 128,
+        _ => null,
+    };
 }
 
 /// <summary>The checkpoint, its GGUF exports and llama.cpp loading, shared by the benchmark's setups.</summary>
