@@ -42,11 +42,9 @@ public sealed class SafeTensorsWriter : IDisposable
 
     private readonly TensorSpec[] _tensors;
     private readonly long[] _ends; // cumulative end offset of each tensor in the data section
-    private readonly string _partialPath;
-    private FileStream? _stream;
+    private readonly PartialFile _file;
     private int _current;
     private long _written;
-    private bool _completed;
 
     /// <summary>Path the finished file will have.</summary>
     public string Path { get; }
@@ -86,28 +84,19 @@ public sealed class SafeTensorsWriter : IDisposable
         _ends = Layout(_tensors);
         byte[] header = Header(_tensors, _ends, metadata ?? PyTorchMetadata);
         HeaderBytes = 8 + header.Length;
-        _partialPath = path + ".partial";
-        // Preallocating makes a full disk fail here, before gigabytes are written, on file systems that support it.
-        _stream = new FileStream(_partialPath, new FileStreamOptions
-        {
-            Mode = FileMode.Create,
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            BufferSize = 1 << 20,
-            PreallocationSize = TotalBytes,
-        });
+        _file = new PartialFile(path, TotalBytes);
         try
         {
             Span<byte> length = stackalloc byte[8];
             BitConverter.TryWriteBytes(length, (ulong)header.Length);
             if (!BitConverter.IsLittleEndian) length.Reverse();
-            _stream.Write(length);
-            _stream.Write(header);
+            _file.Stream!.Write(length);
+            _file.Stream.Write(header);
             SkipEmpty();
         }
         catch
         {
-            Abandon();
+            _file.Dispose();
             throw;
         }
     }
@@ -182,7 +171,7 @@ public sealed class SafeTensorsWriter : IDisposable
     /// <exception cref="InvalidOperationException">All tensors are written, the chunk runs past the current tensor, or the writer is completed.</exception>
     public void Write(ReadOnlySpan<byte> bytes)
     {
-        var stream = _stream ?? throw new InvalidOperationException($"'{Path}' is already {(_completed ? "completed" : "disposed")}; nothing more can be written");
+        var stream = _file.Stream ?? throw new InvalidOperationException($"'{Path}' is already {(_file.Committed ? "completed" : "disposed")}; nothing more can be written");
         if (bytes.IsEmpty) return;
         if (_current >= _tensors.Length)
             throw new InvalidOperationException($"'{Path}': all {_tensors.Length} tensors are written; {bytes.Length} more bytes were given");
@@ -253,30 +242,16 @@ public sealed class SafeTensorsWriter : IDisposable
         while (_current < _tensors.Length && _written == _ends[_current]) _current++;
     }
 
-    /// <summary>Checks every tensor's bytes were written, flushes the file to disk and renames it to <see cref="Path"/>.</summary>
+    /// <summary>Checks every tensor's bytes were written, closes the file and renames it to <see cref="Path"/>.</summary>
     /// <exception cref="InvalidOperationException">A tensor still lacks bytes; the message names it.</exception>
     public void Complete()
     {
-        var stream = _stream ?? throw new InvalidOperationException($"'{Path}' is already {(_completed ? "completed" : "disposed")}");
+        if (_file.Stream is null) throw new InvalidOperationException($"'{Path}' is already {(_file.Committed ? "completed" : "disposed")}");
         if (_current < _tensors.Length)
             throw new InvalidOperationException($"tensor '{_tensors[_current].Name}' in '{Path}' still needs {_ends[_current] - _written} bytes ({DataBytes - _written} of {DataBytes} data bytes are missing)");
-        stream.Flush(flushToDisk: false);
-        stream.Dispose();
-        _stream = null;
-        File.Move(_partialPath, Path, overwrite: true);
-        _completed = true;
-    }
-
-    private void Abandon()
-    {
-        _stream?.Dispose();
-        _stream = null;
-        if (File.Exists(_partialPath)) File.Delete(_partialPath);
+        _file.Commit();
     }
 
     /// <summary>Closes the file; an uncompleted file is deleted.</summary>
-    public void Dispose()
-    {
-        if (!_completed) Abandon();
-    }
+    public void Dispose() => _file.Dispose();
 }

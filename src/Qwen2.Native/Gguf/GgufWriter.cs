@@ -64,12 +64,10 @@ public sealed class GgufWriter : IDisposable
     private readonly MemoryStream _kv = new();
     private readonly HashSet<string> _keys = new(StringComparer.Ordinal);
     private readonly List<(string Name, long[] Dims, GgufTensorType Type, long Bytes, long Offset)> _tensors = new();
-    private readonly string _partialPath;
-    private FileStream? _stream;
+    private PartialFile? _file;
     private long _dataBytes; // size of the data section as declared so far, padding included
     private int _current = -1;
     private long _currentWritten;
-    private bool _completed;
 
     /// <summary>Creates a writer for <paramref name="path"/>; nothing is written until <see cref="Begin"/>.</summary>
     /// <param name="path">The file to write; an existing file is replaced only when <see cref="Complete"/> succeeds.</param>
@@ -83,7 +81,6 @@ public sealed class GgufWriter : IDisposable
             throw new ArgumentException($"alignment {alignment} must be a power of two of at least 8", nameof(alignment));
         Path = path;
         Alignment = alignment;
-        _partialPath = path + ".partial";
     }
 
     /// <summary>Path the finished file will have.</summary>
@@ -202,7 +199,7 @@ public sealed class GgufWriter : IDisposable
     /// <exception cref="InvalidOperationException">The header was already written.</exception>
     public void Begin()
     {
-        if (_current >= 0 || _completed) throw new InvalidOperationException($"'{Path}': the header is already written");
+        if (_file is not null) throw new InvalidOperationException($"'{Path}': the header is already written");
         // Readers assume 32 without the key; any other alignment must be declared.
         if (Alignment != DefaultAlignment && !HasKey("general.alignment")) AddUInt32("general.alignment", (uint)Alignment);
         var header = new MemoryStream();
@@ -223,26 +220,18 @@ public sealed class GgufWriter : IDisposable
         long padded = Align(header.Length, Alignment);
         while (header.Length < padded) header.WriteByte(0);
 
-        _stream = new FileStream(_partialPath, new FileStreamOptions
-        {
-            Mode = FileMode.Create,
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            BufferSize = 1 << 20,
-            // A full disk fails here, before gigabytes are written, on file systems that preallocate.
-            PreallocationSize = padded + _dataBytes,
-        });
+        _file = new PartialFile(Path, padded + _dataBytes);
         try
         {
             header.Position = 0;
-            header.CopyTo(_stream);
+            header.CopyTo(_file.Stream!);
             _current = 0;
             _currentWritten = 0;
             SkipEmpty();
         }
         catch
         {
-            Abandon();
+            _file.Dispose();
             throw;
         }
     }
@@ -251,7 +240,7 @@ public sealed class GgufWriter : IDisposable
     /// <exception cref="InvalidOperationException">The header is not written, all tensors are full, or the chunk runs past the current tensor.</exception>
     public void Write(ReadOnlySpan<byte> bytes)
     {
-        var stream = _stream ?? throw new InvalidOperationException($"'{Path}': {(_completed ? "already completed" : "call Begin before writing tensor data")}");
+        var stream = _file?.Stream ?? throw new InvalidOperationException($"'{Path}': {(_file is { Committed: true } ? "already completed" : "call Begin before writing tensor data")}");
         if (bytes.IsEmpty) return;
         if (_current >= _tensors.Count) throw new InvalidOperationException($"'{Path}': all {_tensors.Count} tensors are written; {bytes.Length} more bytes were given");
         var t = _tensors[_current];
@@ -267,7 +256,7 @@ public sealed class GgufWriter : IDisposable
         while (_current < _tensors.Count && _currentWritten == _tensors[_current].Bytes)
         {
             long pad = Align(_tensors[_current].Bytes, Alignment) - _tensors[_current].Bytes;
-            for (; pad > 0; pad--) _stream!.WriteByte(0); // under one alignment unit
+            for (; pad > 0; pad--) _file!.Stream!.WriteByte(0); // under one alignment unit
             _current++;
             _currentWritten = 0;
         }
@@ -277,28 +266,14 @@ public sealed class GgufWriter : IDisposable
     /// <exception cref="InvalidOperationException">The header is not written or a tensor still lacks bytes; the message names it.</exception>
     public void Complete()
     {
-        var stream = _stream ?? throw new InvalidOperationException($"'{Path}': {(_completed ? "already completed" : "the header is not written")}");
+        if (_file?.Stream is null) throw new InvalidOperationException($"'{Path}': {(_file is { Committed: true } ? "already completed" : "the header is not written")}");
         if (_current < _tensors.Count)
             throw new InvalidOperationException($"tensor '{_tensors[_current].Name}' in '{Path}' still needs {_tensors[_current].Bytes - _currentWritten} bytes");
-        stream.Flush(flushToDisk: false);
-        stream.Dispose();
-        _stream = null;
-        File.Move(_partialPath, Path, overwrite: true);
-        _completed = true;
+        _file.Commit();
     }
 
     /// <summary>Closes the file; an unfinished file is deleted.</summary>
-    public void Dispose()
-    {
-        if (!_completed) Abandon();
-    }
-
-    private void Abandon()
-    {
-        _stream?.Dispose();
-        _stream = null;
-        if (File.Exists(_partialPath)) File.Delete(_partialPath);
-    }
+    public void Dispose() => _file?.Dispose();
 
     private void Key(string key, GgufValueType type)
     {
