@@ -6,16 +6,23 @@ using System.Runtime.Intrinsics;
 namespace Qwen2.Kernels;
 
 /// <summary>
-/// Keys and values of some tokens, stored token-major as [count, kvHeads, headDim], with each token's absolute position.
+/// Keys and values of some tokens with each token's absolute position. Stored either token-major in two spans as
+/// [count, kvHeads, headDim], or (inside the engine) in fixed-size pages, as a paged cache holds them.
 /// </summary>
-public readonly ref struct KvBlock
+public readonly unsafe ref struct KvBlock
 {
-    /// <summary>Keys, [Count, kvHeads, headDim].</summary>
+    /// <summary>Keys, [Count, kvHeads, headDim]; empty for a paged block.</summary>
     public readonly ReadOnlySpan<float> Keys;
-    /// <summary>Values, [Count, kvHeads, headDim].</summary>
+    /// <summary>Values, [Count, kvHeads, headDim]; empty for a paged block.</summary>
     public readonly ReadOnlySpan<float> Values;
     /// <summary>Absolute position of each token.</summary>
     public readonly ReadOnlySpan<int> Positions;
+
+    // The paged form: token k's keys start at Pages[k >> PageShift] + KeyOffset + (k & (2^PageShift - 1)) * RowFloats
+    // floats, its values likewise at ValueOffset. The pages must stay pinned while the block is in use.
+    internal readonly ReadOnlySpan<nint> Pages;
+    internal readonly nint KeyOffset, ValueOffset;
+    internal readonly int PageShift, RowFloats;
 
     /// <summary>Wraps keys, values and positions of <c>positions.Length</c> tokens.</summary>
     public KvBlock(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<int> positions)
@@ -23,8 +30,34 @@ public readonly ref struct KvBlock
         Keys = keys; Values = values; Positions = positions;
     }
 
+    /// <summary>A paged block: <paramref name="pages"/> are addresses of pinned memory, each page holding 2^<paramref name="pageShift"/> tokens.</summary>
+    internal KvBlock(ReadOnlySpan<nint> pages, nint keyOffset, nint valueOffset, int pageShift, int rowFloats, ReadOnlySpan<int> positions)
+    {
+        if (pages.Length < (positions.Length + (1 << pageShift) - 1) >> pageShift)
+            throw new ArgumentException($"{pages.Length} pages of {1 << pageShift} tokens cannot hold {positions.Length}", nameof(pages));
+        Pages = pages; KeyOffset = keyOffset; ValueOffset = valueOffset; PageShift = pageShift; RowFloats = rowFloats; Positions = positions;
+    }
+
     /// <summary>Number of tokens.</summary>
     public int Count => Positions.Length;
+
+    /// <summary>Whether the keys and values sit in pages rather than in <see cref="Keys"/> and <see cref="Values"/>.</summary>
+    public bool IsPaged => !Pages.IsEmpty;
+
+    /// <summary>The keys of token <paramref name="index"/> (<paramref name="rowFloats"/> = kvHeads × headDim floats).</summary>
+    public ReadOnlySpan<float> KeyRow(int index, int rowFloats) => Row(index, rowFloats, Keys, KeyOffset);
+
+    /// <summary>The values of token <paramref name="index"/> (<paramref name="rowFloats"/> = kvHeads × headDim floats).</summary>
+    public ReadOnlySpan<float> ValueRow(int index, int rowFloats) => Row(index, rowFloats, Values, ValueOffset);
+
+    private ReadOnlySpan<float> Row(int index, int rowFloats, ReadOnlySpan<float> flat, nint offset)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
+        if (!IsPaged) return flat.Slice(index * rowFloats, rowFloats);
+        if (rowFloats != RowFloats) throw new ArgumentException($"this block's rows hold {RowFloats} floats", nameof(rowFloats));
+        return new ReadOnlySpan<float>((float*)Pages[index >> PageShift] + offset + (nint)(index & ((1 << PageShift) - 1)) * rowFloats, rowFloats);
+    }
 }
 
 /// <summary>
@@ -83,12 +116,18 @@ public static unsafe class Attention
         if (scratch.Length < ScratchLength(keys, threads)) throw new ArgumentException($"scratch holds {scratch.Length} floats, {ScratchLength(keys, threads)} needed", nameof(scratch));
         fixed (float* pq = q, po = output, ps = scratch, pk = past.Keys, pv = past.Values, ck = current.Keys, cv = current.Values)
         fixed (int* qp = queryPositions, pp = past.Positions, cp = current.Positions)
+        fixed (nint* pages = past.Pages, curPages = current.Pages)
         {
+            // A flat block is one page that holds every token; the value offset is the distance between the two spans.
+            nint* flatPast = stackalloc nint[1], flatCur = stackalloc nint[1];
+            flatPast[0] = (nint)pk; flatCur[0] = (nint)ck;
             var job = new Job
             {
                 Q = pq, Out = po, Scratch = ps, ScratchStride = Math.Max(keys, 1), QueryPositions = qp,
-                PastK = pk, PastV = pv, PastPos = pp, PastCount = past.Count,
-                CurK = ck, CurV = cv, CurPos = cp, CurCount = current.Count,
+                Past = past.IsPaged ? Source.Paged(pages, past.KeyOffset, past.ValueOffset, past.PageShift, pp, past.Count)
+                    : Source.Flat(flatPast, (nint)(pv - pk), pp, past.Count),
+                Cur = current.IsPaged ? Source.Paged(curPages, current.KeyOffset, current.ValueOffset, current.PageShift, cp, current.Count)
+                    : Source.Flat(flatCur, (nint)(cv - ck), cp, current.Count),
                 Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Mask = mask,
                 Scale = 1f / MathF.Sqrt(headDim), Isa = IsaSupport.Check(isa ?? IsaSupport.Best),
             };
@@ -103,8 +142,34 @@ public static unsafe class Attention
         }
     }
 
+    /// <summary>Where the keys and values of past or current tokens live: pages of 2^Shift tokens each.</summary>
+    private struct Source
+    {
+        public nint* Pages;
+        public nint KeyOffset, ValueOffset;
+        public int Shift, Mask, Count;
+        public int* Positions;
+
+        public static Source Flat(nint* page, nint valueOffset, int* positions, int count) =>
+            new() { Pages = page, KeyOffset = 0, ValueOffset = valueOffset, Shift = 30, Mask = (1 << 30) - 1, Positions = positions, Count = count };
+
+        public static Source Paged(nint* pages, nint keyOffset, nint valueOffset, int shift, int* positions, int count) =>
+            new() { Pages = pages, KeyOffset = keyOffset, ValueOffset = valueOffset, Shift = shift, Mask = (1 << shift) - 1, Positions = positions, Count = count };
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly float* Key(int k, int row) => (float*)Pages[k >> Shift] + KeyOffset + (nint)(k & Mask) * row;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly float* Value(int k, int row) => (float*)Pages[k >> Shift] + ValueOffset + (nint)(k & Mask) * row;
+    }
+
     private static void CheckBlock(KvBlock b, long kvRow, string name)
     {
+        if (b.IsPaged)
+        {
+            if (b.RowFloats != kvRow) throw new ArgumentException($"{name}'s pages hold rows of {b.RowFloats} floats, {kvRow} needed", name);
+            return;
+        }
         if (b.Keys.Length < b.Count * kvRow || b.Values.Length < b.Count * kvRow)
             throw new ArgumentException($"{name} holds {b.Keys.Length} key and {b.Values.Length} value floats, {b.Count} x {kvRow} needed", name);
     }
@@ -144,12 +209,12 @@ public static unsafe class Attention
     }
 
     private static float* KeyRow(ref Job j, int k, int kvRow) =>
-        k < j.PastCount ? j.PastK + (nint)k * kvRow : j.CurK + (nint)(k - j.PastCount) * kvRow;
+        k < j.Past.Count ? j.Past.Key(k, kvRow) : j.Cur.Key(k - j.Past.Count, kvRow);
 
     private static void Transpose(void* state, int start, int end, int worker)
     {
         ref Job j = ref Unsafe.AsRef<Job>(state);
-        int d = j.HeadDim, kvRow = j.KvHeads * d, keys = j.PastCount + j.CurCount;
+        int d = j.HeadDim, kvRow = j.KvHeads * d, keys = j.Past.Count + j.Cur.Count;
         for (int kvh = start; kvh < end; kvh++)
         {
             float* dst = j.KeysT + (nint)kvh * d * j.KeysPad;
@@ -184,8 +249,8 @@ public static unsafe class Attention
             }
             // Keys the tile may see: new keys after the last one at or before its latest query are in every row's future.
             int latest = Math.Max(Math.Max(pos[0], pos[1]), Math.Max(pos[2], pos[3]));
-            int candidates = j.PastCount + j.CurCount;
-            while (candidates > j.PastCount && j.CurPos[candidates - 1 - j.PastCount] > latest) candidates--;
+            int candidates = j.Past.Count + j.Cur.Count;
+            while (candidates > j.Past.Count && j.Cur.Positions[candidates - 1 - j.Past.Count] > latest) candidates--;
             TileScores(ref j, q, j.KeysT + (nint)kvh * d * j.KeysPad, (candidates + 15) & ~15, scores);
             for (int r = 0; r < rows; r++)
             {
@@ -193,7 +258,7 @@ public static unsafe class Attention
                 int visible = 0;
                 for (int k = 0; k < candidates; k++)
                 {
-                    int kp = k < j.PastCount ? j.PastPos[k] : j.CurPos[k - j.PastCount];
+                    int kp = k < j.Past.Count ? j.Past.Positions[k] : j.Cur.Positions[k - j.Past.Count];
                     if (j.Mask.IsVisible(pos[r], kp)) visible++;
                     else s[k] = float.NegativeInfinity;
                 }
@@ -242,7 +307,7 @@ public static unsafe class Attention
         Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
         for (int k = 0; k < keys; k++)
         {
-            float* v = (k < j.PastCount ? j.PastV + (nint)k * kvRow : j.CurV + (nint)(k - j.PastCount) * kvRow) + offset;
+            float* v = (k < j.Past.Count ? j.Past.Value(k, kvRow) : j.Cur.Value(k - j.Past.Count, kvRow)) + offset;
             var v0 = Vector512.Load(v); var v1 = Vector512.Load(v + 16); var v2 = Vector512.Load(v + 32); var v3 = Vector512.Load(v + 48);
             var p0 = Vector512.Create(p[k]);
             a00 = Vector512.FusedMultiplyAdd(p0, v0, a00); a01 = Vector512.FusedMultiplyAdd(p0, v1, a01);
@@ -270,9 +335,10 @@ public static unsafe class Attention
 
     private struct Job
     {
-        public float* Q, Out, Scratch, PastK, PastV, CurK, CurV, KeysT, TileScores;
-        public int* QueryPositions, PastPos, CurPos;
-        public int ScratchStride, PastCount, CurCount, Heads, KvHeads, HeadDim, KeysPad, TilesPerKv, RowsPerKv;
+        public float* Q, Out, Scratch, KeysT, TileScores;
+        public int* QueryPositions;
+        public Source Past, Cur;
+        public int ScratchStride, Heads, KvHeads, HeadDim, KeysPad, TilesPerKv, RowsPerKv;
         public AttentionMask Mask;
         public float Scale;
         public Isa Isa;
@@ -289,36 +355,36 @@ public static unsafe class Attention
             var qh = new ReadOnlySpan<float>(j.Q + ((nint)t * j.Heads + h) * d, d);
             var oh = new Span<float>(j.Out + ((nint)t * j.Heads + h) * d, d);
             int visible = 0;
-            Score(ref j, qh, j.PastK, j.PastPos, j.PastCount, kvh * d, kvRow, p, scores, 0, ref visible);
-            Score(ref j, qh, j.CurK, j.CurPos, j.CurCount, kvh * d, kvRow, p, scores, j.PastCount, ref visible);
+            Score(ref j, qh, ref j.Past, kvh * d, kvRow, p, scores, 0, ref visible);
+            Score(ref j, qh, ref j.Cur, kvh * d, kvRow, p, scores, j.Past.Count, ref visible);
             oh.Clear();
             if (visible == 0) continue; // nothing to attend to: a zero output rather than 0/0
-            var s = scores[..(j.PastCount + j.CurCount)];
+            var s = scores[..(j.Past.Count + j.Cur.Count)];
             Activations.Softmax(s, j.Isa);
-            Accumulate(j.PastV, j.PastCount, kvh * d, kvRow, s, oh, j.Isa);
-            Accumulate(j.CurV, j.CurCount, kvh * d, kvRow, s[j.PastCount..], oh, j.Isa);
+            Accumulate(ref j.Past, kvh * d, kvRow, s, oh, j.Isa);
+            Accumulate(ref j.Cur, kvh * d, kvRow, s[j.Past.Count..], oh, j.Isa);
         }
     }
 
-    private static void Score(ref Job j, ReadOnlySpan<float> qh, float* keys, int* positions, int count, int offset, int kvRow, int p,
+    private static void Score(ref Job j, ReadOnlySpan<float> qh, ref Source src, int offset, int kvRow, int p,
         Span<float> scores, int at, ref int visible)
     {
-        for (int k = 0; k < count; k++)
+        for (int k = 0; k < src.Count; k++)
         {
-            if (!j.Mask.IsVisible(p, positions[k])) { scores[at + k] = float.NegativeInfinity; continue; }
-            var key = new ReadOnlySpan<float>(keys + (nint)k * kvRow + offset, j.HeadDim);
+            if (!j.Mask.IsVisible(p, src.Positions[k])) { scores[at + k] = float.NegativeInfinity; continue; }
+            var key = new ReadOnlySpan<float>(src.Key(k, kvRow) + offset, j.HeadDim);
             scores[at + k] = Dot(qh, key, j.Isa) * j.Scale;
             visible++;
         }
     }
 
-    private static void Accumulate(float* values, int count, int offset, int kvRow, ReadOnlySpan<float> probs, Span<float> o, Isa isa)
+    private static void Accumulate(ref Source src, int offset, int kvRow, ReadOnlySpan<float> probs, Span<float> o, Isa isa)
     {
-        for (int k = 0; k < count; k++)
+        for (int k = 0; k < src.Count; k++)
         {
             float pk = probs[k];
             if (pk == 0) continue;
-            Axpy(pk, new ReadOnlySpan<float>(values + (nint)k * kvRow + offset, o.Length), o, isa);
+            Axpy(pk, new ReadOnlySpan<float>(src.Value(k, kvRow) + offset, o.Length), o, isa);
         }
     }
 

@@ -60,6 +60,42 @@ public class AttentionTests
             return output;
         }
 
+        /// <summary>
+        /// The same call with the past keys and values in pages of 2^<paramref name="shift"/> tokens, laid out as the
+        /// engine's block pool lays them out (a page holds other layers' rows before and after this one's keys and
+        /// values) and handed out in reverse order, so that a wrong page or offset reads someone else's numbers.
+        /// </summary>
+        public unsafe float[] RunPaged(Isa isa, int shift, WorkerPool? pool = null)
+        {
+            int kvRow = KvHeads * HeadDim, perPage = 1 << shift, pageCount = (PastPositions.Length + perPage - 1) / perPage;
+            int pageFloats = perPage * kvRow, stride = 4 * pageFloats; // [other layer's K, V][this layer's K, V]
+            var memory = GC.AllocateArray<float>(Math.Max(1, pageCount) * stride, pinned: true);
+            memory.AsSpan().Fill(float.NaN);
+            var pages = new nint[pageCount];
+            fixed (float* baseAddress = memory)
+            {
+                for (int page = 0; page < pageCount; page++) pages[page] = (nint)(baseAddress + (nint)(pageCount - 1 - page) * stride);
+                for (int k = 0; k < PastPositions.Length; k++)
+                {
+                    float* at = (float*)pages[k >> shift] + 2 * pageFloats + (k & (perPage - 1)) * kvRow;
+                    PastK.AsSpan(k * kvRow, kvRow).CopyTo(new Span<float>(at, kvRow));
+                    PastV.AsSpan(k * kvRow, kvRow).CopyTo(new Span<float>(at + pageFloats, kvRow));
+                }
+                var output = new float[QueryPositions.Length * Heads * HeadDim];
+                output.AsSpan().Fill(float.NaN);
+                var scratch = new float[Attention.ScratchLength(Keys, pool?.Threads ?? 1)];
+                var past = new KvBlock(pages, 2 * pageFloats, 3 * pageFloats, shift, kvRow, PastPositions);
+                for (int k = 0; k < PastPositions.Length; k++)
+                {
+                    Assert.True(past.KeyRow(k, kvRow).SequenceEqual(PastK.AsSpan(k * kvRow, kvRow)));
+                    Assert.True(past.ValueRow(k, kvRow).SequenceEqual(PastV.AsSpan(k * kvRow, kvRow)));
+                }
+                Attention.Compute(Q, QueryPositions, Heads, KvHeads, HeadDim, past, new KvBlock(CurK, CurV, CurPositions),
+                    Mask, output, scratch, pool, isa);
+                return output;
+            }
+        }
+
         /// <summary>The naive reference, in double; a query that sees no key gets zeros.</summary>
         public double[] Reference()
         {
@@ -138,6 +174,21 @@ public class AttentionTests
                 Check.Close(twin[i], got[i], Tolerance, $"{isa} vs scalar {s} output[{i}]");
             }
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(IsasAndHeadDims))]
+    public void PagedPastGivesTheFlatPastsBits(Isa isa, int headDim)
+    {
+        foreach (var s in Scenarios(headDim))
+        {
+            var flat = s.Run(isa);
+            foreach (int shift in new[] { 0, 1, 2, 4 })
+                Check.BitsEqual(flat, s.RunPaged(isa, shift), $"{isa} {s} in pages of {1 << shift}");
+        }
+        var big = Scenario.Create("paged prefill over a cache", 14, 2, headDim, Range(0, 48), Range(48, 16), AttentionMask.Causal, 103);
+        using var pool = new WorkerPool(2);
+        Check.BitsEqual(big.Run(isa), big.RunPaged(isa, 4, pool), $"{isa} {big} in pages of 16 on 2 threads");
     }
 
     [Theory]
