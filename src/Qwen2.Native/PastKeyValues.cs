@@ -23,7 +23,13 @@ public sealed class PastKeyValues : IEnumerable<IKvCache>
             if (_layers[i].Position != _layers[0].Position || _layers[i].Count != _layers[0].Count)
                 throw new ArgumentException($"layer {i}'s cache has seen {_layers[i].Position} tokens, layer 0's {_layers[0].Position}", nameof(layers));
         }
+        if (_layers[0] is PagedKvCache first && _layers.Select((l, i) => l is PagedKvCache p && p.Sequence == first.Sequence && p.Sequence.Layers[i] == p).All(x => x)
+            && _layers.Length == first.Sequence.Layers.Length)
+            Paged = first.Sequence;
     }
+
+    /// <summary>The paged sequence these layers view, when they are exactly one sequence's layers in order.</summary>
+    internal PagedSequence? Paged { get; }
 
     /// <summary>Creates ring-buffer caches for <paramref name="layers"/> layers.</summary>
     public static PastKeyValues CreateRing(int layers, int capacity, int kvHeads, int headDim, CacheOptions? options = null) =>

@@ -18,6 +18,7 @@ public sealed class Qwen2Model : IDisposable
     // not allocate whatever the rest of the process does. Four arrays per size serve four concurrent callers.
     private readonly ArrayPool<float> _floatPool = ArrayPool<float>.Create(1 << 30, 4);
     private readonly ArrayPool<int> _intPool = ArrayPool<int>.Create(1 << 30, 4);
+    private readonly ArrayPool<Segment> _segmentPool = ArrayPool<Segment>.Create(1 << 20, 4);
     private readonly WeightMatrix _embed, _lmHead;
     private readonly LayerWeights[] _layers;
     private readonly float[] _norm, _invFreq;
@@ -129,13 +130,106 @@ public sealed class Qwen2Model : IDisposable
     /// <exception cref="ObjectDisposedException">The model is disposed or being disposed.</exception>
     public void ForwardInto(ReadOnlySpan<int> inputIds, PastKeyValues? cache, Span<float> logits, LogitsSelection selection = LogitsSelection.Last)
     {
+        var segment = new Segment { Start = 0, Length = inputIds.Length, Cache = cache, Rows = selection == LogitsSelection.All ? inputIds.Length : 1 };
+        Guarded(inputIds, new ReadOnlySpan<Segment>(in segment), logits);
+    }
+
+    /// <summary>
+    /// One forward over several sequences at once: every input's tokens go through each weight matrix together (a
+    /// matrix-matrix product), so a decode step of N sequences reads the weights once instead of N times. Each input
+    /// continues its own cache (any <see cref="PastKeyValues"/>: ring, or a <see cref="BatchingKvCache"/> sequence) at
+    /// its own position, and attends only to its own keys. Every input is checked, and room in every cache is taken,
+    /// before anything changes: a failed call leaves all caches as they were.
+    /// </summary>
+    /// <param name="inputs">The sequences and their new tokens; a cache may appear once.</param>
+    /// <returns>Each input's logits, in order.</returns>
+    /// <exception cref="CacheFullException">A cache or the block pool cannot take the new tokens; nothing was changed.</exception>
+    public Logits[] ForwardBatch(ReadOnlySpan<BatchInput> inputs)
+    {
+        int rows = CountLogitsRows(inputs);
+        var values = new float[(long)rows * Config.VocabSize];
+        ForwardBatchInto(inputs, values);
+        var result = new Logits[inputs.Length];
+        int at = 0;
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            int r = inputs[i].Logits == LogitsSelection.All ? inputs[i].InputIds.Length : 1;
+            result[i] = new Logits(values.AsSpan(at * Config.VocabSize, r * Config.VocabSize).ToArray(), r, Config.VocabSize);
+            at += r;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The allocation-free <see cref="ForwardBatch"/>: writes each input's selected logits rows, input after input, into
+    /// <paramref name="logits"/> (with <see cref="LogitsSelection.Last"/> everywhere, row i belongs to input i).
+    /// </summary>
+    public void ForwardBatchInto(ReadOnlySpan<BatchInput> inputs, Span<float> logits)
+    {
+        int rows = CountLogitsRows(inputs);
+        if (logits.Length < (long)rows * Config.VocabSize)
+            throw new ArgumentException($"logits holds {logits.Length} floats; {rows} rows of {Config.VocabSize} are needed", nameof(logits));
+        long total = 0;
+        foreach (var input in inputs) total += input.InputIds.Length;
+        if (total > Array.MaxLength) throw new ArgumentException("the batch holds more tokens than one array", nameof(inputs));
+        int[] ids = _intPool.Rent((int)total);
+        var segments = _segmentPool.Rent(inputs.Length);
+        try
+        {
+            int at = 0;
+            for (int i = 0; i < inputs.Length; i++)
+            {
+                var input = inputs[i];
+                input.InputIds.Span.CopyTo(ids.AsSpan(at));
+                segments[i] = new Segment { Start = at, Length = input.InputIds.Length, Cache = input.Cache, Rows = input.Logits == LogitsSelection.All ? input.InputIds.Length : 1 };
+                at += input.InputIds.Length;
+            }
+            Guarded(ids.AsSpan(0, at), segments.AsSpan(0, inputs.Length), logits);
+        }
+        finally
+        {
+            _intPool.Return(ids);
+            _segmentPool.Return(segments, clearArray: true);
+        }
+    }
+
+    private static int CountLogitsRows(ReadOnlySpan<BatchInput> inputs)
+    {
+        if (inputs.IsEmpty) throw new ArgumentException("the batch is empty; give at least one input", nameof(inputs));
+        long rows = 0;
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            if (inputs[i].InputIds.IsEmpty) throw new ArgumentException($"input {i} has no tokens; each needs at least one", nameof(inputs));
+            rows += inputs[i].Logits == LogitsSelection.All ? inputs[i].InputIds.Length : 1;
+        }
+        if (rows > int.MaxValue) throw new ArgumentException("the batch asks for too many logits rows", nameof(inputs));
+        return (int)rows;
+    }
+
+    /// <summary>A sequence's slice of a batch: its tokens' range, its cache, and how many of its last rows get logits.</summary>
+    private struct Segment
+    {
+        public int Start, Length, Rows;
+        public PastKeyValues? Cache;
+    }
+
+    private void Guarded(ReadOnlySpan<int> inputIds, ReadOnlySpan<Segment> segments, Span<float> logits)
+    {
         // Counted in before the disposed check (both full fences): Dispose either sees this call and waits for it,
         // or this call sees Dispose and backs out, never reading weights that are being unmapped.
         Interlocked.Increment(ref _inFlight);
         try
         {
             ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-            Run(inputIds, cache, logits, selection);
+            Validate(inputIds, segments, logits);
+            try
+            {
+                Run(inputIds, segments, logits);
+            }
+            finally
+            {
+                foreach (var seg in segments) seg.Cache?.Paged?.ReleaseReservation();
+            }
         }
         finally
         {
@@ -144,21 +238,76 @@ public sealed class Qwen2Model : IDisposable
         }
     }
 
-    private void Run(ReadOnlySpan<int> inputIds, PastKeyValues? cache, Span<float> logits, LogitsSelection selection)
+    /// <summary>Checks ids, logits room and every cache, then promises each paged cache its blocks: all before anything changes.</summary>
+    private void Validate(ReadOnlySpan<int> inputIds, ReadOnlySpan<Segment> segments, Span<float> logits)
+    {
+        ValidateIds(inputIds);
+        long rows = 0;
+        foreach (var seg in segments) rows += seg.Rows;
+        if (logits.Length < rows * Config.VocabSize)
+            throw new ArgumentException($"logits holds {logits.Length} floats; {rows} rows of {Config.VocabSize} are needed", nameof(logits));
+        for (int i = 0; i < segments.Length; i++)
+        {
+            var cache = segments[i].Cache;
+            if (cache is null) continue;
+            for (int j = 0; j < i; j++)
+                if (segments[j].Cache is { } other && (other == cache || other[0] == cache[0]))
+                    throw new ArgumentException($"inputs {j} and {i} share one cache; each sequence may appear once in a batch", "inputs");
+            CheckCache(cache, segments[i].Length);
+        }
+        // Sequences of one pool are promised their blocks together, so a batch that fits each sequence alone but not
+        // all of them at once fails here, with every cache untouched.
+        for (int i = 0; i < segments.Length; i++)
+        {
+            if (segments[i].Cache?.Paged is not { } first || FirstOfPool(segments, i) != i) continue;
+            try
+            {
+                first.Pool.Reserve(BlocksFor(segments, first.Pool));
+            }
+            catch
+            {
+                for (int j = 0; j < i; j++)
+                    if (segments[j].Cache?.Paged is { } earlier && FirstOfPool(segments, j) == j)
+                        earlier.Pool.Unreserve(BlocksFor(segments, earlier.Pool));
+                throw;
+            }
+        }
+        foreach (var seg in segments)
+            if (seg.Cache?.Paged is { } p) p.Promise(p.BlocksNeeded(p.Cache.Count, seg.Length));
+
+        static int FirstOfPool(ReadOnlySpan<Segment> segments, int i)
+        {
+            for (int j = 0; j < i; j++)
+                if (segments[j].Cache?.Paged?.Pool == segments[i].Cache!.Paged!.Pool) return j;
+            return i;
+        }
+
+        // Blocks the segments of one pool take from it.
+        static int BlocksFor(ReadOnlySpan<Segment> segments, KvBlockPool pool)
+        {
+            int total = 0;
+            foreach (var seg in segments)
+                if (seg.Cache?.Paged is { } p && p.Pool == pool) total += p.BlocksNeeded(p.Cache.Count, seg.Length);
+            return total;
+        }
+    }
+
+    private void Run(ReadOnlySpan<int> inputIds, ReadOnlySpan<Segment> segments, Span<float> logits)
     {
         var c = Config;
-        ValidateIds(inputIds);
-        int n = inputIds.Length, rows = selection == LogitsSelection.All ? n : 1;
-        if (logits.Length < (long)rows * c.VocabSize)
-            throw new ArgumentException($"logits holds {logits.Length} floats; {rows} rows of {c.VocabSize} are needed", nameof(logits));
-        if (cache is not null) CheckCache(cache, n); // before anything changes: a failed call leaves the cache as it was
-
+        int n = inputIds.Length, rows = 0;
         int H = c.HiddenSize, Q = c.NumAttentionHeads * c.HeadDim, KV = c.NumKeyValueHeads * c.HeadDim, I = c.IntermediateSize, half = c.HeadDim / 2;
-        int past = 0;
-        for (int i = 0; cache is not null && i < cache.Layers; i++) past = Math.Max(past, cache[i].Held.Count);
-        // Size the attention scratch for a full cache, not the current length, so every decode step rents the same
-        // pooled buffer and a step allocates nothing as the sequence grows.
-        int keys = cache is not null && cache.Capacity is > 0 and <= 1 << 20 ? Math.Max(past, cache.Capacity) + n : past + n;
+        // Size the attention scratch for full caches, not their current lengths, so every decode step rents the same
+        // pooled buffer and a step allocates nothing as the sequences grow.
+        int keys = 0;
+        foreach (var seg in segments)
+        {
+            rows += seg.Rows;
+            var cache = seg.Cache;
+            int past = 0;
+            for (int i = 0; cache is not null && i < cache.Layers; i++) past = Math.Max(past, cache[i].Count);
+            keys = Math.Max(keys, (cache is not null && cache.Capacity is > 0 and <= 1 << 20 ? Math.Max(past, cache.Capacity) : past) + seg.Length);
+        }
         int attScratch = Attention.ScratchLength(keys, _pool.Threads);
         long total = (long)n * (2 * H + 2 * Q + 2 * KV + 2 * I + 2 * half) + attScratch;
         if (total > Array.MaxLength) throw new ArgumentException($"{n} tokens need more scratch memory than one array holds; split the input", nameof(inputIds));
@@ -171,10 +320,13 @@ public sealed class Qwen2Model : IDisposable
             Span<float> x = Take(n * H), xn = Take(n * H), q = Take(n * Q), k = Take(n * KV), v = Take(n * KV),
                 att = Take(n * Q), gate = Take(n * I), up = Take(n * I), cos = Take(n * half), sin = Take(n * half), scratch = Take(attScratch);
             var pos = positions.AsSpan(0, n);
-            int start = cache?.Position ?? 0;
+            foreach (var seg in segments)
+            {
+                int start = seg.Cache?.Position ?? 0;
+                for (int t = 0; t < seg.Length; t++) pos[seg.Start + t] = start + t;
+            }
             for (int t = 0; t < n; t++)
             {
-                pos[t] = start + t;
                 _embed.ReadRow(inputIds[t], x.Slice(t * H, H));
                 Rope.Angles(pos[t], _invFreq, cos.Slice(t * half, half), sin.Slice(t * half, half));
             }
@@ -201,11 +353,19 @@ public sealed class Qwen2Model : IDisposable
                     Rope.Apply(q.Slice(t * Q, Q), c.NumAttentionHeads, c.HeadDim, cos.Slice(t * half, half), sin.Slice(t * half, half));
                     Rope.Apply(k.Slice(t * KV, KV), c.NumKeyValueHeads, c.HeadDim, cos.Slice(t * half, half), sin.Slice(t * half, half));
                 }
-                var layerCache = cache?[li];
-                var mask = (layerCache?.Visibility ?? AttentionMask.Causal) with { Window = w.SlidingWindow ? c.SlidingWindow : int.MaxValue };
-                Attention.Compute(q, pos, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim, layerCache is null ? default : layerCache.Held,
-                    new KvBlock(k, v, pos), mask, att, scratch, _pool);
-                layerCache?.Append(k, v, n);
+                // Each sequence attends to its own cache and its own new keys only.
+                foreach (var seg in segments)
+                {
+                    var layerCache = seg.Cache?[li];
+                    var mask = (layerCache?.Visibility ?? AttentionMask.Causal) with { Window = w.SlidingWindow ? c.SlidingWindow : int.MaxValue };
+                    var segK = k.Slice(seg.Start * KV, seg.Length * KV);
+                    var segV = v.Slice(seg.Start * KV, seg.Length * KV);
+                    var segPos = pos.Slice(seg.Start, seg.Length);
+                    Attention.Compute(q.Slice(seg.Start * Q, seg.Length * Q), segPos, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim,
+                        layerCache is null ? default : layerCache.Held, new KvBlock(segK, segV, segPos), mask,
+                        att.Slice(seg.Start * Q, seg.Length * Q), scratch, _pool);
+                    layerCache?.Append(segK, segV, seg.Length);
+                }
                 Project(w.O, att, xn, n, null);
                 TensorPrimitives.Add(x, xn, x);
                 // MLP block: out = h + down(silu(gate(h')) * up(h'))
@@ -220,9 +380,13 @@ public sealed class Qwen2Model : IDisposable
                 Project(w.Down, gate, xn, n, null);
                 TensorPrimitives.Add(x, xn, x);
             }
-            // final norm and lm_head, only on the rows asked for
-            var last = x.Slice((n - rows) * H, rows * H);
-            RmsNorm.Apply(last, _norm, eps, xn, rows);
+            // final norm and lm_head, only on the rows asked for: each sequence's last rows, gathered in order
+            int r = 0;
+            foreach (var seg in segments)
+            {
+                RmsNorm.Apply(x.Slice((seg.Start + seg.Length - seg.Rows) * H, seg.Rows * H), _norm, eps, xn.Slice(r * H, seg.Rows * H), seg.Rows);
+                r += seg.Rows;
+            }
             MatMul.Multiply(_lmHead, xn[..(rows * H)], logits, rows, _pool);
         }
         finally
