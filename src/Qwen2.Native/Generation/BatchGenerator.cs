@@ -1,0 +1,437 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+
+namespace Qwen2.Native.Generation;
+
+/// <summary>How a <see cref="BatchGenerator"/> schedules its requests.</summary>
+public sealed record BatchGeneratorOptions
+{
+    /// <summary>Most sequences in one step: each decodes a token (or takes a prompt chunk) per step.</summary>
+    public int MaxBatchSize { get; init; } = 16;
+
+    /// <summary>
+    /// Most prompt tokens run in one step, over all requests still in their prompt. A long prompt is cut into chunks
+    /// so the sequences already decoding keep getting a token every step (chunked prefill).
+    /// </summary>
+    public int MaxPrefillTokensPerStep { get; init; } = 512;
+
+    /// <summary>The KV memory shared by all sequences.</summary>
+    public BatchingKvCacheOptions Cache { get; init; } = new();
+
+    /// <summary>
+    /// Start a request whose prompt begins like a running sequence's tokens by forking that sequence: the common
+    /// prefix is neither stored twice nor computed again.
+    /// </summary>
+    public bool SharePrefixes { get; init; } = true;
+
+    /// <summary>Checks every field.</summary>
+    public void Validate()
+    {
+        if (MaxBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), MaxBatchSize, "MaxBatchSize must be at least 1");
+        if (MaxPrefillTokensPerStep < 1) throw new ArgumentOutOfRangeException(nameof(MaxPrefillTokensPerStep), MaxPrefillTokensPerStep, "MaxPrefillTokensPerStep must be at least 1");
+        ArgumentNullException.ThrowIfNull(Cache, nameof(Cache));
+    }
+}
+
+/// <summary>
+/// Continuous batching: requests (a prompt and sampling options) join a running batch between steps, each step runs
+/// one token of every decoding sequence, plus prompt chunks of new ones, through the weights once
+/// (<see cref="Qwen2Model.ForwardBatch"/>), and every request streams its own tokens. A request that is cancelled or
+/// finishes leaves at the next step without disturbing the others. When the KV pool runs short, the newest request is
+/// set aside (its blocks freed) and resumes, recomputing its tokens, once there is room: no sequence is corrupted.
+/// </summary>
+/// <remarks>
+/// Run it either with <see cref="Start"/> (a background thread steps whenever work is waiting) or by calling
+/// <see cref="Step"/> yourself. A request's tokens are those the same request would produce alone: each sequence
+/// attends only to itself, and its sampler is its own.
+/// </remarks>
+public sealed class BatchGenerator : IDisposable
+{
+    private readonly Qwen2Model _model;
+    private readonly object _lock = new();
+    private readonly LinkedList<GenerationRequest> _waiting = new();
+    private readonly List<GenerationRequest> _active = [];
+    private readonly List<BatchInput> _inputs = [];
+    private readonly List<GenerationRequest> _inBatch = [];
+    private readonly float[] _logits;
+    private readonly SemaphoreSlim _signal = new(0);
+    private Thread? _loop;
+    private volatile bool _disposed;
+    private int _nextId;
+
+    /// <summary>Creates a generator over <paramref name="model"/>; nothing runs until <see cref="Start"/> or <see cref="Step"/>.</summary>
+    public BatchGenerator(Qwen2Model model, BatchGeneratorOptions? options = null)
+    {
+        _model = model ?? throw new ArgumentNullException(nameof(model));
+        Options = options ?? new BatchGeneratorOptions();
+        Options.Validate();
+        Cache = new BatchingKvCache(model, Options.Cache);
+        _logits = new float[(long)Options.MaxBatchSize * model.Config.VocabSize];
+    }
+
+    /// <summary>How requests are scheduled.</summary>
+    public BatchGeneratorOptions Options { get; }
+
+    /// <summary>The sequences' KV memory, with its pool's use.</summary>
+    public BatchingKvCache Cache { get; }
+
+    /// <summary>Requests in the running batch.</summary>
+    public int ActiveCount { get { lock (_lock) return _active.Count; } }
+
+    /// <summary>Requests waiting for room in the batch.</summary>
+    public int WaitingCount { get { lock (_lock) return _waiting.Count; } }
+
+    /// <summary>Steps run so far.</summary>
+    public long Steps { get; private set; }
+
+    /// <summary>Queues a request; its tokens stream from <see cref="GenerationRequest.ReadTokensAsync"/> as steps run.</summary>
+    /// <param name="prompt">Prompt token ids (at least one), each in the vocabulary.</param>
+    /// <param name="options">Sampling and stopping; null is greedy with the model's end-of-sequence ids.</param>
+    /// <param name="cancellationToken">Cancels this request alone.</param>
+    public GenerationRequest Submit(IReadOnlyList<int> prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        options ??= new GenerationOptions();
+        options.Validate();
+        if (options.StopStrings.Count > 0) throw new ArgumentException("stop strings need text; the batch generator works on token ids (use stop token ids)", nameof(options));
+        if (prompt.Count == 0) throw new ArgumentException("the prompt is empty; a request needs at least one token", nameof(prompt));
+        int vocab = _model.Config.VocabSize;
+        for (int i = 0; i < prompt.Count; i++)
+            if ((uint)prompt[i] >= (uint)vocab)
+                throw new ArgumentOutOfRangeException(nameof(prompt), prompt[i], $"token id at index {i} is {prompt[i]}; this model's ids run from 0 to {vocab - 1}");
+        var stopIds = options.IgnoreEos ? [] : (options.StopTokenIds ?? _model.EosTokenIds).ToArray();
+        var request = new GenerationRequest(Interlocked.Increment(ref _nextId), prompt.ToArray(), options, stopIds, vocab, this);
+        lock (_lock) _waiting.AddLast(request);
+        if (cancellationToken.CanBeCanceled) request.Register(cancellationToken);
+        _signal.Release();
+        return request;
+    }
+
+    /// <summary>Runs steps on a background thread whenever requests are waiting or running, until disposed.</summary>
+    public void Start()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        lock (_lock)
+        {
+            if (_loop is not null) throw new InvalidOperationException("the generator is already running");
+            _loop = new Thread(Loop) { IsBackground = true, Name = "qwen2-batch-generator" };
+            _loop.Start();
+        }
+    }
+
+    private void Loop()
+    {
+        while (!_disposed)
+        {
+            bool busy;
+            try
+            {
+                busy = RunStep();
+            }
+            catch (Exception e)
+            {
+                // A failed step (an unexpected error in the model) fails every request in it rather than the process.
+                FailAll(e);
+                busy = false;
+            }
+            if (!busy) _signal.Wait(100);
+        }
+    }
+
+    /// <summary>
+    /// Runs one step on the calling thread: drops cancelled requests, admits waiting ones, runs one forward over the
+    /// batch and samples a token for every sequence whose prompt is done. Returns false when there was nothing to do.
+    /// </summary>
+    /// <exception cref="InvalidOperationException"><see cref="Start"/> was called: the background thread steps.</exception>
+    public bool Step()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_loop is not null) throw new InvalidOperationException("the generator runs on its own thread (Start was called); do not call Step");
+        return RunStep();
+    }
+
+    /// <summary>Steps until no request is waiting or running.</summary>
+    public void RunToCompletion()
+    {
+        while (Step()) { }
+    }
+
+    private bool RunStep()
+    {
+        lock (_lock)
+        {
+            for (int i = _active.Count - 1; i >= 0; i--)
+                if (_active[i].CancelRequested) Finish(_active[i], StopReason.Cancelled);
+            for (var node = _waiting.First; node is not null;)
+            {
+                var next = node.Next;
+                if (node.Value.CancelRequested) { _waiting.Remove(node); node.Value.Complete(StopReason.Cancelled); }
+                node = next;
+            }
+            Admit();
+            if (_active.Count == 0) return false;
+        }
+        while (true)
+        {
+            BuildBatch();
+            try
+            {
+                _model.ForwardBatchInto(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_inputs), _logits);
+                break;
+            }
+            catch (CacheFullException)
+            {
+                // The pool cannot grow every sequence this step (nothing was changed): set the newest aside, or end
+                // the only one if even it alone does not fit.
+                lock (_lock)
+                {
+                    if (_active.Count > 1) Preempt(_active[^1]);
+                    else { Finish(_active[0], StopReason.ContextFull); return true; }
+                }
+            }
+        }
+        Steps++;
+        int vocab = _model.Config.VocabSize;
+        lock (_lock)
+        {
+            for (int i = 0; i < _inBatch.Count; i++)
+            {
+                var r = _inBatch[i];
+                r.Processed += _inputs[i].InputIds.Length;
+                if (r.Processed < r.TokenCount) continue; // more prompt to run
+                int token = r.Sample(_logits.AsSpan(i * vocab, vocab));
+                var reason = r.Emit(token, Cache.MaxTokensPerSequence);
+                if (reason != StopReason.None) Finish(r, reason);
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Moves waiting requests into the batch while there is room, forking from a running sequence when they share a prefix.</summary>
+    private void Admit()
+    {
+        while (_waiting.First is { } node && _active.Count < Options.MaxBatchSize)
+        {
+            var r = node.Value;
+            if (r.Options.MaxNewTokens == 0)
+            {
+                _waiting.RemoveFirst();
+                r.Complete(StopReason.MaxTokens);
+                continue;
+            }
+            if (r.TokenCount > Cache.MaxTokensPerSequence || BlocksFor(r.TokenCount) > Cache.Pool.MaxBlocks)
+            {
+                _waiting.RemoveFirst();
+                r.Complete(StopReason.ContextFull);
+                continue;
+            }
+            // Wait for room rather than admit a request that would force a preemption at once.
+            if (_active.Count > 0 && BlocksFor(r.TokenCount) > Cache.Pool.BlocksAvailable) break;
+            _waiting.RemoveFirst();
+            var (source, shared) = Options.SharePrefixes ? LongestSharedPrefix(r) : (null, 0);
+            r.Start(source is null ? Cache.Join() : Cache.Fork(source.Sequence!, shared), shared);
+            _active.Add(r);
+        }
+    }
+
+    private int BlocksFor(int tokens) => (tokens + Cache.Pool.BlockSize) / Cache.Pool.BlockSize;
+
+    private (GenerationRequest? Source, int Tokens) LongestSharedPrefix(GenerationRequest r)
+    {
+        GenerationRequest? best = null;
+        int bestLength = 0;
+        foreach (var a in _active)
+        {
+            // Only tokens already in the cache can be shared, and the request must still run one of its own.
+            int limit = Math.Min(Math.Min(a.Sequence!.Count, r.TokenCount - 1), a.TokenCount), n = 0;
+            while (n < limit && a.TokenAt(n) == r.TokenAt(n)) n++;
+            if (n > bestLength) { best = a; bestLength = n; }
+        }
+        return (best, bestLength);
+    }
+
+    private void BuildBatch()
+    {
+        _inputs.Clear();
+        _inBatch.Clear();
+        int budget = Options.MaxPrefillTokensPerStep;
+        lock (_lock)
+            foreach (var r in _active)
+            {
+                int pending = r.TokenCount - r.Processed;
+                if (pending > 1 && budget == 0) continue; // its prompt waits for the next step
+                int take = pending == 1 ? 1 : Math.Min(pending, Math.Max(1, budget));
+                if (pending > 1) budget -= take;
+                _inputs.Add(new BatchInput(r.TokenMemory(r.Processed, take), r.Sequence));
+                _inBatch.Add(r);
+            }
+    }
+
+    private void Preempt(GenerationRequest r)
+    {
+        _active.Remove(r);
+        Cache.Leave(r.Sequence!);
+        r.Suspend();
+        _waiting.AddFirst(r);
+    }
+
+    private void Finish(GenerationRequest r, StopReason reason)
+    {
+        _active.Remove(r);
+        if (r.Sequence is not null) Cache.Leave(r.Sequence);
+        r.Complete(reason);
+    }
+
+    private void FailAll(Exception e)
+    {
+        lock (_lock)
+        {
+            foreach (var r in _active.ToArray())
+            {
+                _active.Remove(r);
+                if (r.Sequence is not null) Cache.Leave(r.Sequence);
+                r.Fail(e);
+            }
+        }
+    }
+
+    internal void Wake() => _signal.Release();
+
+    /// <summary>Stops the background thread and ends every request that has not finished as cancelled.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _signal.Release();
+        _loop?.Join();
+        lock (_lock)
+        {
+            foreach (var r in _active.ToArray()) Finish(r, StopReason.Cancelled);
+            foreach (var r in _waiting) r.Complete(StopReason.Cancelled);
+            _waiting.Clear();
+        }
+        _signal.Dispose();
+    }
+}
+
+/// <summary>One request of a <see cref="BatchGenerator"/>: its prompt, its streamed tokens, and how it ended.</summary>
+public sealed class GenerationRequest
+{
+    private readonly BatchGenerator _owner;
+    private readonly Channel<int> _channel = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleWriter = true });
+    private readonly TaskCompletionSource<GenerationStats> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Sampler _sampler;
+    private readonly int[] _stopIds;
+    private readonly bool[] _seen;
+    private readonly List<int> _distinct = [];
+    private int[] _tokens;
+    private int _count;
+    private long _submitted, _firstToken;
+    private volatile bool _cancel;
+    private CancellationTokenRegistration _registration;
+
+    internal GenerationRequest(int id, int[] prompt, GenerationOptions options, int[] stopIds, int vocab, BatchGenerator owner)
+    {
+        Id = id; Prompt = prompt; Options = options; _stopIds = stopIds; _owner = owner;
+        _sampler = new Sampler(options.Sampling, vocab);
+        _seen = new bool[vocab];
+        _tokens = new int[prompt.Length + Math.Min(options.MaxNewTokens, 1 << 16)];
+        foreach (int t in prompt) Add(t);
+        _submitted = Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>A number unique within its generator, in submission order.</summary>
+    public int Id { get; }
+    /// <summary>The prompt.</summary>
+    public IReadOnlyList<int> Prompt { get; }
+    /// <summary>Sampling and stopping.</summary>
+    public GenerationOptions Options { get; }
+    /// <summary>Tokens generated so far.</summary>
+    public IReadOnlyList<int> Generated { get { lock (_channel) return _tokens.AsSpan(Prompt.Count, _count - Prompt.Count).ToArray(); } }
+    /// <summary>Prompt tokens taken from another sequence's cache instead of being computed (prefix sharing), at the latest start.</summary>
+    public int SharedPromptTokens { get; private set; }
+    /// <summary>Times the request was set aside to free KV memory and resumed later.</summary>
+    public int Preemptions { get; private set; }
+    /// <summary>Completes with counts and timings once the request has ended (never faults for a cancellation: see its StopReason).</summary>
+    public Task<GenerationStats> Completion => _done.Task;
+
+    /// <summary>The generated tokens as they come; ends when the request ends.</summary>
+    public IAsyncEnumerable<int> ReadTokensAsync(CancellationToken cancellationToken = default) => _channel.Reader.ReadAllAsync(cancellationToken);
+
+    /// <summary>Ends this request at the next step; the others go on undisturbed.</summary>
+    public void Cancel()
+    {
+        _cancel = true;
+        _owner.Wake();
+    }
+
+    internal bool CancelRequested => _cancel;
+    internal PastKeyValues? Sequence { get; private set; }
+    internal int Processed { get; set; }
+    internal int TokenCount => _count;
+    internal int TokenAt(int index) => _tokens[index];
+
+    internal ReadOnlyMemory<int> TokenMemory(int start, int length) => _tokens.AsMemory(start, length);
+
+    internal void Register(CancellationToken token) => _registration = token.Register(Cancel);
+
+    internal void Start(PastKeyValues sequence, int shared)
+    {
+        Sequence = sequence;
+        Processed = shared;
+        SharedPromptTokens = shared;
+    }
+
+    internal void Suspend()
+    {
+        Sequence = null;
+        Processed = 0;
+        Preemptions++;
+    }
+
+    internal int Sample(ReadOnlySpan<float> logits) =>
+        _sampler.Sample(logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_distinct));
+
+    /// <summary>Records and streams a sampled token; says whether that ends the request.</summary>
+    internal StopReason Emit(int token, int maxTokens)
+    {
+        if (_count == Prompt.Count) _firstToken = Stopwatch.GetTimestamp();
+        lock (_channel)
+        {
+            if (_count == _tokens.Length) Array.Resize(ref _tokens, _tokens.Length * 2);
+            Add(token);
+        }
+        _channel.Writer.TryWrite(token);
+        int generated = _count - Prompt.Count;
+        return Array.IndexOf(_stopIds, token) >= 0 ? StopReason.EndOfSequence
+            : generated >= Options.MaxNewTokens ? StopReason.MaxTokens
+            : _count > maxTokens ? StopReason.ContextFull
+            : StopReason.None;
+    }
+
+    private void Add(int token)
+    {
+        _tokens[_count++] = token;
+        if (!_seen[token]) { _seen[token] = true; _distinct.Add(token); }
+    }
+
+    internal void Complete(StopReason reason)
+    {
+        _registration.Dispose();
+        _channel.Writer.TryComplete();
+        long end = Stopwatch.GetTimestamp();
+        int generated = _count - Prompt.Count;
+        var prefill = generated > 0 ? Stopwatch.GetElapsedTime(_submitted, _firstToken) : Stopwatch.GetElapsedTime(_submitted, end);
+        var decode = generated > 0 ? Stopwatch.GetElapsedTime(_firstToken, end) : TimeSpan.Zero;
+        _done.TrySetResult(new GenerationStats(Prompt.Count, generated, Math.Max(0, generated - 1), prefill, decode, reason));
+    }
+
+    internal void Fail(Exception e)
+    {
+        _registration.Dispose();
+        _channel.Writer.TryComplete(e);
+        _done.TrySetException(e);
+    }
+}
