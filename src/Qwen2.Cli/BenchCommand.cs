@@ -27,9 +27,15 @@ internal static class BenchCommand
             Description = "MiB the read-bandwidth probe reads per pass; keep it many times the last-level cache.",
             DefaultValueFactory = _ => (int)(MemoryBandwidth.DefaultBufferBytes >> 20),
         };
+        var batch = new Option<string?>("--batch")
+        {
+            Description = "Also time batched decode: comma-separated batch sizes (for example 1,2,4,8,16). Each batch holds sequences " +
+                "with prompts of 1/2, 3/4, 1 and 5/4 times --prompt-tokens in a paged KV cache and decodes --gen-tokens steps; " +
+                "reports total tokens/s, the speed-up over batch 1, and KV memory paged against padded.",
+        };
         var cmd = new Command("bench", "Measure load time, prefill and decode tokens/s, and decode's weight reads against this machine's read bandwidth.")
         {
-            model, promptTokens, genTokens, threads, repeat, json, bandwidthMib,
+            model, promptTokens, genTokens, threads, repeat, json, bandwidthMib, batch,
         };
         cmd.SetAction(p => Program.Guard(stderr, () =>
         {
@@ -38,7 +44,8 @@ internal static class BenchCommand
                 Program.AtLeast1(p.GetValue(genTokens), "--gen-tokens"),
                 Program.AtLeast1(p.GetValue(threads), "--threads"),
                 Program.AtLeast1(p.GetValue(repeat), "--repeat"),
-                Program.AtLeast1(p.GetValue(bandwidthMib), "--bandwidth-mib"));
+                Program.AtLeast1(p.GetValue(bandwidthMib), "--bandwidth-mib"),
+                ParseBatches(p.GetValue(batch)));
             string checkpoint = p.GetValue(model) is { } m ? Program.ResolveModel(m) : DemoCommand.Synthesize("qwen2-0.5b", "bf16", null, stderr);
             var report = Measure(checkpoint, settings, stderr);
             if (p.GetValue(json)) stdout.WriteLine(System.Text.Json.JsonSerializer.Serialize(report, BenchJsonContext.Default.BenchReport));
@@ -49,7 +56,20 @@ internal static class BenchCommand
         return cmd;
     }
 
-    private sealed record Settings(int PromptTokens, int GenTokens, int? Threads, int Repeat, int BandwidthMib);
+    private sealed record Settings(int PromptTokens, int GenTokens, int? Threads, int Repeat, int BandwidthMib, int[] Batches);
+
+    private static int[] ParseBatches(string? text)
+    {
+        if (text is null) return [];
+        var sizes = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n < 1 || n > 1024)
+                throw new ArgumentException($"--batch: '{part}' is not a batch size between 1 and 1024 (give sizes like 1,2,4,8,16)");
+            sizes.Add(n);
+        }
+        return sizes.Distinct().ToArray();
+    }
 
     private static BenchReport Measure(string dir, Settings s, TextWriter log)
     {
@@ -83,6 +103,7 @@ internal static class BenchCommand
         log.WriteLine($"measuring read bandwidth: {model.Threads} thread(s) x {MemoryBandwidth.StreamsPerThread} streams over {s.BandwidthMib} MiB ...");
         var bw = MemoryBandwidth.Measure(model.Threads, (long)s.BandwidthMib << 20);
 
+        var batches = s.Batches.Length > 0 ? MeasureBatches(model, s, log) : null;
         double decodeRate = Median(decode), decodeGbps = model.DecodeBytesPerToken * decodeRate / 1e9;
         return new BenchReport
         {
@@ -115,7 +136,76 @@ internal static class BenchCommand
             BandwidthBufferBytes = bw.BufferBytes,
             BandwidthStreamsPerThread = bw.StreamsPerThread,
             BandwidthPasses = bw.Passes,
+            Batches = batches,
         };
+    }
+
+    /// <summary>Batched decode at each size: sequences of mixed prompt lengths in one paged cache, one token each per step.</summary>
+    private static List<BatchReport> MeasureBatches(Qwen2Model model, Settings s, TextWriter log)
+    {
+        var c = model.Config;
+        int vocab = c.VocabSize, q = c.NumAttentionHeads * c.HeadDim, kv = c.NumKeyValueHeads * c.HeadDim;
+        // Multiply-adds per token in the matrix products (attention's own, which grow with the context, are left out).
+        long macs = (long)c.NumHiddenLayers * ((long)c.HiddenSize * (q + 2 * kv) + (long)q * c.HiddenSize + 3L * c.HiddenSize * c.IntermediateSize)
+            + (long)vocab * c.HiddenSize;
+        int capacity = Math.Min(model.Options.DefaultCacheCapacity, c.MaxPositionEmbeddings);
+        var reports = new List<BatchReport>();
+        double? single = null;
+        foreach (int size in s.Batches)
+        {
+            int[] lengths = Enumerable.Range(0, size).Select(i => Math.Max(1, s.PromptTokens * (2 + i % 4) / 4)).ToArray();
+            var cache = new BatchingKvCache(model, new BatchingKvCacheOptions { MaxBytes = 64L << 30 });
+            var sequences = lengths.Select(_ => cache.Join()).ToArray();
+            var prompts = lengths.Select((len, i) => Enumerable.Range(0, len).Select(t => (int)((t * 2654435761L + 17 + 7919L * i) % vocab)).ToArray()).ToArray();
+            var logits = new float[(long)size * vocab];
+            log.WriteLine($"batch {size}: prefill of {lengths.Sum()} tokens, then {s.GenTokens} decode steps ...");
+            long p0 = Stopwatch.GetTimestamp();
+            model.ForwardBatchInto(prompts.Select((p, i) => new BatchInput(p, sequences[i])).ToArray(), logits);
+            double prefillSeconds = Stopwatch.GetElapsedTime(p0).TotalSeconds;
+
+            var tokens = new int[size][];
+            var inputs = new BatchInput[size];
+            for (int i = 0; i < size; i++) { tokens[i] = new int[1]; inputs[i] = new BatchInput(tokens[i], sequences[i]); }
+            void Step()
+            {
+                for (int i = 0; i < size; i++) tokens[i][0] = Activations.ArgMax(logits.AsSpan(i * vocab, vocab));
+                model.ForwardBatchInto(inputs, logits);
+            }
+            for (int i = 0; i < Math.Min(2, s.GenTokens); i++) Step(); // first touch of new blocks and scratch
+            var times = new double[s.Repeat];
+            for (int r = 0; r < s.Repeat; r++)
+            {
+                long d0 = Stopwatch.GetTimestamp();
+                for (int i = 0; i < s.GenTokens; i++) Step();
+                times[r] = size * s.GenTokens / Stopwatch.GetElapsedTime(d0).TotalSeconds;
+            }
+            double rate = Median(times);
+            single ??= size == 1 ? rate : null;
+
+            long tokenBytes = cache.Pool.TokenBytes, held = cache.TokensHeld;
+            int longest = sequences.Max(seq => seq.Count);
+            reports.Add(new BatchReport
+            {
+                Batch = size,
+                PromptTokens = lengths,
+                PrefillTokensPerS = lengths.Sum() / prefillSeconds,
+                DecodeTokensPerS = rate,
+                DecodeTokensPerSMin = times.Min(),
+                DecodeTokensPerSMax = times.Max(),
+                PerSequenceTokensPerS = rate / size,
+                SpeedupOverBatch1 = single is { } one ? rate / one : null,
+                WeightGbPerS = model.DecodeBytesPerToken * rate / size / 1e9,
+                MatMulGflopPerS = 2.0 * macs * rate / 1e9,
+                KvTokensHeld = held,
+                KvExactBytes = held * tokenBytes,
+                KvPagedBytes = cache.Pool.BytesInUse,
+                KvPaddedBytes = (long)size * longest * tokenBytes,
+                KvReservedRingBytes = (long)size * capacity * tokenBytes,
+                KvBlockSize = cache.Pool.BlockSize,
+            });
+            foreach (var seq in sequences) cache.Leave(seq);
+        }
+        return reports;
     }
 
     private static double Median(double[] values)
@@ -140,6 +230,15 @@ internal static class BenchCommand
         w.WriteLine(string.Create(ci,
             $"| read bandwidth, {r.Threads} threads x {r.BandwidthStreamsPerThread} streams, {r.BandwidthBufferBytes >> 20} MiB, best of {r.BandwidthPasses} (GB/s) | {r.ReadBandwidthGbPerS:F2} | | |"));
         w.WriteLine(string.Create(ci, $"| decode / read bandwidth | {r.BandwidthFraction * 100:F0}% | | |"));
+        if (r.Batches is not { Count: > 0 } batches) return;
+        w.WriteLine();
+        w.WriteLine(string.Create(ci, $"Batched decode ({r.GenTokens} steps, prompts of mixed lengths, paged KV cache in blocks of {batches[0].KvBlockSize}):"));
+        w.WriteLine();
+        w.WriteLine("| batch | decode tokens/s (all sequences) | per sequence | vs batch 1 | weight reads GB/s | matmul GFLOP/s | KV tokens held | KV paged | KV padded | paged / held |");
+        w.WriteLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var b in batches)
+            w.WriteLine(string.Create(ci,
+                $"| {b.Batch} | {b.DecodeTokensPerS:F1} | {b.PerSequenceTokensPerS:F1} | {(b.SpeedupOverBatch1 is { } x ? x.ToString("F2", ci) + "x" : "-")} | {b.WeightGbPerS:F1} | {b.MatMulGflopPerS:F0} | {b.KvTokensHeld} | {b.KvPagedBytes / 1048576.0:F1} MiB | {b.KvPaddedBytes / 1048576.0:F1} MiB | {(double)b.KvPagedBytes / b.KvExactBytes:F3} |"));
     }
 }
 
@@ -204,9 +303,50 @@ internal sealed class BenchReport
     public int BandwidthStreamsPerThread { get; init; }
     /// <summary>Timed probe passes (the fastest is reported).</summary>
     public int BandwidthPasses { get; init; }
+    /// <summary>Batched decode at each size asked for with --batch; absent otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<BatchReport>? Batches { get; init; }
+}
+
+/// <summary>One batch size of <c>qwen2 bench --batch</c>.</summary>
+internal sealed class BatchReport
+{
+    /// <summary>Sequences decoded together.</summary>
+    public int Batch { get; init; }
+    /// <summary>Each sequence's prompt length.</summary>
+    public required int[] PromptTokens { get; init; }
+    /// <summary>All prompts in one batched forward.</summary>
+    public double PrefillTokensPerS { get; init; }
+    /// <summary>Median decode tokens per second over all sequences.</summary>
+    public double DecodeTokensPerS { get; init; }
+    /// <summary>Slowest run.</summary>
+    public double DecodeTokensPerSMin { get; init; }
+    /// <summary>Fastest run.</summary>
+    public double DecodeTokensPerSMax { get; init; }
+    /// <summary>Decode tokens per second each sequence sees.</summary>
+    public double PerSequenceTokensPerS { get; init; }
+    /// <summary>Total decode rate over batch 1's, measured in the same run (absent when 1 is not among the sizes).</summary>
+    public double? SpeedupOverBatch1 { get; init; }
+    /// <summary>Weight bytes read per second: one pass over the weights per step.</summary>
+    public double WeightGbPerS { get; init; }
+    /// <summary>Matrix-product arithmetic per second (2 x multiply-adds), the bound once the batch is large.</summary>
+    public double MatMulGflopPerS { get; init; }
+    /// <summary>Tokens in the caches at the end.</summary>
+    public long KvTokensHeld { get; init; }
+    /// <summary>Keys and values of exactly those tokens.</summary>
+    public long KvExactBytes { get; init; }
+    /// <summary>The paged pool's blocks in use.</summary>
+    public long KvPagedBytes { get; init; }
+    /// <summary>A padded batch: every sequence as long as the longest.</summary>
+    public long KvPaddedBytes { get; init; }
+    /// <summary>A preallocated ring cache per sequence at the default capacity.</summary>
+    public long KvReservedRingBytes { get; init; }
+    /// <summary>Tokens per block of the paged pool.</summary>
+    public int KvBlockSize { get; init; }
 }
 
 /// <summary>Source-generated serialization of <see cref="BenchReport"/> (no reflection, trimming-safe).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
 [JsonSerializable(typeof(BenchReport))]
+[JsonSerializable(typeof(BatchReport))]
 internal sealed partial class BenchJsonContext : JsonSerializerContext;

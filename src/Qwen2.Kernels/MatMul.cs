@@ -14,6 +14,13 @@ public static unsafe class MatMul
 {
     private const int RowBlock = 4;
 
+    /// <summary>
+    /// Token counts up to this one (a decode step of a batch) read the weights in place as four streams per thread and
+    /// multiply each loaded vector with every token; more tokens (a prefill) widen each block of rows once into a
+    /// float32 scratch and run register tiles over it. Both sum every element in the same order.
+    /// </summary>
+    public const int StreamedTokens = 16;
+
     /// <summary>Computes y[t, r] = Σ_c W[r, c] · x[t, c] for t &lt; <paramref name="tokens"/>.</summary>
     /// <param name="w">The weights.</param>
     /// <param name="x">Activations, at least tokens × Cols.</param>
@@ -67,20 +74,30 @@ public static unsafe class MatMul
     /// computed exactly as <see cref="Multiply"/> computes it. Pass <c>default</c> for an unused third matrix.
     /// </summary>
     public static void MultiplyFused(in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2,
-        ReadOnlySpan<float> x, WorkerPool? pool = null, Isa? isa = null)
+        ReadOnlySpan<float> x, WorkerPool? pool = null, Isa? isa = null) => MultiplyFused(w0, y0, w1, y1, w2, y2, x, 1, pool, isa);
+
+    /// <summary>
+    /// <see cref="MultiplyFused(in WeightMatrix, Span{float}, in WeightMatrix, Span{float}, in WeightMatrix, Span{float}, ReadOnlySpan{float}, WorkerPool?, Isa?)"/>
+    /// for a small batch of <paramref name="tokens"/> (at most <see cref="StreamedTokens"/>): x is [tokens, Cols] and each
+    /// output [tokens, Rows].
+    /// </summary>
+    public static void MultiplyFused(in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2,
+        ReadOnlySpan<float> x, int tokens, WorkerPool? pool = null, Isa? isa = null)
     {
         if (w1.Cols != w0.Cols || w1.Type != w0.Type || (w2.Rows > 0 && (w2.Cols != w0.Cols || w2.Type != w0.Type)))
             throw new ArgumentException("fused matrices must share their column count and weight type");
-        if (x.Length < w0.Cols) throw new ArgumentException($"x holds {x.Length} floats, {w0.Cols} needed", nameof(x));
-        if (y0.Length < w0.Rows || y1.Length < w1.Rows || y2.Length < w2.Rows) throw new ArgumentException("an output span is shorter than its matrix's rows");
+        if (tokens < 1 || tokens > StreamedTokens) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, $"fused products take 1 to {StreamedTokens} tokens");
+        if (x.Length < (long)tokens * w0.Cols) throw new ArgumentException($"x holds {x.Length} floats, {tokens} x {w0.Cols} needed", nameof(x));
+        if (y0.Length < (long)tokens * w0.Rows || y1.Length < (long)tokens * w1.Rows || y2.Length < (long)tokens * w2.Rows)
+            throw new ArgumentException("an output span is shorter than its matrix's rows times the tokens");
         var path = IsaSupport.Check(isa ?? IsaSupport.Best);
         fixed (float* px = x, p0 = y0, p1 = y1, p2 = y2)
         {
             var job = new FusedJob
             {
-                A = new Job { W = w0, X = px, Y = p0, Tokens = 1, Isa = path },
-                B = new Job { W = w1, X = px, Y = p1, Tokens = 1, Isa = path },
-                C = new Job { W = w2, X = px, Y = p2, Tokens = 1, Isa = path },
+                A = new Job { W = w0, X = px, Y = p0, Tokens = tokens, Isa = path },
+                B = new Job { W = w1, X = px, Y = p1, Tokens = tokens, Isa = path },
+                C = new Job { W = w2, X = px, Y = p2, Tokens = tokens, Isa = path },
             };
             int total = w0.Rows + w1.Rows + w2.Rows, blocks = (total + RowBlock - 1) / RowBlock;
             delegate*<void*, int, int, int, void> run = w0.Type switch
@@ -131,6 +148,11 @@ public static unsafe class MatMul
     /// </summary>
     private static void RunStreams<TF>(ref Job job, int r0, int r1) where TF : IRowFormat
     {
+        if (job.Tokens > 1)
+        {
+            RunStreamsBatched<TF>(ref job, r0, r1);
+            return;
+        }
         int cols = job.W.Cols, quarter = (r1 - r0) / 4;
         nint stride = (nint)job.W.RowBytes;
         ref float x = ref Unsafe.AsRef<float>(job.X);
@@ -146,6 +168,36 @@ public static unsafe class MatMul
             y[r] = DotKernels.Dot1<TF>(ref Unsafe.AsRef<byte>(job.W.Data + r * stride), ref x, cols, job.Isa);
     }
 
+    /// <summary>A small batch: the four-stream walk of <see cref="RunStreams"/>, each row quad multiplied with up to four tokens at once.</summary>
+    private static void RunStreamsBatched<TF>(ref Job job, int r0, int r1) where TF : IRowFormat
+    {
+        int cols = job.W.Cols, rows = job.W.Rows, quarter = (r1 - r0) / 4, tokens = job.Tokens;
+        nint stride = (nint)job.W.RowBytes, quad = stride * quarter;
+        float* dst = stackalloc float[4];
+        for (int i = 0; i < quarter; i++)
+        {
+            int r = r0 + i;
+            ref byte w = ref Unsafe.AsRef<byte>(job.W.Data + r * stride);
+            for (int t = 0; t < tokens; t += 4)
+            {
+                float* x = job.X + (nint)t * cols, y = job.Y + (nint)t * rows + r;
+                switch (tokens - t)
+                {
+                    case 1:
+                        DotKernels.Dot4<TF>(ref w, quad, ref Unsafe.AsRef<float>(x), cols, ref Unsafe.AsRef<float>(dst), job.Isa);
+                        for (int k = 0; k < 4; k++) y[k * quarter] = dst[k];
+                        break;
+                    case 2: DotKernels.Dot4xT<TF, Tokens2>(ref w, quad, x, cols, cols, y, rows, quarter, job.Isa); break;
+                    case 3: DotKernels.Dot4xT<TF, Tokens3>(ref w, quad, x, cols, cols, y, rows, quarter, job.Isa); break;
+                    default: DotKernels.Dot4xT<TF, Tokens4>(ref w, quad, x, cols, cols, y, rows, quarter, job.Isa); break;
+                }
+            }
+        }
+        for (int r = r0 + 4 * quarter; r < r1; r++)
+            for (int t = 0; t < tokens; t++)
+                job.Y[(nint)t * rows + r] = DotKernels.Dot1<TF>(ref Unsafe.AsRef<byte>(job.W.Data + r * stride), ref Unsafe.AsRef<float>(job.X + (nint)t * cols), cols, job.Isa);
+    }
+
     private struct Job
     {
         public WeightMatrix W;
@@ -159,7 +211,7 @@ public static unsafe class MatMul
         ref Job job = ref Unsafe.AsRef<Job>(state);
         int rows = job.W.Rows, cols = job.W.Cols;
         nint stride = (nint)job.W.RowBytes;
-        if (job.Tokens == 1)
+        if (job.Tokens <= StreamedTokens)
         {
             RunStreams<TF>(ref job, startBlock * RowBlock, Math.Min(endBlock * RowBlock, rows));
             return;

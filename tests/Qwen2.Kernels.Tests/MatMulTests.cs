@@ -8,7 +8,9 @@ public class MatMulTests
 {
     // 1, 5 and 9 rows leave a partial block of four (Dot1); 33 mixes eight full blocks (Dot4) with one partial row.
     private static readonly int[] RowCounts = [1, 5, 9, 33];
-    private static readonly int[] TokenCounts = [1, 3, 7];
+    // Streamed small batches (one to four tokens per tile, and a tile of each remainder), and past StreamedTokens the
+    // widened-scratch path with its own remainders.
+    private static readonly int[] TokenCounts = [1, 2, 3, 4, 7, MatMul.StreamedTokens, MatMul.StreamedTokens + 3];
     private static readonly WeightType[] Types = [WeightType.F32, WeightType.BF16, WeightType.F16];
 
     public static TheoryData<Isa, WeightType, int> IsaTypeCols()
@@ -175,6 +177,7 @@ public class MatMulTests
                 data.Add(isa, type, 4864, 896, 5);  // Qwen2-0.5B gate/up projection: full blocks; one 4-token tile and one token left
                 data.Add(isa, type, 1001, 903, 9);  // a partial block of one row, a vector tail of seven columns, two tiles and one left
                 data.Add(isa, type, 6, 33, 8);      // fewer rows than four streams per thread need, tiles only
+                data.Add(isa, type, 1001, 903, MatMul.StreamedTokens + 5); // the widened-scratch path: tiles and one token left
             }
         return data;
     }
@@ -236,6 +239,20 @@ public class MatMulTests
             Check.BitsEqual(yq, g, $"{isa} {type} two matrices, first");
             Check.BitsEqual(yk, u, $"{isa} {type} two matrices, second");
         }
+        // A small batch through the fused job: each token's rows as the plain product computes them.
+        foreach (int tokens in new[] { 2, 5, MatMul.StreamedTokens })
+        {
+            var xs = Cases.Uniform(rnd, tokens * cols, -1, 1);
+            float[] Batch(TestMatrix m) { var y = new float[tokens * m.View.Rows]; MatMul.Multiply(m.View, xs, y, tokens, null, isa); return y; }
+            using var pool = new WorkerPool(2);
+            float[] yq = new float[tokens * 37], yk = new float[tokens * 9], yv = new float[tokens * 130];
+            MatMul.MultiplyFused(q.View, yq, k.View, yk, v.View, yv, xs, tokens, pool, isa);
+            Check.BitsEqual(Batch(q), yq, $"{isa} {type} q, {tokens} tokens");
+            Check.BitsEqual(Batch(k), yk, $"{isa} {type} k, {tokens} tokens");
+            Check.BitsEqual(Batch(v), yv, $"{isa} {type} v, {tokens} tokens");
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => MatMul.MultiplyFused(q.View, new float[999 * 37], k.View, new float[999 * 9], default, default,
+            new float[999 * cols], MatMul.StreamedTokens + 1));
         var other = TestMatrix.Random(rnd, 4, cols + 1, type);
         Assert.Throws<ArgumentException>(() => MatMul.MultiplyFused(q.View, new float[37], other.View, new float[4], default, default, x));
         Assert.Throws<ArgumentException>(() => MatMul.MultiplyFused(q.View, new float[36], k.View, new float[9], default, default, x));
