@@ -30,7 +30,7 @@ internal static class BenchCommand
         var batch = new Option<string?>("--batch")
         {
             Description = "Also time batched decode: comma-separated batch sizes (for example 1,2,4,8,16). Each batch holds sequences " +
-                "with prompts of 1/2, 3/4, 1 and 5/4 times --prompt-tokens in a paged KV cache and decodes --gen-tokens steps; " +
+                "with prompts of about 1/2, 3/4, 1 and 5/4 times --prompt-tokens in a paged KV cache and decodes --gen-tokens steps; " +
                 "reports total tokens/s, the speed-up over batch 1, and KV memory paged against padded.",
         };
         var cmd = new Command("bench", "Measure load time, prefill and decode tokens/s, and decode's weight reads against this machine's read bandwidth.")
@@ -140,7 +140,11 @@ internal static class BenchCommand
         };
     }
 
-    /// <summary>Batched decode at each size: sequences of mixed prompt lengths in one paged cache, one token each per step.</summary>
+    /// <summary>
+    /// Batched decode at each size: sequences of mixed prompt lengths in one paged cache, one token each per step. The
+    /// sizes take turns within each repeat (and every run rewinds what it decoded), so a drift in the machine's speed
+    /// touches all sizes alike; the speed-up over batch 1 is the median of the per-repeat ratios.
+    /// </summary>
     private static List<BatchReport> MeasureBatches(Qwen2Model model, Settings s, TextWriter log)
     {
         var c = model.Config;
@@ -149,63 +153,99 @@ internal static class BenchCommand
         long macs = (long)c.NumHiddenLayers * ((long)c.HiddenSize * (q + 2 * kv) + (long)q * c.HiddenSize + 3L * c.HiddenSize * c.IntermediateSize)
             + (long)vocab * c.HiddenSize;
         int capacity = Math.Min(model.Options.DefaultCacheCapacity, c.MaxPositionEmbeddings);
-        var reports = new List<BatchReport>();
-        double? single = null;
+        var runs = new List<BatchRun>();
         foreach (int size in s.Batches)
         {
-            int[] lengths = Enumerable.Range(0, size).Select(i => Math.Max(1, s.PromptTokens * (2 + i % 4) / 4)).ToArray();
-            var cache = new BatchingKvCache(model, new BatchingKvCacheOptions { MaxBytes = 64L << 30 });
-            var sequences = lengths.Select(_ => cache.Join()).ToArray();
+            int[] lengths = Enumerable.Range(0, size).Select(i => Math.Max(1, s.PromptTokens * (2 + i % 4) / 4 + i % 7)).ToArray();
+            var run = new BatchRun(size, lengths, new BatchingKvCache(model, new BatchingKvCacheOptions { MaxBytes = 64L << 30 }), vocab, s.Repeat);
             var prompts = lengths.Select((len, i) => Enumerable.Range(0, len).Select(t => (int)((t * 2654435761L + 17 + 7919L * i) % vocab)).ToArray()).ToArray();
-            var logits = new float[(long)size * vocab];
-            log.WriteLine($"batch {size}: prefill of {lengths.Sum()} tokens, then {s.GenTokens} decode steps ...");
+            log.WriteLine($"batch {size}: prefill of {lengths.Sum()} tokens in one batched forward ...");
             long p0 = Stopwatch.GetTimestamp();
-            model.ForwardBatchInto(prompts.Select((p, i) => new BatchInput(p, sequences[i])).ToArray(), logits);
-            double prefillSeconds = Stopwatch.GetElapsedTime(p0).TotalSeconds;
-
-            var tokens = new int[size][];
-            var inputs = new BatchInput[size];
-            for (int i = 0; i < size; i++) { tokens[i] = new int[1]; inputs[i] = new BatchInput(tokens[i], sequences[i]); }
-            void Step()
-            {
-                for (int i = 0; i < size; i++) tokens[i][0] = Activations.ArgMax(logits.AsSpan(i * vocab, vocab));
-                model.ForwardBatchInto(inputs, logits);
-            }
-            for (int i = 0; i < Math.Min(2, s.GenTokens); i++) Step(); // first touch of new blocks and scratch
-            var times = new double[s.Repeat];
-            for (int r = 0; r < s.Repeat; r++)
+            model.ForwardBatchInto(prompts.Select((p, i) => new BatchInput(p, run.Sequences[i])).ToArray(), run.Logits);
+            run.PrefillSeconds = Stopwatch.GetElapsedTime(p0).TotalSeconds;
+            int warm = Math.Min(2, s.GenTokens);
+            for (int i = 0; i < warm; i++) run.Step(model); // first touch of blocks and scratch
+            run.Rewind(warm);
+            runs.Add(run);
+        }
+        log.WriteLine($"timing {s.GenTokens} decode steps per batch size, sizes taking turns, {s.Repeat} time(s) ...");
+        for (int r = 0; r < s.Repeat; r++)
+            foreach (var run in runs)
             {
                 long d0 = Stopwatch.GetTimestamp();
-                for (int i = 0; i < s.GenTokens; i++) Step();
-                times[r] = size * s.GenTokens / Stopwatch.GetElapsedTime(d0).TotalSeconds;
+                for (int i = 0; i < s.GenTokens; i++) run.Step(model);
+                run.Rates[r] = run.Size * s.GenTokens / Stopwatch.GetElapsedTime(d0).TotalSeconds;
+                if (r < s.Repeat - 1) run.Rewind(s.GenTokens); // the last run's tokens stay for the memory figures
             }
-            double rate = Median(times);
-            single ??= size == 1 ? rate : null;
 
-            long tokenBytes = cache.Pool.TokenBytes, held = cache.TokensHeld;
-            int longest = sequences.Max(seq => seq.Count);
+        var single = runs.FirstOrDefault(x => x.Size == 1);
+        var reports = new List<BatchReport>();
+        foreach (var run in runs)
+        {
+            double rate = Median(run.Rates);
+            long tokenBytes = run.Cache.Pool.TokenBytes, held = run.Cache.TokensHeld;
+            int longest = run.Sequences.Max(seq => seq.Count);
             reports.Add(new BatchReport
             {
-                Batch = size,
-                PromptTokens = lengths,
-                PrefillTokensPerS = lengths.Sum() / prefillSeconds,
+                Batch = run.Size,
+                PromptTokens = run.Lengths,
+                PrefillTokensPerS = run.Lengths.Sum() / run.PrefillSeconds,
                 DecodeTokensPerS = rate,
-                DecodeTokensPerSMin = times.Min(),
-                DecodeTokensPerSMax = times.Max(),
-                PerSequenceTokensPerS = rate / size,
-                SpeedupOverBatch1 = single is { } one ? rate / one : null,
-                WeightGbPerS = model.DecodeBytesPerToken * rate / size / 1e9,
+                DecodeTokensPerSMin = run.Rates.Min(),
+                DecodeTokensPerSMax = run.Rates.Max(),
+                PerSequenceTokensPerS = rate / run.Size,
+                SpeedupOverBatch1 = single is null ? null : Median(run.Rates.Select((x, i) => x / single.Rates[i]).ToArray()),
+                WeightGbPerS = model.DecodeBytesPerToken * rate / run.Size / 1e9,
                 MatMulGflopPerS = 2.0 * macs * rate / 1e9,
                 KvTokensHeld = held,
                 KvExactBytes = held * tokenBytes,
-                KvPagedBytes = cache.Pool.BytesInUse,
-                KvPaddedBytes = (long)size * longest * tokenBytes,
-                KvReservedRingBytes = (long)size * capacity * tokenBytes,
-                KvBlockSize = cache.Pool.BlockSize,
+                KvPagedBytes = run.Cache.Pool.BytesInUse,
+                KvPaddedBytes = (long)run.Size * longest * tokenBytes,
+                KvReservedRingBytes = (long)run.Size * capacity * tokenBytes,
+                KvBlockSize = run.Cache.Pool.BlockSize,
             });
-            foreach (var seq in sequences) cache.Leave(seq);
+            foreach (var seq in run.Sequences) run.Cache.Leave(seq);
         }
         return reports;
+    }
+
+    /// <summary>One batch size's sequences, their next tokens and logits, and its timed runs.</summary>
+    private sealed class BatchRun
+    {
+        private readonly int[][] _tokens;
+        private readonly BatchInput[] _inputs;
+        private readonly int _vocab;
+
+        public BatchRun(int size, int[] lengths, BatchingKvCache cache, int vocab, int repeat)
+        {
+            Size = size; Lengths = lengths; Cache = cache; _vocab = vocab;
+            Sequences = lengths.Select(_ => cache.Join()).ToArray();
+            Logits = new float[(long)size * vocab];
+            _tokens = new int[size][];
+            _inputs = new BatchInput[size];
+            for (int i = 0; i < size; i++) { _tokens[i] = new int[1]; _inputs[i] = new BatchInput(_tokens[i], Sequences[i]); }
+            Rates = new double[repeat];
+        }
+
+        public int Size { get; }
+        public int[] Lengths { get; }
+        public BatchingKvCache Cache { get; }
+        public PastKeyValues[] Sequences { get; }
+        public float[] Logits { get; }
+        public double[] Rates { get; }
+        public double PrefillSeconds { get; set; }
+
+        /// <summary>Greedy: each sequence's next token is the argmax of its row.</summary>
+        public void Step(Qwen2Model model)
+        {
+            for (int i = 0; i < Size; i++) _tokens[i][0] = Activations.ArgMax(Logits.AsSpan(i * _vocab, _vocab));
+            model.ForwardBatchInto(_inputs, Logits);
+        }
+
+        public void Rewind(int tokens)
+        {
+            foreach (var seq in Sequences) seq.Rewind(tokens);
+        }
     }
 
     private static double Median(double[] values)

@@ -68,6 +68,9 @@ public class MatMulTests
                         double tol = 1e-5 * magnitude + 1e-6;
                         string at = $"{isa} {type} {rows}x{cols}, tokens={tokens}, y[{t},{r}]";
                         Check.Close(exact, y[t * rows + r], tol, at + " vs double");
+                        // Blocked, tiled or streamed, an element is the one-row dot product's bits (its summation order).
+                        float alone = MatMul.Dot(m.View.RowBytesSpan(r), type, x.AsSpan(t * cols, cols), isa);
+                        Assert.True(BitConverter.SingleToUInt32Bits(alone) == BitConverter.SingleToUInt32Bits(y[t * rows + r]), $"{at}: {y[t * rows + r]:R}, one row alone {alone:R}");
                         Check.Close(exact, twin[t * rows + r], tol, at + " scalar twin vs double");
                         Check.Close(twin[t * rows + r], y[t * rows + r], tol, at + " vs scalar twin");
                     }
