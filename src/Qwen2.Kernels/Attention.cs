@@ -87,7 +87,7 @@ public readonly record struct AttentionMask(int Window, int SinkTokens, int Rece
 public static unsafe class Attention
 {
     /// <summary>Scratch floats <see cref="Compute"/> needs for <paramref name="keys"/> visible keys on <paramref name="threads"/> threads.</summary>
-    public static int ScratchLength(int keys, int threads) => checked(Math.Max(keys, 1) * Math.Max(threads, 1));
+    public static int ScratchLength(int keys, int threads) => checked(GroupHeads * Math.Max(keys, 1) * Math.Max(threads, 1));
 
     /// <summary>Computes attention for the queries <paramref name="q"/> ([n, heads, headDim]) at <paramref name="queryPositions"/>.</summary>
     /// <param name="q">Queries, already rotated.</param>
@@ -123,7 +123,7 @@ public static unsafe class Attention
             flatPast[0] = (nint)pk; flatCur[0] = (nint)ck;
             var job = new Job
             {
-                Q = pq, Out = po, Scratch = ps, ScratchStride = Math.Max(keys, 1), QueryPositions = qp,
+                Q = pq, Out = po, Scratch = ps, ScratchStride = GroupHeads * Math.Max(keys, 1), QueryPositions = qp,
                 Past = past.IsPaged ? Source.Paged(pages, past.KeyOffset, past.ValueOffset, past.PageShift, pp, past.Count)
                     : Source.Flat(flatPast, (nint)(pv - pk), pp, past.Count),
                 Cur = current.IsPaged ? Source.Paged(curPages, current.KeyOffset, current.ValueOffset, current.PageShift, cp, current.Count)
@@ -137,6 +137,15 @@ public static unsafe class Attention
                 return;
             }
             int work = n * heads;
+            bool grouped = job.Isa == Isa.Vector512 && headDim % 16 == 0 && heads / kvHeads >= GroupHeads;
+            if (grouped)
+            {
+                job.GroupChunks = (heads / kvHeads + GroupHeads - 1) / GroupHeads;
+                int items = n * kvHeads * job.GroupChunks;
+                if (pool is null || (long)work * keys * headDim < 65_536) RunGrouped(&job, 0, items, 0);
+                else pool.Run(&RunGrouped, &job, items);
+                return;
+            }
             if (pool is null || (long)work * keys * headDim < 65_536) Run(&job, 0, work, 0);
             else pool.Run(&Run, &job, work);
         }
@@ -338,10 +347,146 @@ public static unsafe class Attention
         public float* Q, Out, Scratch, KeysT, TileScores;
         public int* QueryPositions;
         public Source Past, Cur;
-        public int ScratchStride, Heads, KvHeads, HeadDim, KeysPad, TilesPerKv, RowsPerKv;
+        public int ScratchStride, GroupChunks, Heads, KvHeads, HeadDim, KeysPad, TilesPerKv, RowsPerKv;
         public AttentionMask Mask;
         public float Scale;
         public Isa Isa;
+    }
+
+    /// <summary>Query heads of one kv head that a grouped work item computes together.</summary>
+    private const int GroupHeads = 4;
+
+    /// <summary>
+    /// Decode on AVX-512 with grouped-query attention: a work item takes up to four query heads that share a kv head,
+    /// so each key and value row is loaded once for all of them, four scores are reduced together, and the outputs
+    /// stay in registers over all keys instead of being loaded and stored per key.
+    /// </summary>
+    private static void RunGrouped(void* state, int start, int end, int worker)
+    {
+        ref Job j = ref Unsafe.AsRef<Job>(state);
+        int d = j.HeadDim, group = j.Heads / j.KvHeads, kvRow = j.KvHeads * d, keys = j.Past.Count + j.Cur.Count;
+        float* scores = j.Scratch + (nint)worker * j.ScratchStride;
+        float** q = stackalloc float*[GroupHeads];
+        float** o = stackalloc float*[GroupHeads];
+        var scale = Vector128.Create(j.Scale);
+        for (int item = start; item < end; item++)
+        {
+            int perToken = j.KvHeads * j.GroupChunks, t = item / perToken, kvh = item % perToken / j.GroupChunks;
+            int h0 = kvh * group + item % j.GroupChunks * GroupHeads, heads = Math.Min(GroupHeads, kvh * group + group - h0);
+            int p = j.QueryPositions[t];
+            for (int r = 0; r < GroupHeads; r++)
+            {
+                int h = h0 + Math.Min(r, heads - 1); // spare rows repeat the last head and are not stored
+                q[r] = j.Q + ((nint)t * j.Heads + h) * d;
+                o[r] = j.Out + ((nint)t * j.Heads + h) * d;
+            }
+            int visible = 0;
+            for (int k = 0; k < keys; k++)
+            {
+                bool isPast = k < j.Past.Count;
+                int kp = isPast ? j.Past.Positions[k] : j.Cur.Positions[k - j.Past.Count];
+                if (!j.Mask.IsVisible(p, kp))
+                {
+                    for (int r = 0; r < GroupHeads; r++) scores[r * keys + k] = float.NegativeInfinity;
+                    continue;
+                }
+                visible++;
+                float* key = (isPast ? j.Past.Key(k, kvRow) : j.Cur.Key(k - j.Past.Count, kvRow)) + kvh * d;
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (int i = 0; i < d; i += 16)
+                {
+                    var kv = Vector512.Load(key + i);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q[0] + i), kv, a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(q[1] + i), kv, a1);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(q[2] + i), kv, a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(q[3] + i), kv, a3);
+                }
+                var s = Sum4(a0, a1, a2, a3) * scale;
+                scores[k] = s[0]; scores[keys + k] = s[1]; scores[2 * keys + k] = s[2]; scores[3 * keys + k] = s[3];
+            }
+            if (visible == 0)
+            {
+                // nothing to attend to: a zero output rather than 0/0
+                for (int r = 0; r < heads; r++) new Span<float>(o[r], d).Clear();
+                continue;
+            }
+            for (int r = 0; r < heads; r++) Activations.Softmax(new Span<float>(scores + r * keys, keys), j.Isa);
+            for (int slab = 0; slab < d; slab += 64)
+            {
+                if (d - slab >= 64) GroupValues64(ref j, scores, keys, kvh * d + slab, kvRow, o, heads, slab);
+                else for (int v = slab; v < d; v += 16) GroupValues16(ref j, scores, keys, kvh * d + v, kvRow, o, heads, v);
+            }
+        }
+    }
+
+    /// <summary>Four 16-lane sums at once, as one vector [Σa, Σb, Σc, Σd].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        const byte Even = 0b10_00_10_00, Odd = 0b11_01_11_01; // shufps: [x0, x2, y0, y2] and [x1, x3, y1, y3] per lane
+        var ab = System.Runtime.Intrinsics.X86.Avx512F.Shuffle(a, b, Even) + System.Runtime.Intrinsics.X86.Avx512F.Shuffle(a, b, Odd);
+        var cd = System.Runtime.Intrinsics.X86.Avx512F.Shuffle(c, d, Even) + System.Runtime.Intrinsics.X86.Avx512F.Shuffle(c, d, Odd);
+        var lanes = System.Runtime.Intrinsics.X86.Avx512F.Shuffle(ab, cd, Even) + System.Runtime.Intrinsics.X86.Avx512F.Shuffle(ab, cd, Odd);
+        var lo = lanes.GetLower();
+        var hi = lanes.GetUpper();
+        return (lo.GetLower() + lo.GetUpper()) + (hi.GetLower() + hi.GetUpper());
+    }
+
+    /// <summary>o_r[slab..slab+64) = Σ_k p[r, k] · v_k[slab..slab+64) for up to four heads, keys in index order, in registers.</summary>
+    private static void GroupValues64(ref Job j, float* p, int keys, int offset, int kvRow, float** o, int heads, int slab)
+    {
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        for (int k = 0; k < keys; k++)
+        {
+            float p0 = p[k], p1 = p[keys + k], p2 = p[2 * keys + k], p3 = p[3 * keys + k];
+            if (p0 == 0 && p1 == 0 && p2 == 0 && p3 == 0) continue; // hidden by the mask
+            float* v = (k < j.Past.Count ? j.Past.Value(k, kvRow) : j.Cur.Value(k - j.Past.Count, kvRow)) + offset;
+            var v0 = Vector512.Load(v); var v1 = Vector512.Load(v + 16); var v2 = Vector512.Load(v + 32); var v3 = Vector512.Load(v + 48);
+            var b = Vector512.Create(p0);
+            a00 = Vector512.FusedMultiplyAdd(b, v0, a00); a01 = Vector512.FusedMultiplyAdd(b, v1, a01);
+            a02 = Vector512.FusedMultiplyAdd(b, v2, a02); a03 = Vector512.FusedMultiplyAdd(b, v3, a03);
+            b = Vector512.Create(p1);
+            a10 = Vector512.FusedMultiplyAdd(b, v0, a10); a11 = Vector512.FusedMultiplyAdd(b, v1, a11);
+            a12 = Vector512.FusedMultiplyAdd(b, v2, a12); a13 = Vector512.FusedMultiplyAdd(b, v3, a13);
+            b = Vector512.Create(p2);
+            a20 = Vector512.FusedMultiplyAdd(b, v0, a20); a21 = Vector512.FusedMultiplyAdd(b, v1, a21);
+            a22 = Vector512.FusedMultiplyAdd(b, v2, a22); a23 = Vector512.FusedMultiplyAdd(b, v3, a23);
+            b = Vector512.Create(p3);
+            a30 = Vector512.FusedMultiplyAdd(b, v0, a30); a31 = Vector512.FusedMultiplyAdd(b, v1, a31);
+            a32 = Vector512.FusedMultiplyAdd(b, v2, a32); a33 = Vector512.FusedMultiplyAdd(b, v3, a33);
+        }
+        Store(o[0] + slab, a00, a01, a02, a03);
+        if (heads > 1) Store(o[1] + slab, a10, a11, a12, a13);
+        if (heads > 2) Store(o[2] + slab, a20, a21, a22, a23);
+        if (heads > 3) Store(o[3] + slab, a30, a31, a32, a33);
+
+        static void Store(float* dst, Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> e)
+        {
+            a.Store(dst); b.Store(dst + 16); c.Store(dst + 32); e.Store(dst + 48);
+        }
+    }
+
+    /// <summary>The 16-float form of <see cref="GroupValues64"/>, for head dimensions that are not a multiple of 64.</summary>
+    private static void GroupValues16(ref Job j, float* p, int keys, int offset, int kvRow, float** o, int heads, int slab)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int k = 0; k < keys; k++)
+        {
+            float p0 = p[k], p1 = p[keys + k], p2 = p[2 * keys + k], p3 = p[3 * keys + k];
+            if (p0 == 0 && p1 == 0 && p2 == 0 && p3 == 0) continue;
+            var v = Vector512.Load((k < j.Past.Count ? j.Past.Value(k, kvRow) : j.Cur.Value(k - j.Past.Count, kvRow)) + offset);
+            a0 = Vector512.FusedMultiplyAdd(Vector512.Create(p0), v, a0);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.Create(p1), v, a1);
+            a2 = Vector512.FusedMultiplyAdd(Vector512.Create(p2), v, a2);
+            a3 = Vector512.FusedMultiplyAdd(Vector512.Create(p3), v, a3);
+        }
+        a0.Store(o[0] + slab);
+        if (heads > 1) a1.Store(o[1] + slab);
+        if (heads > 2) a2.Store(o[2] + slab);
+        if (heads > 3) a3.Store(o[3] + slab);
     }
 
     private static void Run(void* state, int start, int end, int worker)

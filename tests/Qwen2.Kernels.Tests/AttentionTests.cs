@@ -244,9 +244,9 @@ public class AttentionTests
         var s = Scenario.Create("shape", 4, 2, 16, Range(0, 3), Range(3, 2), AttentionMask.Causal, 301);
         var output = new float[2 * 4 * 16];
         var scratch = new float[Attention.ScratchLength(5, 1)];
-        Assert.Equal(5, scratch.Length);
-        Assert.Equal(1, Attention.ScratchLength(0, 0));
-        Assert.Equal(15, Attention.ScratchLength(5, 3));
+        Assert.Equal(20, scratch.Length);
+        Assert.Equal(4, Attention.ScratchLength(0, 0));
+        Assert.Equal(60, Attention.ScratchLength(5, 3));
         Assert.Throws<ArgumentException>(() => Attention.Compute(s.Q, s.QueryPositions, 4, 3, 16,
             new KvBlock(s.PastK, s.PastV, s.PastPositions), new KvBlock(s.CurK, s.CurV, s.CurPositions), s.Mask, output, scratch));
         Assert.Throws<ArgumentException>(() => Attention.Compute(s.Q, s.QueryPositions, 4, 2, 16,
