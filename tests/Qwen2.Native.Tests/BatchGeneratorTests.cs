@@ -103,6 +103,15 @@ public class BatchGeneratorTests
         Assert.Equal(Alone(model, system, Sampled(20, max: 30)), first.Generated);
         Assert.Equal(Alone(model, second, Sampled(21)), other.Generated);
 
+        // Submitted together, the second waits one step for the first to compute the shared prompt, then forks it.
+        using var together = new BatchGenerator(model, new BatchGeneratorOptions { Cache = new BatchingKvCacheOptions { BlockSize = 4 } });
+        var t1 = together.Submit(system, Sampled(20, max: 30));
+        var t2 = together.Submit(second, Sampled(21));
+        together.RunToCompletion();
+        Assert.Equal(21, t2.SharedPromptTokens);
+        Assert.Equal(first.Generated, t1.Generated);
+        Assert.Equal(other.Generated, t2.Generated);
+
         // With sharing off, nothing is forked and the tokens are the same.
         using var plain = new BatchGenerator(model, new BatchGeneratorOptions { SharePrefixes = false });
         var a = plain.Submit(system, Sampled(20, max: 30));

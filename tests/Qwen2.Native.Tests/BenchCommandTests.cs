@@ -79,6 +79,49 @@ public class BenchCommandTests(TinySynthCheckpoint tiny) : IClassFixture<TinySyn
     }
 
     [Fact]
+    public void BatchJsonReportsEachSizeWithConsistentMemory()
+    {
+        var (code, output, err) = Bench(TinyArgs("--json", "--threads", "2", "--repeat", "2", "--batch", "1,3,2"));
+        Assert.True(code == 0, err);
+        using var doc = JsonDocument.Parse(output);
+        var batches = doc.RootElement.GetProperty("batches").EnumerateArray().ToArray();
+        Assert.Equal([1, 3, 2], batches.Select(b => b.GetProperty("batch").GetInt32()));
+        long tokenBytes = 2L * SyntheticShape.Tiny.NumHiddenLayers * SyntheticShape.Tiny.NumKeyValueHeads * SyntheticShape.Tiny.HeadDim * sizeof(float);
+        foreach (var b in batches)
+        {
+            int size = b.GetProperty("batch").GetInt32();
+            var prompts = b.GetProperty("prompt_tokens").EnumerateArray().Select(p => p.GetInt32()).ToArray();
+            Assert.Equal(size, prompts.Length);
+            Assert.All(prompts, p => Assert.True(p >= 1));
+            double D(string name) => b.GetProperty(name).GetDouble();
+            long L(string name) => b.GetProperty(name).GetInt64();
+            foreach (var name in new[] { "prefill_tokens_per_s", "decode_tokens_per_s", "per_sequence_tokens_per_s", "weight_gb_per_s", "mat_mul_gflop_per_s", "speedup_over_batch1" })
+                Assert.True(D(name) > 0, $"batch {size}: {name} is {D(name)}");
+            Assert.InRange(D("decode_tokens_per_s"), D("decode_tokens_per_s_min"), D("decode_tokens_per_s_max"));
+            AssertClose(D("decode_tokens_per_s") / size, D("per_sequence_tokens_per_s"));
+            // Every prompt plus the timed steps of the last run stay in the cache.
+            Assert.Equal(prompts.Sum() + size * 3L, L("kv_tokens_held"));
+            Assert.Equal(L("kv_tokens_held") * tokenBytes, L("kv_exact_bytes"));
+            int block = b.GetProperty("kv_block_size").GetInt32();
+            Assert.Equal(prompts.Sum(p => (p + 3 + block - 1) / block) * block * tokenBytes, L("kv_paged_bytes"));
+            Assert.Equal(size * (prompts.Max() + 3L) * tokenBytes, L("kv_padded_bytes"));
+        }
+        Assert.Equal(1.0, batches[0].GetProperty("speedup_over_batch1").GetDouble());
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("2,x")]
+    [InlineData("4,,8")]
+    public void BadBatchSizesAreNamed(string value)
+    {
+        var (code, output, err) = Bench("--model", tiny.Path, "--batch", value);
+        Assert.Equal(Program.UsageError, code);
+        Assert.Equal("", output);
+        Assert.Contains("--batch", err);
+    }
+
+    [Fact]
     public void TablePrintsEveryMeasure()
     {
         var (code, output, err) = Bench(TinyArgs("--threads", "1"));

@@ -229,8 +229,11 @@ public sealed class BatchGenerator : IDisposable
             }
             // Wait for room rather than admit a request that would force a preemption at once.
             if (_active.Count > 0 && BlocksFor(r.TokenCount) > Cache.Pool.BlocksAvailable) break;
+            var (source, shared, pending) = Options.SharePrefixes ? LongestSharedPrefix(r) : (null, 0, 0);
+            // A running request is still computing a prompt prefix (a block or more) this one shares: wait for it
+            // and fork it then, rather than compute and store the same keys twice.
+            if (pending >= Cache.Pool.BlockSize && pending > shared) break;
             _waiting.RemoveFirst();
-            var (source, shared) = Options.SharePrefixes ? LongestSharedPrefix(r) : (null, 0);
             r.Start(source is null ? Cache.Join() : Cache.Fork(source.Sequence!, shared), shared);
             _active.Add(r);
         }
@@ -238,18 +241,24 @@ public sealed class BatchGenerator : IDisposable
 
     private int BlocksFor(int tokens) => (tokens + Cache.Pool.BlockSize) / Cache.Pool.BlockSize;
 
-    private (GenerationRequest? Source, int Tokens) LongestSharedPrefix(GenerationRequest r)
+    /// <summary>
+    /// The running request whose cache holds the longest prefix of <paramref name="r"/>'s tokens (Source, Tokens), and
+    /// the longest prefix any running request has or will have once its prompt has run (Pending).
+    /// </summary>
+    private (GenerationRequest? Source, int Tokens, int Pending) LongestSharedPrefix(GenerationRequest r)
     {
         GenerationRequest? best = null;
-        int bestLength = 0;
+        int bestLength = 0, pending = 0;
         foreach (var a in _active)
         {
-            // Only tokens already in the cache can be shared, and the request must still run one of its own.
-            int limit = Math.Min(Math.Min(a.Sequence!.Count, r.TokenCount - 1), a.TokenCount), n = 0;
+            // The request must still run one token of its own to get logits.
+            int limit = Math.Min(a.TokenCount, r.TokenCount - 1), n = 0;
             while (n < limit && a.TokenAt(n) == r.TokenAt(n)) n++;
-            if (n > bestLength) { best = a; bestLength = n; }
+            pending = Math.Max(pending, n);
+            int cached = Math.Min(n, a.Sequence!.Count); // only tokens already in the cache can be shared
+            if (cached > bestLength) { best = a; bestLength = cached; }
         }
-        return (best, bestLength);
+        return (best, bestLength, pending);
     }
 
     private void BuildBatch()
