@@ -45,6 +45,7 @@ public class BatchDecode
         _logits = new float[(long)Batch * vocab];
         _model.ForwardBatchInto(prompts.Select((p, i) => new BatchInput(p, sequences[i])).ToArray(), _logits);
         _inputs = sequences.Select((s, i) => new BatchInput(new[] { (int)((i * 40503L + 11) % vocab) }, s)).ToArray();
+        DecodeStep(); // a sequence whose prompt fills its last block takes a new one here, not inside a measured operation
     }
 
     /// <summary>Releases the model.</summary>
@@ -98,5 +99,59 @@ internal sealed class SpeedupOverBatch1Column : IColumn
         double? mean = summary[benchmarkCase]?.ResultStatistics?.Mean, baseline = summary[single]?.ResultStatistics?.Mean;
         if (mean is not > 0 || baseline is not > 0) return "-";
         return (batch / mean.Value / (1 / baseline.Value)).ToString("F2", CultureInfo.InvariantCulture) + "x";
+    }
+}
+
+/// <summary>
+/// One sequence's decode step over a context of <see cref="Context"/> tokens held in a preallocated ring
+/// (<see cref="RingKvCache"/>, keys contiguous) against the same tokens in a paged cache (blocks of 16 from a pool):
+/// what reading keys and values through a block table costs attention. The step is rewound after each operation.
+/// </summary>
+[MemoryDiagnoser]
+[WarmupCount(3), IterationCount(10)]
+public class PagedVsRing
+{
+    private Qwen2Model _model = null!;
+    private PastKeyValues _ring = null!, _paged = null!;
+    private float[] _logits = null!;
+    private readonly int[] _token = [42];
+
+    /// <summary>Tokens already in the cache.</summary>
+    [Params(256, 2048)]
+    public int Context { get; set; }
+
+    /// <summary>Fills both caches with the same prompt.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        _model = Qwen2Model.Load(BenchCheckpoint.Resolve());
+        int vocab = _model.Config.VocabSize;
+        var prompt = Enumerable.Range(0, Context).Select(t => (int)((t * 2654435761L + 17) % vocab)).ToArray();
+        _logits = new float[vocab];
+        _ring = _model.CreateCache(Context + 1);
+        _paged = new BatchingKvCache(_model).Join();
+        _model.ForwardInto(prompt, _ring, _logits);
+        _model.ForwardInto(prompt, _paged, _logits);
+        Paged(); // the paged cache's next block, if the prompt filled its last one, is taken here
+    }
+
+    /// <summary>Releases the model.</summary>
+    [GlobalCleanup]
+    public void Cleanup() => _model.Dispose();
+
+    /// <summary>Decode step, keys and values in one contiguous ring.</summary>
+    [Benchmark(Baseline = true)]
+    public void Ring()
+    {
+        _model.ForwardInto(_token, _ring, _logits);
+        _ring.Rewind(1);
+    }
+
+    /// <summary>Decode step, keys and values in 16-token blocks through a block table.</summary>
+    [Benchmark]
+    public void Paged()
+    {
+        _model.ForwardInto(_token, _paged, _logits);
+        _paged.Rewind(1);
     }
 }
