@@ -179,3 +179,68 @@ internal sealed class GigabytesPerSecondColumn()
         return null;
     }
 }
+
+/// <summary>
+/// Matrix products of a small batch of tokens (a batched decode step) with BF16 weights on two threads: a matrix that
+/// fits the last-level cache (4864×896, 8.7 MB) against the lm_head (151936×896, 272 MB) that streams from memory,
+/// in GFLOP/s. The gap between the two at 8 and 16 tokens is what streaming the weights costs a compute-bound step.
+/// </summary>
+[Config(typeof(SmallBatchConfig))]
+public unsafe class SmallBatchKernels
+{
+    private byte* _weights;
+    private WeightMatrix _w;
+    private float[] _x = null!, _y = null!;
+    private WorkerPool _pool = null!;
+
+    /// <summary>Rows x columns of the BF16 matrix.</summary>
+    [Params("4864x896", "151936x896")]
+    public string Shape { get; set; } = "";
+
+    /// <summary>Tokens multiplied at once.</summary>
+    [Params(1, 4, 8, 16)]
+    public int Tokens { get; set; }
+
+    /// <summary>Fills the weights and the inputs.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        var (rows, cols) = MatVecKernels.Parse(Shape);
+        long elements = (long)rows * cols;
+        _weights = (byte*)NativeMemory.AlignedAlloc((nuint)(elements * 2), 64);
+        var rng = new Random(7);
+        for (long i = 0; i < elements; i++) ((ushort*)_weights)[i] = (ushort)(BitConverter.SingleToInt32Bits(rng.NextSingle() - 0.5f) >> 16);
+        _w = new WeightMatrix(_weights, rows, cols, WeightType.BF16);
+        _x = Enumerable.Range(0, Tokens * cols).Select(_ => rng.NextSingle()).ToArray();
+        _y = new float[Tokens * rows];
+        _pool = new WorkerPool(2);
+    }
+
+    /// <summary>Frees the weights and the pool.</summary>
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _pool.Dispose();
+        NativeMemory.AlignedFree(_weights);
+    }
+
+    /// <summary>y = x · Wᵀ for all tokens, rows split over two threads.</summary>
+    [Benchmark]
+    public void Multiply() => MatMul.Multiply(_w, _x, _y, Tokens, _pool);
+}
+
+internal sealed class SmallBatchConfig : ManualConfig
+{
+    public SmallBatchConfig() => AddColumn(new GigaflopsColumn());
+}
+
+/// <summary>2 × rows × columns × tokens over the mean time, in 1e9 per second.</summary>
+internal sealed class GigaflopsColumn() : RateColumn("GFLOP/s", "2 x rows x columns x tokens / mean time, in 1e9 per second", 1e9, "F1")
+{
+    protected override double? AmountPerOperation(BenchmarkCase c)
+    {
+        if (c.Parameters["Shape"] is not string shape || c.Parameters["Tokens"] is not int tokens) return null;
+        var (rows, cols) = MatVecKernels.Parse(shape);
+        return 2.0 * rows * cols * tokens;
+    }
+}

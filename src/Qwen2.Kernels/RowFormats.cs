@@ -10,10 +10,14 @@ internal interface IRowFormat
     static abstract Vector512<float> Load512(ref byte row, nint index);
     static abstract Vector256<float> Load256(ref byte row, nint index);
     static abstract float Load1(ref byte row, nint index);
+    /// <summary>Bytes per stored element.</summary>
+    static abstract int ElementBytes { get; }
 }
 
 internal readonly struct F32Row : IRowFormat
 {
+    public static int ElementBytes => 4;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load512(ref byte row, nint index) => Vector512.LoadUnsafe(ref Unsafe.As<byte, float>(ref row), (nuint)index);
 
@@ -26,6 +30,8 @@ internal readonly struct F32Row : IRowFormat
 
 internal readonly struct Bf16Row : IRowFormat
 {
+    public static int ElementBytes => 2;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Widen(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
 
@@ -55,6 +61,8 @@ internal readonly struct Bf16Row : IRowFormat
 /// </summary>
 internal readonly struct F16Row : IRowFormat
 {
+    public static int ElementBytes => 2;
+
     private const uint ExponentBias = 0x38000000; // (127 - 15) << 23
     private const float TwoToMinus24 = 5.9604644775390625e-8f;
 
