@@ -17,74 +17,66 @@ using Qwen2.Native.Text;
 
 Console.OutputEncoding = Encoding.UTF8;
 int at = Array.IndexOf(args, "--model");
-string? modelArg = at >= 0 && at + 1 < args.Length ? args[at + 1] : Environment.GetEnvironmentVariable(ModelLocator.ModelVariable);
-string? tempDir = null;
-string dir = modelArg is { Length: > 0 } ? ModelLocator.Resolve(modelArg) : tempDir = TinyCheckpoint.Synthesize("qwen2-batching");
-try
+using var checkpoint = TinyCheckpoint.Open(at >= 0 && at + 1 < args.Length ? args[at + 1] : null, "qwen2-batching");
+string dir = checkpoint.Directory;
+Console.WriteLine($"checkpoint: {checkpoint}");
+using var model = Qwen2Model.Load(dir);
+var tokenizer = Qwen2Tokenizer.Load(dir);
+var template = ChatTemplate.Parse(tokenizer.Settings.ChatTemplate, Qwen2Tokenizer.TokenizerConfigFile);
+
+string[] questions =
+[
+    "What is a KV cache?",
+    "Name three prime numbers.",
+    "Write a haiku about memory bandwidth.",
+    "Why batch decode steps together?",
+];
+// Seeded sampling, so each request's tokens can be checked against the same request run alone.
+var options = questions.Select((_, i) => new GenerationOptions
 {
-    Console.WriteLine($"checkpoint: {dir}{(tempDir is null ? "" : " (synthesized, random weights)")}");
-    using var model = Qwen2Model.Load(dir);
-    var tokenizer = Qwen2Tokenizer.Load(dir);
-    var template = ChatTemplate.Parse(tokenizer.Settings.ChatTemplate, Qwen2Tokenizer.TokenizerConfigFile);
+    MaxNewTokens = 24, IgnoreEos = checkpoint.Synthesized, // random weights rarely say end-of-turn
+    Sampling = new SamplingOptions { Temperature = 0.8, TopP = 0.9, Seed = (ulong)(100 + i) },
+}).ToArray();
+// Every prompt starts with the same rendered system prompt: the later requests fork the first one's blocks.
+var prompts = questions.Select(q => tokenizer.Encode(template.Render([ChatMessage.User(q)]))).ToArray();
 
-    string[] questions =
-    [
-        "What is a KV cache?",
-        "Name three prime numbers.",
-        "Write a haiku about memory bandwidth.",
-        "Why batch decode steps together?",
-    ];
-    // Seeded sampling, so each request's tokens can be checked against the same request run alone.
-    var options = questions.Select((_, i) => new GenerationOptions
+using var generator = new BatchGenerator(model, new BatchGeneratorOptions { MaxBatchSize = 8 });
+var requests = prompts.Select((p, i) => generator.Submit(p, options[i])).ToArray();
+generator.Start(); // a background thread runs a step whenever requests are waiting or running
+
+// Stream every request at once; cancel the third after eight tokens (the others are not disturbed).
+var texts = new StringBuilder[requests.Length];
+await Task.WhenAll(requests.Select(async (request, i) =>
+{
+    texts[i] = new StringBuilder();
+    var decoder = tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
+    int count = 0;
+    await foreach (int token in request.ReadTokensAsync())
     {
-        MaxNewTokens = 24, IgnoreEos = tempDir is not null, // random weights rarely say end-of-turn
-        Sampling = new SamplingOptions { Temperature = 0.8, TopP = 0.9, Seed = (ulong)(100 + i) },
-    }).ToArray();
-    // Every prompt starts with the same rendered system prompt: the later requests fork the first one's blocks.
-    var prompts = questions.Select(q => tokenizer.Encode(template.Render([ChatMessage.User(q)]))).ToArray();
-
-    using var generator = new BatchGenerator(model, new BatchGeneratorOptions { MaxBatchSize = 8 });
-    var requests = prompts.Select((p, i) => generator.Submit(p, options[i])).ToArray();
-    generator.Start(); // a background thread runs a step whenever requests are waiting or running
-
-    // Stream every request at once; cancel the third after eight tokens (the others are not disturbed).
-    var texts = new StringBuilder[requests.Length];
-    await Task.WhenAll(requests.Select(async (request, i) =>
-    {
-        texts[i] = new StringBuilder();
-        var decoder = tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
-        int count = 0;
-        await foreach (int token in request.ReadTokensAsync())
-        {
-            texts[i].Append(decoder.Append(token));
-            if (i == 2 && ++count == 8) request.Cancel();
-        }
-        texts[i].Append(decoder.Flush());
-    }));
-
-    bool same = true;
-    for (int i = 0; i < requests.Length; i++)
-    {
-        var stats = await requests[i].Completion;
-        Console.WriteLine();
-        Console.WriteLine($"== request {i}: \"{questions[i]}\" ({stats.PromptTokens} prompt tokens, {requests[i].SharedPromptTokens} shared with an earlier request)");
-        Console.WriteLine(texts[i].ToString().Trim());
-        Console.WriteLine($"   {stats.GeneratedTokens} tokens, stop: {stats.StopReason}");
-
-        // The same request alone through an InferenceSession: batching must not change a single token.
-        var alone = new InferenceSession(model).Generate(prompts[i], options[i]).Take(requests[i].Generated.Count).ToArray();
-        if (!alone.SequenceEqual(requests[i].Generated))
-        {
-            Console.Error.WriteLine($"request {i}: batched tokens differ from the request run alone");
-            same = false;
-        }
+        texts[i].Append(decoder.Append(token));
+        if (i == 2 && ++count == 8) request.Cancel();
     }
-    var pool = generator.Cache.Pool;
-    Console.WriteLine();
-    Console.WriteLine($"{generator.Steps} batched steps; KV pool: {pool.BlocksAllocated} blocks of {pool.BlockSize} tokens allocated ({pool.BytesAllocated / 1024.0:F0} KiB), {pool.BlocksInUse} in use now");
-    return same ? 0 : 1;
-}
-finally
+    texts[i].Append(decoder.Flush());
+}));
+
+bool same = true;
+for (int i = 0; i < requests.Length; i++)
 {
-    if (tempDir is not null) Directory.Delete(tempDir, recursive: true);
+    var stats = await requests[i].Completion;
+    Console.WriteLine();
+    Console.WriteLine($"== request {i}: \"{questions[i]}\" ({stats.PromptTokens} prompt tokens, {requests[i].SharedPromptTokens} shared with an earlier request)");
+    Console.WriteLine(texts[i].ToString().Trim());
+    Console.WriteLine($"   {stats.GeneratedTokens} tokens, stop: {stats.StopReason}");
+
+    // The same request alone through an InferenceSession: batching must not change a single token.
+    var alone = new InferenceSession(model).Generate(prompts[i], options[i]).Take(requests[i].Generated.Count).ToArray();
+    if (!alone.SequenceEqual(requests[i].Generated))
+    {
+        Console.Error.WriteLine($"request {i}: batched tokens differ from the request run alone");
+        same = false;
+    }
 }
+var pool = generator.Cache.Pool;
+Console.WriteLine();
+Console.WriteLine($"{generator.Steps} batched steps; KV pool: {pool.BlocksAllocated} blocks of {pool.BlockSize} tokens allocated ({pool.BytesAllocated / 1024.0:F0} KiB), {pool.BlocksInUse} in use now");
+return same ? 0 : 1;

@@ -26,25 +26,17 @@ if (section is not ("all" or "basic" or "generate" or "compare"))
     return 2;
 }
 
-string? modelArg = ModelArgument(args) ?? Environment.GetEnvironmentVariable(ModelLocator.ModelVariable);
-string? tempDir = null;
-string dir = modelArg is { Length: > 0 } ? ModelLocator.Resolve(modelArg) : tempDir = TinyCheckpoint.Synthesize("qwen2-cache-usage");
-try
-{
-    Console.WriteLine($"checkpoint: {dir}{(tempDir is null ? "" : " (synthesized, random weights)")}");
-    // One model, shared by everything below: it is immutable after load. Caches and sessions are per sequence.
-    using var model = Qwen2Model.Load(dir);
-    var tokenizer = Qwen2Tokenizer.Load(dir);
+using var checkpoint = TinyCheckpoint.Open(ModelArgument(args), "qwen2-cache-usage");
+string dir = checkpoint.Directory;
+Console.WriteLine($"checkpoint: {checkpoint}");
+// One model, shared by everything below: it is immutable after load. Caches and sessions are per sequence.
+using var model = Qwen2Model.Load(dir);
+var tokenizer = Qwen2Tokenizer.Load(dir);
 
-    if (section is "all" or "basic") BasicCacheUse(model, tokenizer);
-    if (section is "all" or "generate") await TextGenerationAsync(model, tokenizer);
-    if (section is "all" or "compare") return CompareWithoutCache(model, tokenizer) ? 0 : 1;
-    return 0;
-}
-finally
-{
-    if (tempDir is not null) Directory.Delete(tempDir, recursive: true);
-}
+if (section is "all" or "basic") BasicCacheUse(model, tokenizer);
+if (section is "all" or "generate") await TextGenerationAsync(model, tokenizer);
+if (section is "all" or "compare") return CompareWithoutCache(model, tokenizer) ? 0 : 1;
+return 0;
 
 // ---------------------------------------------------------------------------------------------------------------
 // 1. The Hugging Face-style forward: (logits, past_key_values) = forward(input_ids, past_key_values, use_cache)

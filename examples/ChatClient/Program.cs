@@ -17,42 +17,34 @@ using ChatMessage = Microsoft.Extensions.AI.ChatMessage;
 
 Console.OutputEncoding = Encoding.UTF8;
 
-string? modelArg = args.Length > 0 ? args[0] : Environment.GetEnvironmentVariable(ModelLocator.ModelVariable);
-string? tempDir = null;
-string dir = modelArg is { Length: > 0 } ? ModelLocator.Resolve(modelArg) : tempDir = TinyCheckpoint.Synthesize("qwen2-chat-client");
-try
-{
-    using var model = Qwen2Model.Load(dir);
-    using IChatClient client = new Qwen2ChatClient(model, Qwen2Tokenizer.Load(dir));
-    var about = client.GetService<ChatClientMetadata>()!;
-    Console.WriteLine($"{about.ProviderName}, model {about.DefaultModelId}{(tempDir is null ? "" : " (synthesized, random weights)")}");
+using var checkpoint = TinyCheckpoint.Open(args.Length > 0 ? args[0] : null, "qwen2-chat-client");
+string dir = checkpoint.Directory;
+using var model = Qwen2Model.Load(dir);
+using IChatClient client = new Qwen2ChatClient(model, Qwen2Tokenizer.Load(dir));
+var about = client.GetService<ChatClientMetadata>()!;
+Console.WriteLine($"{about.ProviderName}, model {about.DefaultModelId}{(checkpoint.Synthesized ? " (synthesized, random weights)" : "")}");
 
-    // Stateless like every IChatClient: each call gets the whole conversation. The client still reuses its KV cache
-    // for the part of the conversation it has already seen.
-    List<ChatMessage> history = [new(ChatRole.System, "You are a concise assistant.")];
-    var options = new ChatOptions { Temperature = 0.7f, TopP = 0.8f, TopK = 20, Seed = 42, MaxOutputTokens = 48 };
-    long? cachedOnSecondTurn = null;
-    foreach (string question in new[] { "What is a KV cache?", "Why does it make decoding faster?" })
-    {
-        history.Add(new(ChatRole.User, question));
-        Console.WriteLine($"\nuser: {question}");
-        Console.Write("assistant: ");
-        var updates = new List<ChatResponseUpdate>();
-        await foreach (var update in client.GetStreamingResponseAsync(history, options))
-        {
-            Console.Write(update.Text);
-            updates.Add(update);
-        }
-        var response = updates.ToChatResponse();
-        history.AddMessages(response);
-        var usage = response.Usage!;
-        Console.WriteLine();
-        Console.WriteLine($"  [{response.FinishReason}: {usage.InputTokenCount} prompt tokens, {usage.CachedInputTokenCount} of them from the cache; {usage.OutputTokenCount} generated]");
-        cachedOnSecondTurn = usage.CachedInputTokenCount;
-    }
-    return cachedOnSecondTurn > 0 ? 0 : 1;
-}
-finally
+// Stateless like every IChatClient: each call gets the whole conversation. The client still reuses its KV cache
+// for the part of the conversation it has already seen.
+List<ChatMessage> history = [new(ChatRole.System, "You are a concise assistant.")];
+var options = new ChatOptions { Temperature = 0.7f, TopP = 0.8f, TopK = 20, Seed = 42, MaxOutputTokens = 48 };
+long? cachedOnSecondTurn = null;
+foreach (string question in new[] { "What is a KV cache?", "Why does it make decoding faster?" })
 {
-    if (tempDir is not null) Directory.Delete(tempDir, recursive: true);
+    history.Add(new(ChatRole.User, question));
+    Console.WriteLine($"\nuser: {question}");
+    Console.Write("assistant: ");
+    var updates = new List<ChatResponseUpdate>();
+    await foreach (var update in client.GetStreamingResponseAsync(history, options))
+    {
+        Console.Write(update.Text);
+        updates.Add(update);
+    }
+    var response = updates.ToChatResponse();
+    history.AddMessages(response);
+    var usage = response.Usage!;
+    Console.WriteLine();
+    Console.WriteLine($"  [{response.FinishReason}: {usage.InputTokenCount} prompt tokens, {usage.CachedInputTokenCount} of them from the cache; {usage.OutputTokenCount} generated]");
+    cachedOnSecondTurn = usage.CachedInputTokenCount;
 }
+return cachedOnSecondTurn > 0 ? 0 : 1;

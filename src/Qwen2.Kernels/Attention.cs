@@ -276,7 +276,7 @@ public static unsafe class Attention
                 else s.Clear(); // nothing to attend to: a zero output rather than 0/0
             }
             for (int slab = 0; slab < d; slab += 64)
-                TileValues(ref j, scores, candidates, kvh * d + slab, kvRow, o, rows, slab);
+                Values64(ref j, scores, j.KeysPad, candidates, kvh * d + slab, kvRow, o, rows, slab);
         }
     }
 
@@ -303,42 +303,6 @@ public static unsafe class Attention
             (a1 * scale).Store(scores + pad + kb);
             (a2 * scale).Store(scores + 2 * pad + kb);
             (a3 * scale).Store(scores + 3 * pad + kb);
-        }
-    }
-
-    /// <summary>o_r[slab..slab+64) = Σ_k p[r, k] · v_k[slab..slab+64) for the tile's rows, keys in index order.</summary>
-    private static void TileValues(ref Job j, float* p, int keys, int offset, int kvRow, float** o, int rows, int slab)
-    {
-        nint pad = j.KeysPad;
-        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
-        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
-        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
-        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
-        for (int k = 0; k < keys; k++)
-        {
-            float* v = (k < j.Past.Count ? j.Past.Value(k, kvRow) : j.Cur.Value(k - j.Past.Count, kvRow)) + offset;
-            var v0 = Vector512.Load(v); var v1 = Vector512.Load(v + 16); var v2 = Vector512.Load(v + 32); var v3 = Vector512.Load(v + 48);
-            var p0 = Vector512.Create(p[k]);
-            a00 = Vector512.FusedMultiplyAdd(p0, v0, a00); a01 = Vector512.FusedMultiplyAdd(p0, v1, a01);
-            a02 = Vector512.FusedMultiplyAdd(p0, v2, a02); a03 = Vector512.FusedMultiplyAdd(p0, v3, a03);
-            var p1 = Vector512.Create(p[pad + k]);
-            a10 = Vector512.FusedMultiplyAdd(p1, v0, a10); a11 = Vector512.FusedMultiplyAdd(p1, v1, a11);
-            a12 = Vector512.FusedMultiplyAdd(p1, v2, a12); a13 = Vector512.FusedMultiplyAdd(p1, v3, a13);
-            var p2 = Vector512.Create(p[2 * pad + k]);
-            a20 = Vector512.FusedMultiplyAdd(p2, v0, a20); a21 = Vector512.FusedMultiplyAdd(p2, v1, a21);
-            a22 = Vector512.FusedMultiplyAdd(p2, v2, a22); a23 = Vector512.FusedMultiplyAdd(p2, v3, a23);
-            var p3 = Vector512.Create(p[3 * pad + k]);
-            a30 = Vector512.FusedMultiplyAdd(p3, v0, a30); a31 = Vector512.FusedMultiplyAdd(p3, v1, a31);
-            a32 = Vector512.FusedMultiplyAdd(p3, v2, a32); a33 = Vector512.FusedMultiplyAdd(p3, v3, a33);
-        }
-        Store(o[0] + slab, a00, a01, a02, a03);
-        if (rows > 1) Store(o[1] + slab, a10, a11, a12, a13);
-        if (rows > 2) Store(o[2] + slab, a20, a21, a22, a23);
-        if (rows > 3) Store(o[3] + slab, a30, a31, a32, a33);
-
-        static void Store(float* dst, Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> e)
-        {
-            a.Store(dst); b.Store(dst + 16); c.Store(dst + 32); e.Store(dst + 48);
         }
     }
 
@@ -413,7 +377,7 @@ public static unsafe class Attention
             for (int r = 0; r < heads; r++) Activations.Softmax(new Span<float>(scores + r * keys, keys), j.Isa);
             for (int slab = 0; slab < d; slab += 64)
             {
-                if (d - slab >= 64) GroupValues64(ref j, scores, keys, kvh * d + slab, kvRow, o, heads, slab);
+                if (d - slab >= 64) Values64(ref j, scores, keys, keys, kvh * d + slab, kvRow, o, heads, slab);
                 else for (int v = slab; v < d; v += 16) GroupValues16(ref j, scores, keys, kvh * d + v, kvRow, o, heads, v);
             }
         }
@@ -432,8 +396,11 @@ public static unsafe class Attention
         return (lo.GetLower() + lo.GetUpper()) + (hi.GetLower() + hi.GetUpper());
     }
 
-    /// <summary>o_r[slab..slab+64) = Σ_k p[r, k] · v_k[slab..slab+64) for up to four heads, keys in index order, in registers.</summary>
-    private static void GroupValues64(ref Job j, float* p, int keys, int offset, int kvRow, float** o, int heads, int slab)
+    /// <summary>
+    /// o_r[slab..slab+64) = Σ_k p[r × pStride + k] · v_k[slab..slab+64) for up to four rows (query heads), keys in index
+    /// order, accumulated in registers. A key all four rows give probability 0 (masked) is skipped.
+    /// </summary>
+    private static void Values64(ref Job j, float* p, nint pStride, int keys, int offset, int kvRow, float** o, int rows, int slab)
     {
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
         Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
@@ -441,7 +408,7 @@ public static unsafe class Attention
         Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
         for (int k = 0; k < keys; k++)
         {
-            float p0 = p[k], p1 = p[keys + k], p2 = p[2 * keys + k], p3 = p[3 * keys + k];
+            float p0 = p[k], p1 = p[pStride + k], p2 = p[2 * pStride + k], p3 = p[3 * pStride + k];
             if (p0 == 0 && p1 == 0 && p2 == 0 && p3 == 0) continue; // hidden by the mask
             float* v = (k < j.Past.Count ? j.Past.Value(k, kvRow) : j.Cur.Value(k - j.Past.Count, kvRow)) + offset;
             var v0 = Vector512.Load(v); var v1 = Vector512.Load(v + 16); var v2 = Vector512.Load(v + 32); var v3 = Vector512.Load(v + 48);
@@ -459,9 +426,9 @@ public static unsafe class Attention
             a32 = Vector512.FusedMultiplyAdd(b, v2, a32); a33 = Vector512.FusedMultiplyAdd(b, v3, a33);
         }
         Store(o[0] + slab, a00, a01, a02, a03);
-        if (heads > 1) Store(o[1] + slab, a10, a11, a12, a13);
-        if (heads > 2) Store(o[2] + slab, a20, a21, a22, a23);
-        if (heads > 3) Store(o[3] + slab, a30, a31, a32, a33);
+        if (rows > 1) Store(o[1] + slab, a10, a11, a12, a13);
+        if (rows > 2) Store(o[2] + slab, a20, a21, a22, a23);
+        if (rows > 3) Store(o[3] + slab, a30, a31, a32, a33);
 
         static void Store(float* dst, Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> e)
         {
@@ -469,7 +436,7 @@ public static unsafe class Attention
         }
     }
 
-    /// <summary>The 16-float form of <see cref="GroupValues64"/>, for head dimensions that are not a multiple of 64.</summary>
+    /// <summary>The 16-float form of <see cref="Values64"/>, for head dimensions that are not a multiple of 64.</summary>
     private static void GroupValues16(ref Job j, float* p, int keys, int offset, int kvRow, float** o, int heads, int slab)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;

@@ -321,7 +321,7 @@ public sealed class BatchGenerator : IDisposable
             foreach (var r in _waiting) r.Complete(StopReason.Cancelled);
             _waiting.Clear();
         }
-        _signal.Dispose();
+        // The semaphore is not disposed: a request's Cancel may still signal it, and it holds no OS handle.
     }
 }
 
