@@ -336,10 +336,10 @@ public sealed class Qwen2Model : IDisposable
                 var w = _layers[li];
                 // attention block: h = x + o_proj(attn(rope(q), rope(k), v))
                 RmsNorm.Apply(x, w.InputNorm, eps, xn, n);
-                if (n <= MatMul.StreamedTokens)
+                if (MatMul.Streams(w.Q.Type, n))
                 {
-                    // A decode step (one token, or one per sequence of a batch): the three projections as one job for
-                    // the pool (same bits as three calls).
+                    // The three projections as one job for the pool (same bits as three calls), wherever the weights
+                    // stream: every decode step, and a prefill but for F16 weights.
                     MatMul.MultiplyFused(w.Q, q, w.K, k, w.V, v, xn, n, _pool);
                     AddBias(q, w.QBias, Q, n); AddBias(k, w.KBias, KV, n); AddBias(v, w.VBias, KV, n);
                 }
@@ -371,7 +371,7 @@ public sealed class Qwen2Model : IDisposable
                 TensorPrimitives.Add(x, xn, x);
                 // MLP block: out = h + down(silu(gate(h')) * up(h'))
                 RmsNorm.Apply(x, w.PostAttentionNorm, eps, xn, n);
-                if (n <= MatMul.StreamedTokens) MatMul.MultiplyFused(w.Gate, gate, w.Up, up, default, default, xn, n, _pool);
+                if (MatMul.Streams(w.Gate.Type, n)) MatMul.MultiplyFused(w.Gate, gate, w.Up, up, default, default, xn, n, _pool);
                 else
                 {
                     Project(w.Gate, xn, gate, n, null);
