@@ -301,6 +301,33 @@ public class BatchingTests
         Assert.Equal(0, batch.Pool.BlocksInUse);
     }
 
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void RingPagedAndUncachedInputsMixInOneBatch(string name)
+    {
+        using var model = Load(name);
+        var reference = new Reference(name);
+        var ring = model.CreateCache(64);
+        var paged = new BatchingKvCache(model, new BatchingKvCacheOptions { BlockSize = 4 }).Join();
+        // Prefill of different lengths in one call: a ring, a paged sequence, and a prompt with no cache at all.
+        var first = model.ForwardBatch([
+            new BatchInput(reference.Stream.AsMemory(0, 7), ring, LogitsSelection.All),
+            new BatchInput(reference.Stream.AsMemory(0, 3), paged, LogitsSelection.All),
+            new BatchInput(reference.Stream.AsMemory(0, 10), null, LogitsSelection.All)]);
+        for (int t = 0; t < 7; t++) reference.Check(first[0][t], t, $"{name} ring prefill");
+        for (int t = 0; t < 3; t++) reference.Check(first[1][t], t, $"{name} paged prefill");
+        for (int t = 0; t < 10; t++) reference.Check(first[2][t], t, $"{name} uncached");
+        for (int step = 0; step < 5; step++)
+        {
+            var next = model.ForwardBatch([
+                new BatchInput(reference.Stream.AsMemory(7 + step, 1), ring),
+                new BatchInput(reference.Stream.AsMemory(3 + step, 1), paged)]);
+            reference.Check(next[0][0], 7 + step, $"{name} ring decode");
+            reference.Check(next[1][0], 3 + step, $"{name} paged decode");
+        }
+        Assert.Equal((12, 8), (ring.Position, paged.Position));
+    }
+
     [Fact]
     public void PoolMemoryFollowsTheTokensHeld()
     {
