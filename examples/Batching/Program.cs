@@ -44,19 +44,16 @@ using var generator = new BatchGenerator(model, new BatchGeneratorOptions { MaxB
 var requests = prompts.Select((p, i) => generator.Submit(p, options[i])).ToArray();
 generator.Start(); // a background thread runs a step whenever requests are waiting or running
 
-// Stream every request at once; cancel the third after eight tokens (the others are not disturbed).
+// Stream every request's text at once; cancel the third after eight tokens (the others are not disturbed).
 var texts = new StringBuilder[requests.Length];
 await Task.WhenAll(requests.Select(async (request, i) =>
 {
     texts[i] = new StringBuilder();
-    var decoder = tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
-    int count = 0;
-    await foreach (int token in request.ReadTokensAsync())
+    await foreach (string piece in request.ReadTextAsync(tokenizer))
     {
-        texts[i].Append(decoder.Append(token));
-        if (i == 2 && ++count == 8) request.Cancel();
+        texts[i].Append(piece);
+        if (i == 2 && request.Generated.Count >= 8) request.Cancel(); // takes effect at the next step
     }
-    texts[i].Append(decoder.Flush());
 }));
 
 bool same = true;
