@@ -142,8 +142,6 @@ public class SamplerTests
         var s = new Sampler(new SamplingOptions { Temperature = 0.7, TopK = 20, TopP = 0.8, MinP = 0.05, RepetitionPenalty = 1.05, Seed = 5 }, logits.Length);
         int[] context = [1, 2, 3];
         for (int i = 0; i < 200; i++) s.Sample(logits, context); // past tiered JIT's rejits, which allocate once
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 20; i++) s.Sample(logits, context);
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        AllocationProbe.AssertNoAllocation(() => s.Sample(logits, context), clean: 20, limit: 200, "sampling");
     }
 }
