@@ -83,92 +83,6 @@ internal static class DotKernels
         Unsafe.Add(ref dst, 3) = Tail<TF>(Vector512.Sum(a3), ref w3, ref x, i, n);
     }
 
-    /// <summary>
-    /// A 4-row × 4-token register tile over float32 rows: each weight vector is loaded once for four tokens and each
-    /// activation vector once for four rows, so the loop is bound by the FMA units instead of by loads. Output
-    /// (row r, token t) goes to y[t × <paramref name="yStride"/> + r]. Each element is summed exactly as
-    /// <see cref="Dot1V512{TF}"/> sums it (one accumulator over full vectors, horizontal sum, scalar tail).
-    /// </summary>
-    public static unsafe void Dot4x4V512(ref float w0, nint wStride, ref float x0, nint xStride, int n, float* y, nint yStride)
-    {
-        ref float w1 = ref Unsafe.Add(ref w0, wStride);
-        ref float w2 = ref Unsafe.Add(ref w1, wStride);
-        ref float w3 = ref Unsafe.Add(ref w2, wStride);
-        ref float x1 = ref Unsafe.Add(ref x0, xStride);
-        ref float x2 = ref Unsafe.Add(ref x1, xStride);
-        ref float x3 = ref Unsafe.Add(ref x2, xStride);
-        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
-        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
-        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
-        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
-        nint i = 0, end = n & ~15;
-        for (; i < end; i += 16)
-        {
-            var v0 = Vector512.LoadUnsafe(ref w0, (nuint)i);
-            var v1 = Vector512.LoadUnsafe(ref w1, (nuint)i);
-            var v2 = Vector512.LoadUnsafe(ref w2, (nuint)i);
-            var v3 = Vector512.LoadUnsafe(ref w3, (nuint)i);
-            var x = Vector512.LoadUnsafe(ref x0, (nuint)i);
-            a00 = Vector512.FusedMultiplyAdd(v0, x, a00); a10 = Vector512.FusedMultiplyAdd(v1, x, a10);
-            a20 = Vector512.FusedMultiplyAdd(v2, x, a20); a30 = Vector512.FusedMultiplyAdd(v3, x, a30);
-            x = Vector512.LoadUnsafe(ref x1, (nuint)i);
-            a01 = Vector512.FusedMultiplyAdd(v0, x, a01); a11 = Vector512.FusedMultiplyAdd(v1, x, a11);
-            a21 = Vector512.FusedMultiplyAdd(v2, x, a21); a31 = Vector512.FusedMultiplyAdd(v3, x, a31);
-            x = Vector512.LoadUnsafe(ref x2, (nuint)i);
-            a02 = Vector512.FusedMultiplyAdd(v0, x, a02); a12 = Vector512.FusedMultiplyAdd(v1, x, a12);
-            a22 = Vector512.FusedMultiplyAdd(v2, x, a22); a32 = Vector512.FusedMultiplyAdd(v3, x, a32);
-            x = Vector512.LoadUnsafe(ref x3, (nuint)i);
-            a03 = Vector512.FusedMultiplyAdd(v0, x, a03); a13 = Vector512.FusedMultiplyAdd(v1, x, a13);
-            a23 = Vector512.FusedMultiplyAdd(v2, x, a23); a33 = Vector512.FusedMultiplyAdd(v3, x, a33);
-        }
-        ref byte b0 = ref Unsafe.As<float, byte>(ref w0), b1 = ref Unsafe.As<float, byte>(ref w1);
-        ref byte b2 = ref Unsafe.As<float, byte>(ref w2), b3 = ref Unsafe.As<float, byte>(ref w3);
-        float* y0 = y, y1 = y + yStride, y2 = y1 + yStride, y3 = y2 + yStride;
-        y0[0] = Tail<F32Row>(Vector512.Sum(a00), ref b0, ref x0, i, n); y0[1] = Tail<F32Row>(Vector512.Sum(a10), ref b1, ref x0, i, n);
-        y0[2] = Tail<F32Row>(Vector512.Sum(a20), ref b2, ref x0, i, n); y0[3] = Tail<F32Row>(Vector512.Sum(a30), ref b3, ref x0, i, n);
-        y1[0] = Tail<F32Row>(Vector512.Sum(a01), ref b0, ref x1, i, n); y1[1] = Tail<F32Row>(Vector512.Sum(a11), ref b1, ref x1, i, n);
-        y1[2] = Tail<F32Row>(Vector512.Sum(a21), ref b2, ref x1, i, n); y1[3] = Tail<F32Row>(Vector512.Sum(a31), ref b3, ref x1, i, n);
-        y2[0] = Tail<F32Row>(Vector512.Sum(a02), ref b0, ref x2, i, n); y2[1] = Tail<F32Row>(Vector512.Sum(a12), ref b1, ref x2, i, n);
-        y2[2] = Tail<F32Row>(Vector512.Sum(a22), ref b2, ref x2, i, n); y2[3] = Tail<F32Row>(Vector512.Sum(a32), ref b3, ref x2, i, n);
-        y3[0] = Tail<F32Row>(Vector512.Sum(a03), ref b0, ref x3, i, n); y3[1] = Tail<F32Row>(Vector512.Sum(a13), ref b1, ref x3, i, n);
-        y3[2] = Tail<F32Row>(Vector512.Sum(a23), ref b2, ref x3, i, n); y3[3] = Tail<F32Row>(Vector512.Sum(a33), ref b3, ref x3, i, n);
-    }
-
-    /// <summary>
-    /// The AVX2 register tile: 4 rows × 2 tokens of float32 rows (8 accumulators, all sixteen ymm registers nearly used).
-    /// Output (row r, token t) goes to y[t × <paramref name="yStride"/> + r], summed exactly as <see cref="Dot1V256{TF}"/> sums it.
-    /// </summary>
-    public static unsafe void Dot4x2V256(ref float w0, nint wStride, ref float x0, nint xStride, int n, float* y, nint yStride)
-    {
-        ref float w1 = ref Unsafe.Add(ref w0, wStride);
-        ref float w2 = ref Unsafe.Add(ref w1, wStride);
-        ref float w3 = ref Unsafe.Add(ref w2, wStride);
-        ref float x1 = ref Unsafe.Add(ref x0, xStride);
-        Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default;
-        Vector256<float> a20 = default, a21 = default, a30 = default, a31 = default;
-        nint i = 0, end = n & ~7;
-        for (; i < end; i += 8)
-        {
-            var x = Vector256.LoadUnsafe(ref x0, (nuint)i);
-            var z = Vector256.LoadUnsafe(ref x1, (nuint)i);
-            var v = Vector256.LoadUnsafe(ref w0, (nuint)i);
-            a00 = Vector256.FusedMultiplyAdd(v, x, a00); a01 = Vector256.FusedMultiplyAdd(v, z, a01);
-            v = Vector256.LoadUnsafe(ref w1, (nuint)i);
-            a10 = Vector256.FusedMultiplyAdd(v, x, a10); a11 = Vector256.FusedMultiplyAdd(v, z, a11);
-            v = Vector256.LoadUnsafe(ref w2, (nuint)i);
-            a20 = Vector256.FusedMultiplyAdd(v, x, a20); a21 = Vector256.FusedMultiplyAdd(v, z, a21);
-            v = Vector256.LoadUnsafe(ref w3, (nuint)i);
-            a30 = Vector256.FusedMultiplyAdd(v, x, a30); a31 = Vector256.FusedMultiplyAdd(v, z, a31);
-        }
-        ref byte b0 = ref Unsafe.As<float, byte>(ref w0), b1 = ref Unsafe.As<float, byte>(ref w1);
-        ref byte b2 = ref Unsafe.As<float, byte>(ref w2), b3 = ref Unsafe.As<float, byte>(ref w3);
-        float* y0 = y, y1 = y + yStride;
-        y0[0] = Tail<F32Row>(Vector256.Sum(a00), ref b0, ref x0, i, n); y0[1] = Tail<F32Row>(Vector256.Sum(a10), ref b1, ref x0, i, n);
-        y0[2] = Tail<F32Row>(Vector256.Sum(a20), ref b2, ref x0, i, n); y0[3] = Tail<F32Row>(Vector256.Sum(a30), ref b3, ref x0, i, n);
-        y1[0] = Tail<F32Row>(Vector256.Sum(a01), ref b0, ref x1, i, n); y1[1] = Tail<F32Row>(Vector256.Sum(a11), ref b1, ref x1, i, n);
-        y1[2] = Tail<F32Row>(Vector256.Sum(a21), ref b2, ref x1, i, n); y1[3] = Tail<F32Row>(Vector256.Sum(a31), ref b3, ref x1, i, n);
-    }
-
     private static void Dot4V256<TF>(ref byte w0, nint stride, ref float x, int n, ref float dst) where TF : IRowFormat
     {
         ref byte w1 = ref Unsafe.Add(ref w0, stride);
@@ -190,7 +104,7 @@ internal static class DotKernels
         Unsafe.Add(ref dst, 3) = Tail<TF>(Vector256.Sum(a3), ref w3, ref x, i, n);
     }
     /// <summary>
-    /// Four rows <paramref name="stride"/> bytes apart (read in place, widened in registers) times
+    /// Four stored rows <paramref name="stride"/> bytes apart (weights in place, or a widened scratch) times
     /// <typeparamref name="TN"/> tokens: a register tile for small batches, where each weight vector loaded serves every
     /// token. Output (row r, token t) goes to y[t × <paramref name="yToken"/> + r × <paramref name="yRow"/>]. Each
     /// element is summed exactly as <see cref="Dot1V512{TF}"/> (or <see cref="Dot1V256{TF}"/>) sums it.

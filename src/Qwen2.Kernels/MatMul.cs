@@ -181,25 +181,34 @@ public static unsafe class MatMul
         for (int i = 0; i < quarter; i++)
         {
             int r = r0 + i;
-            ref byte w = ref Unsafe.AsRef<byte>(job.W.Data + r * stride);
-            for (int t = 0; t < tokens; t += 4)
-            {
-                float* x = job.X + (nint)t * cols, y = job.Y + (nint)t * rows + r;
-                switch (tokens - t)
-                {
-                    case 1:
-                        DotKernels.Dot4<TF>(ref w, quad, ref Unsafe.AsRef<float>(x), cols, ref Unsafe.AsRef<float>(dst), job.Isa);
-                        for (int k = 0; k < 4; k++) y[k * quarter] = dst[k];
-                        break;
-                    case 2: DotKernels.Dot4xT<TF, Tokens2>(ref w, quad, x, cols, cols, y, rows, quarter, job.Isa); break;
-                    case 3: DotKernels.Dot4xT<TF, Tokens3>(ref w, quad, x, cols, cols, y, rows, quarter, job.Isa); break;
-                    default: DotKernels.Dot4xT<TF, Tokens4>(ref w, quad, x, cols, cols, y, rows, quarter, job.Isa); break;
-                }
-            }
+            TokenTiles<TF>(ref Unsafe.AsRef<byte>(job.W.Data + r * stride), quad, job.X, cols, tokens, job.Y + r, rows, quarter, job.Isa, dst);
         }
         for (int r = r0 + 4 * quarter; r < r1; r++)
             for (int t = 0; t < tokens; t++)
                 job.Y[(nint)t * rows + r] = DotKernels.Dot1<TF>(ref Unsafe.AsRef<byte>(job.W.Data + r * stride), ref Unsafe.AsRef<float>(job.X + (nint)t * cols), cols, job.Isa);
+    }
+
+    /// <summary>
+    /// Four rows <paramref name="rowStride"/> bytes apart times every token, four tokens at a time, then the remainder:
+    /// output (row k, token t) goes to y[t × <paramref name="yToken"/> + k × <paramref name="yRow"/>].
+    /// </summary>
+    private static void TokenTiles<TF>(ref byte w, nint rowStride, float* x, int cols, int tokens, float* y, nint yToken, nint yRow, Isa isa, float* dst)
+        where TF : IRowFormat
+    {
+        for (int t = 0; t < tokens; t += 4)
+        {
+            float* xt = x + (nint)t * cols, yt = y + (nint)t * yToken;
+            switch (tokens - t)
+            {
+                case 1:
+                    DotKernels.Dot4<TF>(ref w, rowStride, ref Unsafe.AsRef<float>(xt), cols, ref Unsafe.AsRef<float>(dst), isa);
+                    for (int k = 0; k < 4; k++) yt[k * yRow] = dst[k];
+                    break;
+                case 2: DotKernels.Dot4xT<TF, Tokens2>(ref w, rowStride, xt, cols, cols, yt, yToken, yRow, isa); break;
+                case 3: DotKernels.Dot4xT<TF, Tokens3>(ref w, rowStride, xt, cols, cols, yt, yToken, yRow, isa); break;
+                default: DotKernels.Dot4xT<TF, Tokens4>(ref w, rowStride, xt, cols, cols, yt, yToken, yRow, isa); break;
+            }
+        }
     }
 
     private struct Job
@@ -220,42 +229,29 @@ public static unsafe class MatMul
             RunStreams<TF>(ref job, startBlock * RowBlock, Math.Min(endBlock * RowBlock, rows));
             return;
         }
-        // Several tokens: each block of four rows is widened once into a float32 scratch that stays in L1, then
-        // multiplied with every token, four tokens at a time on AVX-512 and two on AVX2. Widening is exact, so the sums are the same
-        // bits as the one-token path's.
-        float[] scratch = typeof(TF) == typeof(F32Row) ? [] : WidenScratch(RowBlock * cols);
-        for (int b = startBlock; b < endBlock; b++)
+        // F16 for several tokens (see Streams): each block of four rows is widened once into a float32 scratch that
+        // stays in L1, then multiplied with every token in the same register tiles. Widening is exact, so the sums are
+        // the same bits as the one-token path's.
+        float* dst = stackalloc float[4];
+        fixed (float* scratch = WidenScratch(RowBlock * cols))
         {
-            int r0 = b * RowBlock;
-            ref byte w = ref Unsafe.AsRef<byte>(job.W.Data + r0 * stride);
-            if (r0 + RowBlock > rows)
+            for (int b = startBlock; b < endBlock; b++)
             {
-                for (int t = 0; t < job.Tokens; t++)
+                int r0 = b * RowBlock;
+                ref byte w = ref Unsafe.AsRef<byte>(job.W.Data + r0 * stride);
+                if (r0 + RowBlock > rows)
                 {
-                    ref float xt = ref Unsafe.AsRef<float>(job.X + (nint)t * cols);
-                    float* yt = job.Y + (nint)t * rows + r0;
-                    for (int r = 0; r < rows - r0; r++) yt[r] = DotKernels.Dot1<TF>(ref Unsafe.Add(ref w, stride * r), ref xt, cols, job.Isa);
+                    for (int t = 0; t < job.Tokens; t++)
+                    {
+                        ref float xt = ref Unsafe.AsRef<float>(job.X + (nint)t * cols);
+                        float* yt = job.Y + (nint)t * rows + r0;
+                        for (int r = 0; r < rows - r0; r++) yt[r] = DotKernels.Dot1<TF>(ref Unsafe.Add(ref w, stride * r), ref xt, cols, job.Isa);
+                    }
+                    continue;
                 }
-                continue;
+                for (int r = 0; r < RowBlock; r++) Widen<TF>(ref Unsafe.Add(ref w, stride * r), new Span<float>(scratch + r * cols, cols));
+                TokenTiles<F32Row>(ref Unsafe.AsRef<byte>(scratch), cols * sizeof(float), job.X, cols, job.Tokens, job.Y + r0, rows, 1, job.Isa, dst);
             }
-            ref float wf = ref Unsafe.As<byte, float>(ref w);
-            nint wfStride = stride / sizeof(float);
-            if (typeof(TF) != typeof(F32Row))
-            {
-                for (int r = 0; r < RowBlock; r++) Widen<TF>(ref Unsafe.Add(ref w, stride * r), scratch.AsSpan(r * cols, cols));
-                wf = ref scratch[0];
-                wfStride = cols;
-            }
-            int tok = 0;
-            if (job.Isa == Isa.Vector512)
-                for (; tok + 4 <= job.Tokens; tok += 4)
-                    DotKernels.Dot4x4V512(ref wf, wfStride, ref Unsafe.AsRef<float>(job.X + (nint)tok * cols), cols, cols, job.Y + (nint)tok * rows + r0, rows);
-            else if (job.Isa == Isa.Vector256)
-                for (; tok + 2 <= job.Tokens; tok += 2)
-                    DotKernels.Dot4x2V256(ref wf, wfStride, ref Unsafe.AsRef<float>(job.X + (nint)tok * cols), cols, cols, job.Y + (nint)tok * rows + r0, rows);
-            for (; tok < job.Tokens; tok++)
-                DotKernels.Dot4<F32Row>(ref Unsafe.As<float, byte>(ref wf), wfStride * sizeof(float), ref Unsafe.AsRef<float>(job.X + (nint)tok * cols), cols,
-                    ref Unsafe.AsRef<float>(job.Y + (nint)tok * rows + r0), job.Isa);
         }
     }
 

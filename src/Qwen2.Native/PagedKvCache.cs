@@ -14,11 +14,12 @@ namespace Qwen2.Native;
 public sealed class KvBlockPool
 {
     private readonly object _lock = new();
-    private readonly float[]?[] _memory;   // by block id; null until first used (or after Trim)
-    private readonly nint[] _address;      // of each block's pinned memory
-    private readonly int[] _refs;          // sequences holding each block
+    // By block id, grown as blocks are first needed, so a large MaxBlocks costs nothing up front.
+    private readonly List<float[]?> _memory = [];  // null after Trim
+    private readonly List<nint> _address = [];     // of each block's pinned memory
+    private readonly List<int> _refs = [];         // sequences holding each block
     private readonly Stack<int> _recycled = new(); // ids with memory and no holder
-    private readonly Stack<int> _bare = new();     // ids without memory
+    private readonly Stack<int> _bare = new();     // ids whose memory Trim gave back
     private int _reserved;
 
     /// <summary>Creates an empty pool of at most <paramref name="maxBlocks"/> blocks of <paramref name="blockSize"/> tokens.</summary>
@@ -40,10 +41,6 @@ public sealed class KvBlockPool
         Layers = layers; KvHeads = kvHeads; HeadDim = headDim; BlockSize = blockSize; MaxBlocks = maxBlocks;
         BlockShift = System.Numerics.BitOperations.Log2((uint)blockSize);
         BlockFloats = (int)floats;
-        _memory = new float[maxBlocks][];
-        _address = new nint[maxBlocks];
-        _refs = new int[maxBlocks];
-        for (int id = maxBlocks - 1; id >= 0; id--) _bare.Push(id);
     }
 
     /// <summary>Layers of the model.</summary>
@@ -127,7 +124,12 @@ public sealed class KvBlockPool
             else if (BlocksInUse + _reserved >= MaxBlocks) throw Exhausted(1);
             if (!_recycled.TryPop(out int id))
             {
-                id = _bare.Pop();
+                // Every id there is is in use (and under MaxBlocks): reuse one Trim emptied, or make a new one.
+                if (!_bare.TryPop(out id))
+                {
+                    id = _memory.Count;
+                    _memory.Add(null); _address.Add(0); _refs.Add(0);
+                }
                 // Pinned, so attention can address a block while other threads allocate.
                 var memory = GC.AllocateUninitializedArray<float>(BlockFloats, pinned: true);
                 _memory[id] = memory;
@@ -160,9 +162,15 @@ public sealed class KvBlockPool
         lock (_lock) return _refs[id] > 1;
     }
 
-    internal nint Address(int id) => _address[id];
+    internal nint Address(int id)
+    {
+        lock (_lock) return _address[id];
+    }
 
-    internal Span<float> Memory(int id) => _memory[id];
+    internal Span<float> Memory(int id)
+    {
+        lock (_lock) return _memory[id];
+    }
 }
 
 /// <summary>
@@ -275,12 +283,9 @@ internal sealed class PagedSequence
     public int Capacity { get; }
     public PagedKvCache[] Layers { get; }
     public PastKeyValues Cache { get; }
-    public int Blocks => _blocks;
-    public bool Released => _released;
     /// <summary>Blocks promised to this sequence for the running step.</summary>
     public int Reserved { get; private set; }
     public ReadOnlySpan<nint> Pages => _pages.AsSpan(0, _blocks);
-    public IEnumerable<int> BlockIds => _ids.Take(_blocks);
 
     public void ThrowIfReleased()
     {

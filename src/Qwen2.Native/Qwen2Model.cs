@@ -166,9 +166,7 @@ public sealed class Qwen2Model : IDisposable
     /// </summary>
     public void ForwardBatchInto(ReadOnlySpan<BatchInput> inputs, Span<float> logits)
     {
-        int rows = CountLogitsRows(inputs);
-        if (logits.Length < (long)rows * Config.VocabSize)
-            throw new ArgumentException($"logits holds {logits.Length} floats; {rows} rows of {Config.VocabSize} are needed", nameof(logits));
+        CountLogitsRows(inputs); // an empty batch or input is named here; Validate checks the logits' room
         long total = 0;
         foreach (var input in inputs) total += input.InputIds.Length;
         if (total > Array.MaxLength) throw new ArgumentException("the batch holds more tokens than one array", nameof(inputs));

@@ -278,18 +278,23 @@ public sealed class BatchGenerator : IDisposable
             }
     }
 
-    private void Preempt(GenerationRequest r)
+    /// <summary>Takes a request out of the batch and returns its blocks to the pool.</summary>
+    private void Drop(GenerationRequest r)
     {
         _active.Remove(r);
-        Cache.Leave(r.Sequence!);
+        if (r.Sequence is not null) Cache.Leave(r.Sequence);
+    }
+
+    private void Preempt(GenerationRequest r)
+    {
+        Drop(r);
         r.Suspend();
         _waiting.AddFirst(r);
     }
 
     private void Finish(GenerationRequest r, StopReason reason)
     {
-        _active.Remove(r);
-        if (r.Sequence is not null) Cache.Leave(r.Sequence);
+        Drop(r);
         r.Complete(reason);
     }
 
@@ -299,8 +304,7 @@ public sealed class BatchGenerator : IDisposable
         {
             foreach (var r in _active.ToArray())
             {
-                _active.Remove(r);
-                if (r.Sequence is not null) Cache.Leave(r.Sequence);
+                Drop(r);
                 r.Fail(e);
             }
         }
