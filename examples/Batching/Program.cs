@@ -13,6 +13,8 @@ using System.Text;
 using Qwen2.Examples;
 using Qwen2.Native;
 using Qwen2.Native.Generation;
+using Qwen2.Native.Chat;
+using Qwen2.Native.Serving;
 using Qwen2.Native.Text;
 
 Console.OutputEncoding = Encoding.UTF8;

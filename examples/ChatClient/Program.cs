@@ -11,6 +11,8 @@ using System.Text;
 using Microsoft.Extensions.AI;
 using Qwen2.Native;
 using Qwen2.Native.Generation;
+using Qwen2.Native.Chat;
+using Qwen2.Native.Serving;
 using Qwen2.Examples;
 using Qwen2.Native.Text;
 using ChatMessage = Microsoft.Extensions.AI.ChatMessage;

@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text;
 using Qwen2.Native;
 using Qwen2.Native.Generation;
+using Qwen2.Native.Chat;
+using Qwen2.Native.Serving;
 using Qwen2.Native.Text;
 
 namespace Qwen2.Cli;

@@ -116,6 +116,25 @@ public static unsafe class MatMul
         }
     }
 
+    /// <summary>
+    /// Two or three products that read the same <paramref name="x"/> (q, k and v; gate and up): y0 = x · w0ᵀ, y1 = x ·
+    /// w1ᵀ, y2 = x · w2ᵀ, each exactly as <see cref="Multiply"/> computes it. Whether they run as one pool job over the
+    /// stacked rows or one product after the other is this layer's choice, made from the weight type and token count.
+    /// Pass <c>default</c> for an unused third matrix.
+    /// </summary>
+    public static void MultiplyShared(in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2,
+        ReadOnlySpan<float> x, int tokens, WorkerPool? pool = null, Isa? isa = null)
+    {
+        if (Streams(w0.Type, tokens) && w1.Type == w0.Type && (w2.Rows == 0 || w2.Type == w0.Type))
+        {
+            MultiplyFused(w0, y0, w1, y1, w2, y2, x, tokens, pool, isa);
+            return;
+        }
+        Multiply(w0, x, y0, tokens, pool, isa);
+        Multiply(w1, x, y1, tokens, pool, isa);
+        if (w2.Rows > 0) Multiply(w2, x, y2, tokens, pool, isa);
+    }
+
     private struct FusedJob
     {
         public Job A, B, C;

@@ -1,0 +1,273 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Text;
+using Microsoft.Extensions.AI;
+using Qwen2.Native.Generation;
+using Qwen2.Native.Text;
+using ChatMessage = Qwen2.Native.Text.ChatMessage;
+using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
+
+namespace Qwen2.Native.Chat;
+
+/// <summary>
+/// <see cref="IChatClient"/> (Microsoft.Extensions.AI) over a <see cref="Qwen2Model"/> and its <see cref="Qwen2Tokenizer"/>:
+/// code written against the standard .NET chat abstraction runs on this engine unchanged.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Stateless like other chat clients: each call renders the whole message list through the chat template. The KV cache
+/// is still reused: the client keeps one <see cref="InferenceSession"/>, and a call whose prompt tokens start with the
+/// tokens the session already holds (the previous conversation, typically extended by its reply and a new user message)
+/// runs only the tokens after the longest common prefix. <see cref="UsageDetails.CachedInputTokenCount"/> reports how
+/// many prompt tokens came from the cache. A reply is re-encoded from its text, so where the model produced a
+/// non-canonical token split the reuse stops at that point; the result is the same either way.
+/// </para>
+/// <para>
+/// <see cref="ChatOptions"/>: <see cref="ChatOptions.Temperature"/> (0 is greedy), <see cref="ChatOptions.TopP"/>,
+/// <see cref="ChatOptions.TopK"/>, <see cref="ChatOptions.MaxOutputTokens"/>, <see cref="ChatOptions.Seed"/> and
+/// <see cref="ChatOptions.StopSequences"/> map onto <see cref="GenerationOptions"/>; <see cref="ChatOptions.Instructions"/>
+/// is put at the start of the system message; <see cref="ChatOptions.AdditionalProperties"/> may carry <c>"min_p"</c> and
+/// <c>"repetition_penalty"</c> (numbers). Unset options keep the client's defaults (the checkpoint's
+/// generation_config.json unless the constructor was given others). As other Microsoft.Extensions.AI clients do with
+/// settings their backend lacks, <see cref="ChatOptions.FrequencyPenalty"/>, <see cref="ChatOptions.PresencePenalty"/>,
+/// <see cref="ChatOptions.ResponseFormat"/>, <see cref="ChatOptions.Reasoning"/>, <see cref="ChatOptions.ModelId"/> and
+/// <see cref="ChatOptions.ConversationId"/> are ignored. Tools are not: tools in the options, tool messages, and
+/// function call or result content throw <see cref="NotSupportedException"/>, as does non-text content.
+/// </para>
+/// <para>
+/// Thread safety: calls on one client run one at a time (a <see cref="SemaphoreSlim"/> queues them), since they share
+/// the session and its cache; a streaming call holds the client until its enumeration ends or is disposed. Use one
+/// client per concurrent conversation; clients may share a model. The model and tokenizer are not disposed with the
+/// client.
+/// </para>
+/// </remarks>
+public sealed class Qwen2ChatClient : IChatClient
+{
+    /// <summary>The provider name in <see cref="ChatClientMetadata"/>.</summary>
+    public const string ProviderName = "Qwen2Managed";
+
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly InferenceSession _session;
+    private readonly ChatClientMetadata _metadata;
+    private bool _disposed;
+
+    /// <summary>Creates a client.</summary>
+    /// <param name="model">The model (not owned: the caller disposes it after the client).</param>
+    /// <param name="tokenizer">The model's tokenizer.</param>
+    /// <param name="template">The chat template; null reads it from the tokenizer's tokenizer_config.json.</param>
+    /// <param name="defaultOptions">Sampling and stopping used where <see cref="ChatOptions"/> says nothing; null: the checkpoint's generation_config.json.</param>
+    /// <param name="session">Cache size and behaviour of the client's session.</param>
+    /// <exception cref="NotSupportedException">No template was given and the tokenizer's chat_template is missing or not ChatML.</exception>
+    public Qwen2ChatClient(Qwen2Model model, Qwen2Tokenizer tokenizer, ChatTemplate? template = null, GenerationOptions? defaultOptions = null, SessionOptions? session = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        defaultOptions?.Validate();
+        Model = model;
+        Tokenizer = tokenizer;
+        Template = template ?? ChatTemplate.Parse(tokenizer.Settings.ChatTemplate, Qwen2Tokenizer.TokenizerConfigFile);
+        DefaultOptions = defaultOptions ?? GenerationOptions.FromConfig(model.GenerationConfig);
+        _session = new InferenceSession(model, session);
+        _metadata = new ChatClientMetadata(ProviderName, providerUri: null, defaultModelId: ModelId(model.Directory));
+    }
+
+    /// <summary>The model.</summary>
+    public Qwen2Model Model { get; }
+
+    /// <summary>The tokenizer.</summary>
+    public Qwen2Tokenizer Tokenizer { get; }
+
+    /// <summary>The chat template.</summary>
+    public ChatTemplate Template { get; }
+
+    /// <summary>What a call does where its <see cref="ChatOptions"/> leave a setting unset.</summary>
+    public GenerationOptions DefaultOptions { get; }
+
+    /// <inheritdoc/>
+    public Task<ChatResponse> GetResponseAsync(IEnumerable<AIChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+        GetStreamingResponseAsync(messages, options, cancellationToken).ToChatResponseAsync(cancellationToken);
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Updates carry the reply's text as it becomes complete; the last one carries the <see cref="ChatFinishReason"/>
+    /// (<see cref="ChatFinishReason.Stop"/> at an end-of-turn token or a stop sequence, <see cref="ChatFinishReason.Length"/>
+    /// at <see cref="ChatOptions.MaxOutputTokens"/> or a full cache) and a <see cref="UsageContent"/>: prompt tokens,
+    /// how many of them came from the cache, and generated tokens (the end-of-turn token included). Cancellation stops
+    /// generation between two tokens and throws <see cref="OperationCanceledException"/>; the client stays usable.
+    /// </remarks>
+    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<AIChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var generation = Map(options);
+        int[] prompt = Tokenizer.Encode(Template.Render(ToTemplateMessages(messages, options?.Instructions)));
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _session.TruncateTo(CommonPrefix(_session.Tokens, prompt));
+            var pieces = _session.GenerateText(Tokenizer, prompt[_session.Tokens.Count..], generation, cancellationToken);
+            string responseId = Guid.NewGuid().ToString("N");
+            var created = DateTimeOffset.UtcNow;
+            // Each step runs on the thread pool, so the caller's thread is never blocked by the model.
+            await foreach (var piece in TextGeneration.ToAsync(pieces, cancellationToken).ConfigureAwait(false))
+                yield return Update(new ChatResponseUpdate(ChatRole.Assistant, piece), responseId, created);
+            var stats = _session.LastStats!;
+            var usage = new UsageDetails
+            {
+                InputTokenCount = prompt.Length,
+                CachedInputTokenCount = prompt.Length - stats.PromptTokens,
+                OutputTokenCount = stats.GeneratedTokens,
+                TotalTokenCount = prompt.Length + stats.GeneratedTokens,
+            };
+            var last = new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(usage)])
+            {
+                FinishReason = stats.StopReason is StopReason.MaxTokens or StopReason.ContextFull ? ChatFinishReason.Length : ChatFinishReason.Stop,
+            };
+            yield return Update(last, responseId, created);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Answers <see cref="ChatClientMetadata"/> (provider "Qwen2Managed", model id the checkpoint's name), this client, the <see cref="Qwen2Model"/> and the <see cref="Qwen2Tokenizer"/>.</remarks>
+    public object? GetService(Type serviceType, object? serviceKey = null)
+    {
+        ArgumentNullException.ThrowIfNull(serviceType);
+        if (serviceKey is not null) return null;
+        if (serviceType == typeof(ChatClientMetadata)) return _metadata;
+        if (serviceType.IsInstanceOfType(this)) return this;
+        if (serviceType.IsInstanceOfType(Model)) return Model;
+        if (serviceType.IsInstanceOfType(Tokenizer)) return Tokenizer;
+        return null;
+    }
+
+    /// <summary>Releases the client's lock; the model and tokenizer stay with their owner.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _gate.Dispose();
+    }
+
+    private ChatResponseUpdate Update(ChatResponseUpdate u, string responseId, DateTimeOffset created)
+    {
+        u.ResponseId = responseId;
+        u.MessageId = responseId;
+        u.CreatedAt = created;
+        u.ModelId = _metadata.DefaultModelId;
+        return u;
+    }
+
+    /// <summary>The checkpoint's name: "Org/Name" for a Hugging Face hub snapshot, else the directory's name.</summary>
+    internal static string ModelId(string directory)
+    {
+        var dir = new DirectoryInfo(Path.TrimEndingDirectorySeparator(directory));
+        // models--Org--Name/snapshots/REV is how the hub cache lays out a download.
+        if (dir.Parent is { Name: "snapshots", Parent: { } repo } && repo.Name.StartsWith("models--", StringComparison.Ordinal))
+            return repo.Name["models--".Length..].Replace("--", "/", StringComparison.Ordinal);
+        return dir.Name;
+    }
+
+    private static int CommonPrefix(IReadOnlyList<int> held, int[] prompt)
+    {
+        int n = Math.Min(held.Count, prompt.Length), i = 0;
+        while (i < n && held[i] == prompt[i]) i++;
+        return i;
+    }
+
+    /// <summary>The conversation as the template takes it: text of system, user and assistant messages.</summary>
+    private static List<ChatMessage> ToTemplateMessages(IEnumerable<AIChatMessage> messages, string? instructions)
+    {
+        var result = new List<ChatMessage>();
+        int index = 0;
+        foreach (var m in messages)
+        {
+            if (m is null) throw new ArgumentException($"message {index} is null", nameof(messages));
+            string role = m.Role == ChatRole.System ? "system"
+                : m.Role == ChatRole.User ? "user"
+                : m.Role == ChatRole.Assistant ? "assistant"
+                : m.Role == ChatRole.Tool ? throw new NotSupportedException($"message {index} has role \"tool\": Qwen2ChatClient does not support tool calls")
+                : throw new NotSupportedException($"message {index} has role \"{m.Role}\"; Qwen2ChatClient supports system, user and assistant messages");
+            var text = new StringBuilder();
+            foreach (var content in m.Contents)
+            {
+                switch (content)
+                {
+                    case TextContent t: text.Append(t.Text); break;
+                    // Metadata and reasoning, not conversation: Qwen's templates drop earlier reasoning too.
+                    case UsageContent or TextReasoningContent: break;
+                    case FunctionCallContent or FunctionResultContent:
+                        throw new NotSupportedException($"message {index} holds {content.GetType().Name}: Qwen2ChatClient does not support tool calls");
+                    default:
+                        throw new NotSupportedException($"message {index} holds {content?.GetType().Name ?? "null"} content; Qwen2ChatClient handles text only");
+                }
+            }
+            result.Add(new ChatMessage(role, text.ToString()));
+            index++;
+        }
+        if (result.Count == 0) throw new ArgumentException("the conversation has no messages", nameof(messages));
+        if (!string.IsNullOrEmpty(instructions))
+        {
+            // The template takes one system message, first: the instructions open it.
+            if (result[0].Role == "system") result[0] = result[0] with { Content = instructions + "\n\n" + result[0].Content };
+            else result.Insert(0, ChatMessage.System(instructions));
+        }
+        return result;
+    }
+
+    /// <summary>The client's defaults with what <paramref name="options"/> sets.</summary>
+    private GenerationOptions Map(ChatOptions? options)
+    {
+        if (options is null) return DefaultOptions;
+        if (options.Tools is { Count: > 0 } && options.ToolMode is not NoneChatToolMode)
+            throw new NotSupportedException("ChatOptions.Tools: Qwen2ChatClient does not support tool calls");
+        var s = DefaultOptions.Sampling;
+        s = s with
+        {
+            Temperature = Widen(options.Temperature) ?? s.Temperature,
+            TopP = Widen(options.TopP) ?? s.TopP,
+            TopK = options.TopK ?? s.TopK,
+            // ChatOptions.Seed is a long; any value is a valid seed, so negative ones keep their bits.
+            Seed = options.Seed is long seed ? unchecked((ulong)seed) : s.Seed,
+            MinP = Number(options, "min_p") ?? s.MinP,
+            RepetitionPenalty = Number(options, "repetition_penalty") ?? s.RepetitionPenalty,
+        };
+        try
+        {
+            s.Validate();
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), e.ActualValue, $"ChatOptions ({e.ParamName}): {e.Message.Split(" (Parameter")[0]}");
+        }
+        if (options.MaxOutputTokens is < 0)
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxOutputTokens, "ChatOptions.MaxOutputTokens must be >= 0");
+        if (options.StopSequences is { } stops && stops.Any(string.IsNullOrEmpty))
+            throw new ArgumentException("ChatOptions.StopSequences: a stop sequence is null or empty", nameof(options));
+        return DefaultOptions with
+        {
+            Sampling = s,
+            MaxNewTokens = options.MaxOutputTokens ?? DefaultOptions.MaxNewTokens,
+            StopStrings = options.StopSequences is { Count: > 0 } list ? [.. DefaultOptions.StopStrings, .. list] : DefaultOptions.StopStrings,
+        };
+    }
+
+    /// <summary>The double a float was written as (0.7f gives 0.7, not 0.699999988), so the sampler sees the value asked for.</summary>
+    private static double? Widen(float? f) =>
+        f is float v ? (float.IsFinite(v) ? double.Parse(v.ToString("R", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture) : v) : null;
+
+    /// <summary>A number in <see cref="ChatOptions.AdditionalProperties"/>: a .NET number, numeric text, or a JSON number.</summary>
+    private static double? Number(ChatOptions options, string key)
+    {
+        if (options.AdditionalProperties is not { } props || !props.TryGetValue(key, out object? raw) || raw is null) return null;
+        if (raw is JsonElement { ValueKind: JsonValueKind.Number } json) return json.GetDouble();
+        if (raw is string text && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double parsed)) return parsed;
+        if (raw is byte or sbyte or short or ushort or int or uint or long or ulong or float or double or decimal)
+            return Convert.ToDouble(raw, CultureInfo.InvariantCulture);
+        throw new ArgumentException($"ChatOptions.AdditionalProperties[\"{key}\"] is {raw} ({raw.GetType().Name}); expected a number", nameof(options));
+    }
+}

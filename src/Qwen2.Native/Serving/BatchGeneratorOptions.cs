@@ -1,0 +1,37 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Qwen2.Native.Generation;
+using Qwen2.Native.Text;
+
+namespace Qwen2.Native.Serving;
+
+/// <summary>How a <see cref="BatchGenerator"/> schedules its requests.</summary>
+public sealed record BatchGeneratorOptions
+{
+    /// <summary>Most sequences in one step: each decodes a token (or takes a prompt chunk) per step.</summary>
+    public int MaxBatchSize { get; init; } = 16;
+
+    /// <summary>
+    /// Most prompt tokens run in one step, over all requests still in their prompt. A long prompt is cut into chunks
+    /// so the sequences already decoding keep getting a token every step (chunked prefill).
+    /// </summary>
+    public int MaxPrefillTokensPerStep { get; init; } = 512;
+
+    /// <summary>The KV memory shared by all sequences.</summary>
+    public BatchingKvCacheOptions Cache { get; init; } = new();
+
+    /// <summary>
+    /// Start a request whose prompt begins like a running sequence's tokens by forking that sequence: the common
+    /// prefix is neither stored twice nor computed again.
+    /// </summary>
+    public bool SharePrefixes { get; init; } = true;
+
+    /// <summary>Checks every field.</summary>
+    public void Validate()
+    {
+        if (MaxBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), MaxBatchSize, "MaxBatchSize must be at least 1");
+        if (MaxPrefillTokensPerStep < 1) throw new ArgumentOutOfRangeException(nameof(MaxPrefillTokensPerStep), MaxPrefillTokensPerStep, "MaxPrefillTokensPerStep must be at least 1");
+        ArgumentNullException.ThrowIfNull(Cache, nameof(Cache));
+    }
+}

@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Qwen2.Native.Generation;
+using Qwen2.Native.Text;
+
+namespace Qwen2.Native.Serving;
+
+/// <summary>One request of a <see cref="BatchGenerator"/>: its prompt, its streamed tokens, and how it ended.</summary>
+public sealed class GenerationRequest
+{
+    private readonly BatchGenerator _owner;
+    private readonly Channel<int> _channel = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleWriter = true });
+    private readonly TaskCompletionSource<GenerationStats> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Sampler _sampler;
+    private readonly int[] _stopIds;
+    private readonly bool[] _seen;
+    private readonly List<int> _distinct = [];
+    private int[] _tokens;
+    private int _count;
+    private long _submitted, _firstToken;
+    private volatile bool _cancel;
+    private CancellationTokenRegistration _registration;
+
+    internal GenerationRequest(int id, int[] prompt, GenerationOptions options, int[] stopIds, int vocab, BatchGenerator owner)
+    {
+        Id = id; Prompt = prompt; Options = options; _stopIds = stopIds; _owner = owner;
+        _sampler = new Sampler(options.Sampling, vocab);
+        _seen = new bool[vocab];
+        _tokens = new int[prompt.Length + Math.Min(options.MaxNewTokens, 1 << 16)];
+        foreach (int t in prompt) Add(t);
+        _submitted = Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>A number unique within its generator, in submission order.</summary>
+    public int Id { get; }
+    /// <summary>The prompt.</summary>
+    public IReadOnlyList<int> Prompt { get; }
+    /// <summary>Sampling and stopping.</summary>
+    public GenerationOptions Options { get; }
+    /// <summary>Tokens generated so far.</summary>
+    public IReadOnlyList<int> Generated { get { lock (_channel) return _tokens.AsSpan(Prompt.Count, _count - Prompt.Count).ToArray(); } }
+    /// <summary>Prompt tokens taken from another sequence's cache instead of being computed (prefix sharing), at the latest start.</summary>
+    public int SharedPromptTokens { get; private set; }
+    /// <summary>Times the request was set aside to free KV memory and resumed later.</summary>
+    public int Preemptions { get; private set; }
+    /// <summary>Completes with counts and timings once the request has ended (never faults for a cancellation: see its StopReason).</summary>
+    public Task<GenerationStats> Completion => _done.Task;
+
+    /// <summary>The generated tokens as they come; ends when the request ends.</summary>
+    public IAsyncEnumerable<int> ReadTokensAsync(CancellationToken cancellationToken = default) => _channel.Reader.ReadAllAsync(cancellationToken);
+
+    /// <summary>Ends this request at the next step; the others go on undisturbed.</summary>
+    public void Cancel()
+    {
+        _cancel = true;
+        _owner.Wake();
+    }
+
+    internal bool CancelRequested => _cancel;
+    internal PastKeyValues? Sequence { get; private set; }
+    internal int Processed { get; set; }
+    internal int TokenCount => _count;
+    internal int TokenAt(int index) => _tokens[index];
+
+    internal ReadOnlyMemory<int> TokenMemory(int start, int length) => _tokens.AsMemory(start, length);
+
+    internal void Register(CancellationToken token) => _registration = token.Register(Cancel);
+
+    internal void Start(PastKeyValues sequence, int shared)
+    {
+        Sequence = sequence;
+        Processed = shared;
+        SharedPromptTokens = shared;
+    }
+
+    internal void Suspend()
+    {
+        Sequence = null;
+        Processed = 0;
+        Preemptions++;
+    }
+
+    internal int Sample(ReadOnlySpan<float> logits) =>
+        _sampler.Sample(logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_distinct));
+
+    /// <summary>Records and streams a sampled token; says whether that ends the request.</summary>
+    internal StopReason Emit(int token, int maxTokens)
+    {
+        if (_count == Prompt.Count) _firstToken = Stopwatch.GetTimestamp();
+        lock (_channel)
+        {
+            if (_count == _tokens.Length) Array.Resize(ref _tokens, _tokens.Length * 2);
+            Add(token);
+        }
+        _channel.Writer.TryWrite(token);
+        int generated = _count - Prompt.Count;
+        return Array.IndexOf(_stopIds, token) >= 0 ? StopReason.EndOfSequence
+            : generated >= Options.MaxNewTokens ? StopReason.MaxTokens
+            : _count > maxTokens ? StopReason.ContextFull
+            : StopReason.None;
+    }
+
+    private void Add(int token)
+    {
+        _tokens[_count++] = token;
+        if (!_seen[token]) { _seen[token] = true; _distinct.Add(token); }
+    }
+
+    internal void Complete(StopReason reason)
+    {
+        _registration.Dispose();
+        _channel.Writer.TryComplete();
+        long end = Stopwatch.GetTimestamp();
+        int generated = _count - Prompt.Count;
+        var prefill = generated > 0 ? Stopwatch.GetElapsedTime(_submitted, _firstToken) : Stopwatch.GetElapsedTime(_submitted, end);
+        var decode = generated > 0 ? Stopwatch.GetElapsedTime(_firstToken, end) : TimeSpan.Zero;
+        _done.TrySetResult(new GenerationStats(Prompt.Count, generated, Math.Max(0, generated - 1), prefill, decode, reason));
+    }
+
+    internal void Fail(Exception e)
+    {
+        _registration.Dispose();
+        _channel.Writer.TryComplete(e);
+        _done.TrySetException(e);
+    }
+}

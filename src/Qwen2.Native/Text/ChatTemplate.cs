@@ -1,0 +1,138 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Qwen2.Native.Text;
+
+/// <summary>
+/// The ChatML layout Qwen models are trained on, as the checkpoint's Jinja <c>chat_template</c> renders it for plain
+/// conversations (system, user and assistant messages; no tools). It is not a Jinja engine: the family and its default
+/// system prompt are read from the template text, and the layout is written here. Tool calls are not supported.
+/// </summary>
+public sealed partial class ChatTemplate
+{
+    private const string ImStart = "<|im_start|>", ImEnd = "<|im_end|>";
+
+    private ChatTemplate(ChatTemplateFamily family, string? defaultSystemPrompt)
+    {
+        Family = family;
+        DefaultSystemPrompt = defaultSystemPrompt;
+    }
+
+    /// <summary>The family the template belongs to.</summary>
+    public ChatTemplateFamily Family { get; }
+
+    /// <summary>The system prompt the template inserts when a conversation has none (null: it inserts nothing).</summary>
+    public string? DefaultSystemPrompt { get; }
+
+    /// <summary>Qwen2.5's template.</summary>
+    public static ChatTemplate Qwen25 { get; } = new(ChatTemplateFamily.Qwen25, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
+
+    /// <summary>
+    /// Recognizes the Jinja <paramref name="template"/> of a tokenizer_config.json. Throws for a template that is not
+    /// ChatML, since rendering it as ChatML would silently change what the model sees.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The template is missing or is not a ChatML template.</exception>
+    public static ChatTemplate Parse(string? template, string source = "tokenizer_config.json")
+    {
+        if (string.IsNullOrEmpty(template))
+            throw new NotSupportedException($"{source} has no chat_template; pass raw text (qwen2 generate --raw) or use an instruct checkpoint");
+        if (!template.Contains(ImStart, StringComparison.Ordinal) || !template.Contains(ImEnd, StringComparison.Ordinal))
+            throw new NotSupportedException($"{source}: chat_template is not a ChatML (<|im_start|> ... <|im_end|>) template; only Qwen's ChatML templates are supported. Pass raw text instead (--raw)");
+        // The default system message is a literal in the template: '<|im_start|>system\n...<|im_end|>\n'.
+        var m = DefaultSystemLiteral().Match(template);
+        string? system = m.Success ? Unescape(m.Groups["text"].Value) : null;
+        var family = template.Contains("<think>", StringComparison.Ordinal) ? ChatTemplateFamily.Qwen3
+            : system is null ? ChatTemplateFamily.ChatMl
+            : system.StartsWith("You are Qwen, created by Alibaba Cloud", StringComparison.Ordinal) ? ChatTemplateFamily.Qwen25
+            : ChatTemplateFamily.Qwen2;
+        if (family == ChatTemplateFamily.Qwen3) system = null;
+        return new ChatTemplate(family, system);
+    }
+
+    [GeneratedRegex(@"'<\|im_start\|>system\\n(?<text>(?:[^'\\]|\\.)*?)<\|im_end\|>\\n'")]
+    private static partial Regex DefaultSystemLiteral();
+
+    private static string Unescape(string jinjaLiteral)
+    {
+        var sb = new StringBuilder(jinjaLiteral.Length);
+        for (int i = 0; i < jinjaLiteral.Length; i++)
+        {
+            char c = jinjaLiteral[i];
+            if (c != '\\' || i + 1 == jinjaLiteral.Length) { sb.Append(c); continue; }
+            char e = jinjaLiteral[++i];
+            sb.Append(e switch { 'n' => '\n', 't' => '\t', 'r' => '\r', _ => e });
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// Renders <paramref name="messages"/> as the template does with <c>add_generation_prompt</c>: a system message
+    /// first (the given one, else the default), each message as <c>&lt;|im_start|&gt;role\ncontent&lt;|im_end|&gt;\n</c>,
+    /// then <c>&lt;|im_start|&gt;assistant\n</c> when <paramref name="addGenerationPrompt"/>.
+    /// </summary>
+    /// <param name="messages">The conversation.</param>
+    /// <param name="addGenerationPrompt">Open an assistant turn at the end.</param>
+    /// <param name="enableThinking">Qwen3 only: false writes an empty think block so the model answers directly.</param>
+    /// <exception cref="ArgumentException">A role other than system, user or assistant, or a system message after the first.</exception>
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, bool enableThinking = true)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        var sb = new StringBuilder();
+        int lastUser = -1;
+        for (int i = 0; i < messages.Count; i++) if (messages[i].Role == "user") lastUser = i;
+        for (int i = 0; i < messages.Count; i++)
+        {
+            var msg = messages[i] ?? throw new ArgumentException($"message {i} is null", nameof(messages));
+            CheckRole(msg, i);
+            if (i == 0 && msg.Role != "system" && DefaultSystemPrompt is not null) AppendMessage(sb, "system", DefaultSystemPrompt);
+            string content = msg.Content ?? "";
+            // Qwen3 keeps only the answer of assistant turns before the last user message.
+            if (Family == ChatTemplateFamily.Qwen3 && msg.Role == "assistant" && i < lastUser) content = StripThinking(content);
+            AppendMessage(sb, msg.Role, content);
+        }
+        if (addGenerationPrompt) AppendGenerationPrompt(sb, enableThinking);
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// The text that continues a conversation whose context already holds an assistant reply: the reply's closing
+    /// (<c>&lt;|im_end|&gt;</c> only when <paramref name="replyClosed"/> is false, then the newline), the new
+    /// <paramref name="message"/>, and the generation prompt. Appending it to the cached tokens gives what
+    /// <see cref="Render"/> of the whole conversation would, without recomputing it.
+    /// </summary>
+    public string RenderContinuation(ChatMessage message, bool replyClosed, bool enableThinking = true)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        CheckRole(message, 1);
+        var sb = new StringBuilder();
+        if (!replyClosed) sb.Append(ImEnd);
+        sb.Append('\n');
+        AppendMessage(sb, message.Role, message.Content ?? "");
+        AppendGenerationPrompt(sb, enableThinking);
+        return sb.ToString();
+    }
+
+    private static void CheckRole(ChatMessage msg, int index)
+    {
+        if (msg.Role is not ("system" or "user" or "assistant"))
+            throw new ArgumentException($"message {index} has role \"{msg.Role}\"; the chat template supports system, user and assistant", "messages");
+        if (msg.Role == "system" && index > 0)
+            throw new ArgumentException($"message {index} is a system message; only the first message may be one", "messages");
+    }
+
+    private void AppendGenerationPrompt(StringBuilder sb, bool enableThinking)
+    {
+        sb.Append(ImStart).Append("assistant\n");
+        if (Family == ChatTemplateFamily.Qwen3 && !enableThinking) sb.Append("<think>\n\n</think>\n\n");
+    }
+
+    private static void AppendMessage(StringBuilder sb, string role, string content) =>
+        sb.Append(ImStart).Append(role).Append('\n').Append(content).Append(ImEnd).Append('\n');
+
+    /// <summary>Qwen3's <c>content.split('&lt;/think&gt;')[-1].lstrip('\n')</c>.</summary>
+    internal static string StripThinking(string content)
+    {
+        int end = content.LastIndexOf("</think>", StringComparison.Ordinal);
+        return end < 0 ? content : content[(end + "</think>".Length)..].TrimStart('\n');
+    }
+}

@@ -1,0 +1,13 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using Qwen2.Kernels;
+using Qwen2.Native.Text;
+
+namespace Qwen2.Native.Gguf;
+
+/// <summary>How far <see cref="GgufExporter.Export"/> has got.</summary>
+/// <param name="BytesWritten">Tensor data bytes written so far.</param>
+/// <param name="TotalBytes">Tensor data bytes the file will hold.</param>
+/// <param name="Tensor">The GGUF name of the tensor being written.</param>
+public readonly record struct GgufExportProgress(long BytesWritten, long TotalBytes, string Tensor);

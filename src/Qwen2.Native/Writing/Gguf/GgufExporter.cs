@@ -1,0 +1,218 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using Qwen2.Kernels;
+using Qwen2.Native.Generation;
+using Qwen2.Native.Text;
+
+namespace Qwen2.Native.Gguf;
+
+/// <summary>
+/// Converts a Hugging Face Qwen2 checkpoint directory (config.json, safetensors weights in BF16, F16 or F32,
+/// tokenizer.json, optional tokenizer_config.json and generation_config.json) into a GGUF v3 file that llama.cpp loads
+/// as architecture <c>qwen2</c>, with the metadata, vocabulary and tensor names llama.cpp's own converter writes.
+/// </summary>
+/// <remarks>
+/// Tensor data is streamed one chunk at a time, so a multi-gigabyte export needs little memory. BF16 widens to float32
+/// exactly; narrowing to float16 rounds to nearest even, overflowing to infinity and underflowing through subnormals
+/// as numpy's <c>astype(float16)</c> does. llama.cpp's qwen2 graph has no sliding-window attention, so a config with
+/// <c>use_sliding_window</c> exports the same as one without (as llama.cpp's converter does).
+/// </remarks>
+public static class GgufExporter
+{
+    // Elements converted per chunk: 4 MiB of float32 scratch.
+    private const int ChunkElements = 1 << 20;
+
+    /// <summary>llama.cpp's token types.</summary>
+    private const int Normal = 1, Unused = 5, Control = 3, UserDefined = 4;
+
+    /// <summary>Writes <paramref name="outputPath"/> from the checkpoint in <paramref name="checkpointDirectory"/>.</summary>
+    /// <param name="checkpointDirectory">A Hugging Face Qwen2 checkpoint directory.</param>
+    /// <param name="outputPath">The GGUF file to write; replaced only once the new one is complete.</param>
+    /// <param name="type">Element type of the matrices; norms and biases are always float32.</param>
+    /// <param name="progress">Told the bytes written after each chunk.</param>
+    /// <param name="cancellationToken">Stops the export; the partial file is deleted.</param>
+    /// <exception cref="CheckpointException">A checkpoint file is missing or malformed, or a tensor is missing or misshapen; the message names the file and tensor or field.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="type"/> is not F16 or F32.</exception>
+    public static unsafe GgufExportResult Export(string checkpointDirectory, string outputPath, GgufFileType type,
+        IProgress<GgufExportProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(checkpointDirectory);
+        ArgumentException.ThrowIfNullOrEmpty(outputPath);
+        if (type is not (GgufFileType.F16 or GgufFileType.F32))
+            throw new ArgumentOutOfRangeException(nameof(type), type, "the GGUF file type must be F16 or F32");
+        var clock = Stopwatch.StartNew();
+        if (!Directory.Exists(checkpointDirectory)) throw new CheckpointException(checkpointDirectory, "checkpoint directory not found");
+        var config = Qwen2Config.Load(Path.Combine(checkpointDirectory, "config.json"));
+        var generation = GenerationConfig.Load(checkpointDirectory);
+        var tokenizer = ReadTokenizer(checkpointDirectory);
+
+        using var files = new CheckpointFiles(checkpointDirectory);
+        var tensors = PlanTensors(files, config, type);
+
+        using var writer = new GgufWriter(outputPath);
+        int tokenCount = WriteMetadata(writer, checkpointDirectory, config, generation, tokenizer, type);
+        foreach (var t in tensors) writer.AddTensor(t.Name, t.Info.Shape, t.Target);
+        writer.Begin();
+
+        long total = tensors.Sum(t => t.Info.Shape.Aggregate(1L, (a, d) => a * d) * GgufWriter.ElementSize(t.Target)), written = 0;
+        float[] wide = new float[ChunkElements];
+        byte[] narrow = new byte[ChunkElements * sizeof(float)];
+        foreach (var t in tensors)
+        {
+            var source = t.File.WeightTypeOf(t.Info);
+            int sourceSize = WeightTypes.SizeOf(source), targetSize = GgufWriter.ElementSize(t.Target);
+            long count = t.Info.Shape.Aggregate(1L, (a, d) => a * d);
+            byte* p = t.File.Pointer(t.Info);
+            for (long from = 0; from < count; from += ChunkElements)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                int n = (int)Math.Min(ChunkElements, count - from);
+                var src = new ReadOnlySpan<byte>(p + from * sourceSize, n * sourceSize);
+                if ((source, t.Target) is (WeightType.F32, GgufTensorType.F32) or (WeightType.F16, GgufTensorType.F16))
+                    writer.Write(src); // same encoding: the bytes as they are
+                else
+                {
+                    var values = wide.AsSpan(0, n);
+                    WeightTypes.ToSingle(source, src, values);
+                    var dst = narrow.AsSpan(0, n * targetSize);
+                    if (t.Target == GgufTensorType.F32) MemoryMarshal.AsBytes(values).CopyTo(dst);
+                    else TensorPrimitives.ConvertToHalf(values, MemoryMarshal.Cast<byte, Half>(dst));
+                    writer.Write(dst);
+                }
+                written += (long)n * targetSize;
+                progress?.Report(new GgufExportProgress(written, total, t.Name));
+            }
+        }
+        writer.Complete();
+        return new GgufExportResult(outputPath, type, tensors.Count, tokenCount, new FileInfo(outputPath).Length, clock.Elapsed);
+    }
+
+    private sealed record PlannedTensor(string Name, SafeTensorsFile File, TensorInfo Info, GgufTensorType Target);
+
+    /// <summary>Every tensor llama.cpp's qwen2 loader expects, under its GGUF name, checked against config.json.</summary>
+    private static List<PlannedTensor> PlanTensors(CheckpointFiles files, Qwen2Config c, GgufFileType type)
+    {
+        long h = c.HiddenSize, q = (long)c.NumAttentionHeads * c.HeadDim, kv = (long)c.NumKeyValueHeads * c.HeadDim, inter = c.IntermediateSize;
+        var list = new List<PlannedTensor>();
+        void Add(string gguf, string hf, params long[] shape)
+        {
+            if (!files.TryGet(hf, out var file, out var info))
+            {
+                string where = files.Files.Count == 1 ? files.Files[0].Path : Path.Combine(files.Directory, CheckpointFiles.IndexFile);
+                throw new CheckpointException(where, "is missing from the checkpoint", hf);
+            }
+            if (!info.Shape.SequenceEqual(shape))
+                throw new CheckpointException(file.Path, $"has shape {info.ShapeText}, expected [{string.Join(", ", shape)}] from config.json", hf, "shape");
+            file.WeightTypeOf(info); // refuses dtypes other than F32, BF16 and F16, naming the tensor
+            // llama.cpp's converter keeps 1-D tensors (norms, biases) in float32 whatever the file type.
+            var target = shape.Length >= 2 && type == GgufFileType.F16 ? GgufTensorType.F16 : GgufTensorType.F32;
+            list.Add(new PlannedTensor(gguf, file, info, target));
+        }
+        Add("token_embd.weight", "model.embed_tokens.weight", c.VocabSize, h);
+        for (int i = 0; i < c.NumHiddenLayers; i++)
+        {
+            string p = $"model.layers.{i}.", b = $"blk.{i}.";
+            Add(b + "attn_norm.weight", p + "input_layernorm.weight", h);
+            Add(b + "attn_q.weight", p + "self_attn.q_proj.weight", q, h);
+            Add(b + "attn_q.bias", p + "self_attn.q_proj.bias", q);
+            Add(b + "attn_k.weight", p + "self_attn.k_proj.weight", kv, h);
+            Add(b + "attn_k.bias", p + "self_attn.k_proj.bias", kv);
+            Add(b + "attn_v.weight", p + "self_attn.v_proj.weight", kv, h);
+            Add(b + "attn_v.bias", p + "self_attn.v_proj.bias", kv);
+            Add(b + "attn_output.weight", p + "self_attn.o_proj.weight", h, q);
+            Add(b + "ffn_norm.weight", p + "post_attention_layernorm.weight", h);
+            Add(b + "ffn_gate.weight", p + "mlp.gate_proj.weight", inter, h);
+            Add(b + "ffn_up.weight", p + "mlp.up_proj.weight", inter, h);
+            Add(b + "ffn_down.weight", p + "mlp.down_proj.weight", h, inter);
+        }
+        Add("output_norm.weight", "model.norm.weight", h);
+        // Tied: no output.weight, and llama.cpp reuses token_embd. tie_word_embeddings decides, as in the engine.
+        if (!c.TieWordEmbeddings) Add("output.weight", "lm_head.weight", c.VocabSize, h);
+        return list;
+    }
+
+    private static TokenizerFiles ReadTokenizer(string directory)
+    {
+        string json = Path.Combine(directory, Qwen2Tokenizer.TokenizerJsonFile);
+        if (!File.Exists(json) && File.Exists(json + ".gz")) json += ".gz";
+        if (!File.Exists(json))
+            throw new CheckpointException(json, $"file not found (nor {Qwen2Tokenizer.TokenizerJsonFile}.gz); a GGUF file carries the vocabulary, so the checkpoint needs its tokenizer");
+        string configPath = Path.Combine(directory, Qwen2Tokenizer.TokenizerConfigFile);
+        using var jsonStream = File.OpenRead(json);
+        using var configStream = File.Exists(configPath) ? File.OpenRead(configPath) : null;
+        return TokenizerFiles.Read(jsonStream, configStream, json, configPath);
+    }
+
+    /// <summary>Adds the general, qwen2 and tokenizer keys; returns the number of tokens listed.</summary>
+    private static int WriteMetadata(GgufWriter w, string directory, Qwen2Config c, GenerationConfig generation, TokenizerFiles tok, GgufFileType type)
+    {
+        w.AddString("general.architecture", "qwen2");
+        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
+        w.AddString("general.name", name.Length > 0 ? name : "qwen2");
+        w.AddUInt32("general.file_type", (uint)type);
+        w.AddUInt32("general.alignment", (uint)w.Alignment);
+
+        w.AddUInt32("qwen2.context_length", (uint)c.MaxPositionEmbeddings);
+        w.AddUInt32("qwen2.embedding_length", (uint)c.HiddenSize);
+        w.AddUInt32("qwen2.block_count", (uint)c.NumHiddenLayers);
+        w.AddUInt32("qwen2.feed_forward_length", (uint)c.IntermediateSize);
+        w.AddUInt32("qwen2.attention.head_count", (uint)c.NumAttentionHeads);
+        w.AddUInt32("qwen2.attention.head_count_kv", (uint)c.NumKeyValueHeads);
+        w.AddFloat32("qwen2.rope.freq_base", (float)c.RopeTheta);
+        w.AddFloat32("qwen2.attention.layer_norm_rms_epsilon", (float)c.RmsNormEps);
+        if (c.HeadDim * c.NumAttentionHeads != c.HiddenSize)
+        {
+            // llama.cpp derives the head size from embedding_length / head_count unless told otherwise.
+            w.AddUInt32("qwen2.attention.key_length", (uint)c.HeadDim);
+            w.AddUInt32("qwen2.attention.value_length", (uint)c.HeadDim);
+        }
+
+        // The token list has exactly vocab_size entries, the rows of the embedding: ids the tokenizer does not use
+        // become "[PAD{id}]" (UNUSED), as llama.cpp's converter pads Qwen's 151665-token vocabulary to 151936.
+        var tokens = new string?[c.VocabSize];
+        var types = new int[c.VocabSize];
+        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+        string jsonName = Path.Combine(directory, Qwen2Tokenizer.TokenizerJsonFile);
+        foreach (var (token, id) in tok.Vocab)
+        {
+            if (id >= c.VocabSize)
+                throw new CheckpointException(jsonName, $"token '{token}' has id {id}, beyond config.json's vocab_size {c.VocabSize}", field: "model.vocab");
+            tokens[id] = token;
+            types[id] = Normal;
+            ids[token] = id;
+        }
+        foreach (var t in tok.AddedTokens)
+        {
+            if (t.Id >= c.VocabSize)
+                throw new CheckpointException(jsonName, $"added token '{t.Content}' has id {t.Id}, beyond config.json's vocab_size {c.VocabSize}", field: "added_tokens");
+            tokens[t.Id] = t.Content;
+            // Special tokens, and added tokens that look like "<|...|>", are control tokens; the rest user-defined.
+            types[t.Id] = t.Special || (t.Content.StartsWith("<|", StringComparison.Ordinal) && t.Content.EndsWith("|>", StringComparison.Ordinal)) ? Control : UserDefined;
+            ids[t.Content] = t.Id;
+        }
+        var list = new string[c.VocabSize];
+        for (int i = 0; i < list.Length; i++)
+        {
+            if (tokens[i] is { } s) list[i] = s;
+            else { list[i] = $"[PAD{i}]"; types[i] = Unused; }
+        }
+        w.AddString("tokenizer.ggml.model", "gpt2");
+        w.AddString("tokenizer.ggml.pre", "qwen2");
+        w.AddStringArray("tokenizer.ggml.tokens", list);
+        w.AddInt32Array("tokenizer.ggml.token_type", types);
+        w.AddStringArray("tokenizer.ggml.merges", tok.Merges);
+
+        // tokenizer_config.json's token texts first, then the ids config.json and generation_config.json give.
+        int? Lookup(string? text) => text is not null && ids.TryGetValue(text, out int id) ? id : null;
+        int? bos = Lookup(tok.Settings.BosToken) ?? c.BosTokenId ?? generation.BosTokenId;
+        int? eos = Lookup(tok.Settings.EosToken) ?? c.EosTokenIds.Cast<int?>().FirstOrDefault() ?? generation.EosTokenIds.Cast<int?>().FirstOrDefault();
+        int? pad = Lookup(tok.Settings.PadToken) ?? generation.PadTokenId;
+        if (bos is { } b && b >= 0 && b < c.VocabSize) w.AddUInt32("tokenizer.ggml.bos_token_id", (uint)b);
+        if (eos is { } e && e >= 0 && e < c.VocabSize) w.AddUInt32("tokenizer.ggml.eos_token_id", (uint)e);
+        if (pad is { } p && p >= 0 && p < c.VocabSize) w.AddUInt32("tokenizer.ggml.padding_token_id", (uint)p);
+        w.AddBool("tokenizer.ggml.add_bos_token", tok.Settings.AddBosToken);
+        if (tok.Settings.ChatTemplate is { } template) w.AddString("tokenizer.chat_template", template);
+        return list.Length;
+    }
+}

@@ -1,0 +1,259 @@
+using System.Text.Json;
+using Microsoft.Extensions.AI;
+using Qwen2.Native.Generation;
+using Qwen2.Native.Chat;
+using Qwen2.Native.Serving;
+using Qwen2.Native.Text;
+using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
+
+namespace Qwen2.Native.Tests;
+
+/// <summary><see cref="Qwen2ChatClient"/> on a synthesized tiny checkpoint with the real Qwen2.5 tokenizer.</summary>
+public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
+{
+    private Qwen2ChatClient Client() => new(tiny.Model, tiny.Tokenizer);
+
+    private static ChatOptions Greedy(int max) => new() { Temperature = 0, MaxOutputTokens = max };
+
+    private static List<AIChatMessage> Conversation(params string[] turns) =>
+        turns.Select((t, i) => new AIChatMessage(i % 2 == 0 ? ChatRole.User : ChatRole.Assistant, t)).ToList();
+
+    [Fact]
+    public async Task NonStreamingEqualsTheConcatenatedStream()
+    {
+        using var client = Client();
+        var messages = Conversation("Tell me about the sea.");
+        var updates = new List<ChatResponseUpdate>();
+        await foreach (var u in client.GetStreamingResponseAsync(messages, Greedy(12))) updates.Add(u);
+        var response = await client.GetResponseAsync(messages, Greedy(12));
+
+        Assert.True(updates.Count > 2, $"expected the text in several updates, got {updates.Count}");
+        Assert.Equal(string.Concat(updates.Select(u => u.Text)), response.Text);
+        Assert.NotEmpty(response.Text);
+        Assert.All(updates, u => Assert.Equal(ChatRole.Assistant, u.Role));
+        // Only the last update says why it ended and carries the usage.
+        Assert.All(updates[..^1], u => Assert.Null(u.FinishReason));
+        var usage = Assert.Single(updates[^1].Contents.OfType<UsageContent>()).Details;
+        Assert.Equal(updates[^1].FinishReason, response.FinishReason);
+        Assert.Equal(usage.InputTokenCount, response.Usage!.InputTokenCount);
+        Assert.Equal(usage.OutputTokenCount, response.Usage.OutputTokenCount);
+        Assert.Single(response.Messages);
+        Assert.Equal(ChatRole.Assistant, response.Messages[0].Role);
+    }
+
+    [Fact]
+    public async Task GreedyReplyEqualsChatSessionsReply()
+    {
+        var session = new ChatSession(tiny.Model, tiny.Tokenizer);
+        string expected = string.Concat(session.Send("What is a KV cache?", new GenerationOptions { Sampling = SamplingOptions.Greedy, MaxNewTokens = 16 }));
+
+        using var client = Client();
+        var response = await client.GetResponseAsync(Conversation("What is a KV cache?"), Greedy(16));
+        Assert.Equal(expected, response.Text);
+        Assert.Equal(session.LastStats!.GeneratedTokens, response.Usage!.OutputTokenCount);
+        Assert.Equal(session.LastStats.PromptTokens, response.Usage.InputTokenCount);
+    }
+
+    [Fact]
+    public async Task MaxOutputTokensEndsWithLengthAndCountsTheTokens()
+    {
+        using var client = Client();
+        var response = await client.GetResponseAsync(Conversation("Count to ten."), Greedy(5));
+        Assert.Equal(ChatFinishReason.Length, response.FinishReason);
+        Assert.Equal(5, response.Usage!.OutputTokenCount);
+        Assert.Equal(response.Usage.InputTokenCount + 5, response.Usage.TotalTokenCount);
+
+        var none = await client.GetResponseAsync(Conversation("Count to ten."), Greedy(0));
+        Assert.Equal("", none.Text);
+        Assert.Equal(0, none.Usage!.OutputTokenCount);
+        Assert.Equal(ChatFinishReason.Length, none.FinishReason);
+    }
+
+    [Fact]
+    public async Task AStopSequenceEndsTheReplyBeforeIt()
+    {
+        using var client = Client();
+        var messages = Conversation("Write a long story.");
+        string full = (await client.GetResponseAsync(messages, Greedy(24))).Text;
+        Assert.True(full.Length >= 6, $"the greedy reply is too short to cut: \"{full}\"");
+        string stop = full.Substring(full.Length / 2, 2);
+        string expected = full[..full.IndexOf(stop, StringComparison.Ordinal)];
+
+        var options = Greedy(24);
+        options.StopSequences = [stop];
+        var cut = await client.GetResponseAsync(messages, options);
+        Assert.Equal(expected, cut.Text);
+        Assert.Equal(ChatFinishReason.Stop, cut.FinishReason);
+        Assert.True(cut.Usage!.OutputTokenCount < 24);
+    }
+
+    [Fact]
+    public async Task TheSameSeedGivesTheSameReplyAndOtherSeedsDiffer()
+    {
+        using var client = Client();
+        var messages = Conversation("Surprise me.");
+        ChatOptions Sampled(long seed) => new() { Temperature = 1, TopK = 0, TopP = 1, Seed = seed, MaxOutputTokens = 10 };
+        string a = (await client.GetResponseAsync(messages, Sampled(7))).Text;
+        using var other = Client();
+        string b = (await other.GetResponseAsync(messages, Sampled(7))).Text;
+        Assert.Equal(a, b);
+        string[] others = [(await client.GetResponseAsync(messages, Sampled(8))).Text, (await client.GetResponseAsync(messages, Sampled(-9))).Text];
+        Assert.Contains(others, o => o != a);
+    }
+
+    [Fact]
+    public async Task AnExtendedConversationReusesTheCacheAndMatchesAFreshClient()
+    {
+        using var client = Client();
+        var first = await client.GetResponseAsync(Conversation("Hello!"), Greedy(8));
+        Assert.Equal(0, first.Usage!.CachedInputTokenCount);
+
+        var extended = Conversation("Hello!", first.Text, "And then?");
+        var second = await client.GetResponseAsync(extended, Greedy(8));
+
+        // What the cache should give: the run tokens of the first call (its prompt and reply, as ChatSession holds
+        // them) as far as they agree with the second prompt's tokens. The reply is re-encoded from its text, and the
+        // prompt's closing newline may merge with the reply's first characters, so the agreement can stop early.
+        var reference = new ChatSession(tiny.Model, tiny.Tokenizer);
+        Assert.Equal(first.Text, string.Concat(reference.Send("Hello!", new GenerationOptions { Sampling = SamplingOptions.Greedy, MaxNewTokens = 8 })));
+        var held = reference.Session.Tokens.Take(reference.Session.ProcessedTokens).ToArray();
+        var prompt2 = tiny.Tokenizer.Encode(reference.Template.Render(
+            [Text.ChatMessage.User("Hello!"), Text.ChatMessage.Assistant(first.Text), Text.ChatMessage.User("And then?")]));
+        int common = held.Zip(prompt2).TakeWhile(p => p.First == p.Second).Count();
+        Assert.Equal(prompt2.Length, second.Usage!.InputTokenCount);
+        Assert.Equal(common, second.Usage.CachedInputTokenCount);
+        Assert.True(common >= first.Usage.InputTokenCount - 1, $"only {common} tokens in common; the first prompt had {first.Usage.InputTokenCount}");
+
+        using var fresh = Client();
+        var expected = await fresh.GetResponseAsync(extended, Greedy(8));
+        Assert.Equal(0, expected.Usage!.CachedInputTokenCount);
+        Assert.Equal(expected.Text, second.Text);
+        Assert.Equal(expected.Usage.InputTokenCount, second.Usage.InputTokenCount);
+
+        // Going back to a shorter conversation rewinds to the common prefix and still matches.
+        var again = await client.GetResponseAsync(Conversation("Hello!"), Greedy(8));
+        Assert.Equal(first.Text, again.Text);
+        Assert.True(again.Usage!.CachedInputTokenCount > 0);
+    }
+
+    [Fact]
+    public async Task CancellationStopsTheStreamAndTheNextCallWorks()
+    {
+        using var client = Client();
+        var messages = Conversation("Go on and on.");
+        using var cts = new CancellationTokenSource();
+        int updates = 0;
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var u in client.GetStreamingResponseAsync(messages, Greedy(200), cts.Token))
+            {
+                updates++;
+                cts.Cancel();
+            }
+        });
+        Assert.Equal(1, updates);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.GetResponseAsync(messages, Greedy(4), cts.Token));
+
+        var after = await client.GetResponseAsync(messages, Greedy(6));
+        using var fresh = Client();
+        Assert.Equal((await fresh.GetResponseAsync(messages, Greedy(6))).Text, after.Text);
+    }
+
+    [Fact]
+    public async Task ToolsAndNonTextContentAreNotSupported()
+    {
+        using var client = Client();
+        var tool = new List<AIChatMessage> { new(ChatRole.User, "What's the weather?"), new(ChatRole.Tool, "sunny") };
+        var e = await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(tool));
+        Assert.Contains("tool", e.Message, StringComparison.Ordinal);
+
+        var call = new List<AIChatMessage>
+        {
+            new(ChatRole.User, "What's the weather?"),
+            new(ChatRole.Assistant, [new FunctionCallContent("c1", "weather")]),
+        };
+        await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(call));
+
+        var image = new List<AIChatMessage> { new(ChatRole.User, [new DataContent(new byte[] { 1, 2, 3 }, "image/png")]) };
+        e = await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(image));
+        Assert.Contains("DataContent", e.Message, StringComparison.Ordinal);
+
+        var withTools = new ChatOptions { Tools = [new HostedWebSearchTool()] };
+        await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(Conversation("Search."), withTools));
+
+        // Refused before anything ran: the client still answers.
+        Assert.NotNull((await client.GetResponseAsync(Conversation("Hi"), Greedy(2))).Text);
+    }
+
+    [Fact]
+    public async Task BadOptionsAndMessagesNameTheArgument()
+    {
+        using var client = Client();
+        var messages = Conversation("Hi");
+        var e = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => client.GetResponseAsync(messages, new ChatOptions { Temperature = -1 }));
+        Assert.Equal("options", e.ParamName);
+        Assert.Contains("temperature", e.Message, StringComparison.Ordinal);
+        e = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => client.GetResponseAsync(messages, new ChatOptions { MaxOutputTokens = -1 }));
+        Assert.Contains("MaxOutputTokens", e.Message, StringComparison.Ordinal);
+
+        var bad = new ChatOptions { AdditionalProperties = new() { ["min_p"] = "lots" } };
+        var a = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(messages, bad));
+        Assert.Equal("options", a.ParamName);
+        Assert.Contains("min_p", a.Message, StringComparison.Ordinal);
+
+        a = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync([]));
+        Assert.Equal("messages", a.ParamName);
+        a = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync([new(ChatRole.User, "a"), new(ChatRole.System, "late")]));
+        Assert.Equal("messages", a.ParamName);
+    }
+
+    [Fact]
+    public async Task AdditionalPropertiesReachTheSampler()
+    {
+        using var client = Client();
+        var messages = Conversation("Pick words.");
+        // min_p 1 keeps only the most likely token: sampling at any temperature becomes greedy.
+        var minP = new ChatOptions { Temperature = 1.5f, Seed = 3, MaxOutputTokens = 8, AdditionalProperties = new() { ["min_p"] = JsonSerializer.SerializeToElement(1.0) } };
+        Assert.Equal((await client.GetResponseAsync(messages, Greedy(8))).Text, (await client.GetResponseAsync(messages, minP)).Text);
+
+        // A huge repetition penalty changes the greedy reply of a model that repeats itself (numbers as .NET values work too).
+        var plain = await client.GetResponseAsync(messages, Greedy(16));
+        var penalized = Greedy(16);
+        penalized.AdditionalProperties = new() { ["repetition_penalty"] = 1e6 };
+        var penalizedText = (await client.GetResponseAsync(messages, penalized)).Text;
+        var ids = tiny.Tokenizer.Encode(penalizedText);
+        Assert.NotEqual(plain.Text, penalizedText);
+        Assert.Equal(ids.Length, ids.Distinct().Count());
+    }
+
+    [Fact]
+    public async Task InstructionsActAsTheSystemMessage()
+    {
+        using var client = Client();
+        var withInstructions = Greedy(8);
+        withInstructions.Instructions = "Answer in one word.";
+        var a = await client.GetResponseAsync(Conversation("Color of the sky?"), withInstructions);
+        var b = await client.GetResponseAsync([new(ChatRole.System, "Answer in one word."), .. Conversation("Color of the sky?")], Greedy(8));
+        Assert.Equal(b.Text, a.Text);
+        Assert.Equal(b.Usage!.InputTokenCount, a.Usage!.InputTokenCount);
+    }
+
+    [Fact]
+    public void GetServiceReturnsMetadataAndTheModel()
+    {
+        using var client = Client();
+        IChatClient chat = client;
+        var metadata = chat.GetService<ChatClientMetadata>();
+        Assert.NotNull(metadata);
+        Assert.Equal("Qwen2Managed", metadata.ProviderName);
+        Assert.Equal(Path.GetFileName(tiny.Directory), metadata.DefaultModelId);
+        Assert.Same(tiny.Model, chat.GetService<Qwen2Model>());
+        Assert.Same(client, chat.GetService<Qwen2ChatClient>());
+        Assert.Null(chat.GetService<ChatClientMetadata>("some key"));
+        Assert.Null(chat.GetService(typeof(string)));
+
+        Assert.Equal("Qwen/Qwen2.5-0.5B-Instruct", Qwen2ChatClient.ModelId("/hub/models--Qwen--Qwen2.5-0.5B-Instruct/snapshots/abc123/"));
+        Assert.Equal("my-model", Qwen2ChatClient.ModelId("/data/my-model"));
+    }
+}
