@@ -24,6 +24,19 @@ public interface IKvCache
     KvBlock Held { get; }
     /// <summary>Throws <see cref="CacheFullException"/> when <paramref name="tokens"/> more would not fit; changes nothing.</summary>
     void EnsureRoomFor(int tokens);
+    /// <summary>Whether <paramref name="tokens"/> more would fit: <see cref="EnsureRoomFor"/> would not throw.</summary>
+    bool HasRoomFor(int tokens)
+    {
+        try
+        {
+            EnsureRoomFor(tokens);
+            return true;
+        }
+        catch (CacheFullException)
+        {
+            return false;
+        }
+    }
     /// <summary>Appends rotated keys and values ([tokens, KvHeads, HeadDim] each) at positions Position, Position+1, ...</summary>
     void Append(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int tokens);
     /// <summary>Forgets everything; Position and Count return to 0. Memory is kept.</summary>

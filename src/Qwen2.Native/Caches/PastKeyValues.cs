@@ -50,6 +50,20 @@ public sealed class PastKeyValues : IEnumerable<IKvCache>
     /// <summary>Layer <paramref name="index"/>'s cache.</summary>
     public IKvCache this[int index] => _layers[index];
 
+    /// <summary>Whether every layer can take <paramref name="tokens"/> more (a full ring that does not slide cannot).</summary>
+    public bool HasRoomFor(int tokens)
+    {
+        foreach (var l in _layers)
+            if (!l.HasRoomFor(tokens)) return false;
+        return true;
+    }
+
+    /// <summary>Throws <see cref="CacheFullException"/> when a layer cannot take <paramref name="tokens"/> more; changes nothing.</summary>
+    public void EnsureRoomFor(int tokens)
+    {
+        foreach (var l in _layers) l.EnsureRoomFor(tokens);
+    }
+
     /// <summary>Forgets every token in every layer.</summary>
     public void Reset()
     {

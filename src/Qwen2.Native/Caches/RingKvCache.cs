@@ -64,9 +64,15 @@ public sealed class RingKvCache : IKvCache
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         if ((long)Position + tokens > int.MaxValue) throw new CacheFullException($"positions would pass {int.MaxValue}");
-        if (Options.Overflow == CacheOverflow.Throw && (long)Count + tokens > Capacity)
+        if (!HasRoomFor(tokens))
             throw new CacheFullException($"the KV cache holds {Count} of {Capacity} tokens; {tokens} more do not fit. Create it with a larger capacity or as a sliding window.");
     }
+
+    /// <inheritdoc/>
+    /// <remarks>The overflow rule: a cache created with <see cref="CacheOverflow.Throw"/> takes tokens up to its
+    /// capacity; a sliding window always has room, since it overwrites its oldest tokens after the sinks.</remarks>
+    public bool HasRoomFor(int tokens) =>
+        tokens >= 0 && (long)Position + tokens <= int.MaxValue && (Options.Overflow != CacheOverflow.Throw || (long)Count + tokens <= Capacity);
 
     /// <inheritdoc/>
     public void Append(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int tokens)

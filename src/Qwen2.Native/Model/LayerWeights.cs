@@ -2,10 +2,15 @@ using Qwen2.Kernels;
 
 namespace Qwen2.Native;
 
-/// <summary>One decoder layer's weights: matrices point into the mapped files; norms and biases are small float32 copies.</summary>
+/// <summary>
+/// One decoder layer's weights. Matrices are [out, in] views into the mapped files (q: heads·headDim × hidden, k and v:
+/// kvHeads·headDim × hidden, o: hidden × heads·headDim, gate and up: intermediate × hidden, down: hidden × intermediate);
+/// norms and biases are small float32 copies.
+/// </summary>
 internal sealed class LayerWeights
 {
     public required WeightMatrix Q, K, V, O, Gate, Up, Down;
-    public required float[] QBias, KBias, VBias, InputNorm, PostAttentionNorm;
-    public required bool SlidingWindow;
+    public required float[] QBias, KBias, VBias;             // [heads·headDim], [kvHeads·headDim] ×2
+    public required float[] InputNorm, PostAttentionNorm;   // [hidden] each
+    public required bool SlidingWindow;                     // this layer sees only the last sliding_window keys
 }

@@ -55,6 +55,11 @@ public sealed class PagedKvCache : IKvCache
     }
 
     /// <inheritdoc/>
+    public bool HasRoomFor(int tokens) =>
+        tokens >= 0 && !_sequence.IsReleased && (long)Count + tokens <= Capacity
+        && _sequence.BlocksNeeded(Count, tokens) <= _sequence.Reserved + _sequence.Pool.BlocksAvailable;
+
+    /// <inheritdoc/>
     public unsafe void Append(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int tokens)
     {
         var pool = _sequence.Pool;

@@ -27,6 +27,8 @@ internal sealed class PagedSequence
     public int Reserved { get; private set; }
     public ReadOnlySpan<nint> Pages => _pages.AsSpan(0, _blocks);
 
+    public bool IsReleased => _released;
+
     public void ThrowIfReleased()
     {
         if (_released) throw new ObjectDisposedException(nameof(PagedKvCache), "this sequence has left its batching cache; its blocks were returned to the pool");

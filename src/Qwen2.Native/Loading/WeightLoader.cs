@@ -3,9 +3,9 @@ using Qwen2.Kernels;
 namespace Qwen2.Native;
 
 /// <summary>Finds each tensor Qwen2 needs, checks its shape and dtype, and wraps it without copying.</summary>
-internal static unsafe class ModelWeights
+internal static unsafe class WeightLoader
 {
-    public static (WeightMatrix Embed, LayerWeights[] Layers, float[] Norm, WeightMatrix LmHead) Load(CheckpointFiles files, Qwen2Config c)
+    public static Qwen2Weights Load(CheckpointFiles files, Qwen2Config c)
     {
         int h = c.HiddenSize, q = c.NumAttentionHeads * c.HeadDim, kv = c.NumKeyValueHeads * c.HeadDim;
         var embed = Matrix(files, "model.embed_tokens.weight", c.VocabSize, h);
@@ -35,7 +35,11 @@ internal static unsafe class ModelWeights
         var norm = Vector(files, "model.norm.weight", h);
         // tie_word_embeddings is read, never guessed from which tensors the file has.
         var lmHead = c.TieWordEmbeddings ? embed : Matrix(files, "lm_head.weight", c.VocabSize, h);
-        return (embed, layers.ToArray(), norm, lmHead);
+        return new Qwen2Weights
+        {
+            Embed = embed, Layers = layers.ToArray(), Norm = norm, LmHead = lmHead,
+            InverseFrequencies = Rope.InverseFrequencies(c.HeadDim, c.RopeTheta),
+        };
     }
 
     private static (SafeTensorsFile File, TensorInfo Info) Find(CheckpointFiles files, string name, params long[] shape)
