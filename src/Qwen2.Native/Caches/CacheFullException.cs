@@ -1,5 +1,3 @@
-using Qwen2.Kernels;
-
 namespace Qwen2.Native;
 
 /// <summary>A cache has no room for the tokens of a call; nothing was changed.</summary>

@@ -1,5 +1,3 @@
-using Qwen2.Kernels;
-
 namespace Qwen2.Native;
 
 /// <summary>How a cache is created.</summary>

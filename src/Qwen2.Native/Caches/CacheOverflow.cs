@@ -1,5 +1,3 @@
-using Qwen2.Kernels;
-
 namespace Qwen2.Native;
 
 /// <summary>What a layer's cache does when a token arrives and it is full.</summary>

@@ -1,4 +1,3 @@
-using System.Text;
 using Qwen2.Native.Generation;
 using Qwen2.Native.Text;
 

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Qwen2.Native.Generation;
 
 /// <summary>Options of an <see cref="InferenceSession"/>.</summary>

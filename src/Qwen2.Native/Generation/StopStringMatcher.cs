@@ -1,6 +1,4 @@
-using System.Runtime.CompilerServices;
 using System.Text;
-using Qwen2.Native.Text;
 
 namespace Qwen2.Native.Generation;
 

@@ -1,5 +1,3 @@
-using System.Text.RegularExpressions;
-
 namespace Qwen2.Native;
 
 /// <summary>

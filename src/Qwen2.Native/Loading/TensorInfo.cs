@@ -1,7 +1,3 @@
-using System.IO.MemoryMappedFiles;
-using System.Text.Json;
-using Qwen2.Kernels;
-
 namespace Qwen2.Native;
 
 /// <summary>One tensor's entry in a safetensors header.</summary>

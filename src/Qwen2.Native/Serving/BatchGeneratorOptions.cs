@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using System.Runtime.CompilerServices;
-using System.Threading.Channels;
-using Qwen2.Native.Generation;
-using Qwen2.Native.Text;
-
 namespace Qwen2.Native.Serving;
 
 /// <summary>How a <see cref="BatchGenerator"/> schedules its requests.</summary>

@@ -1,8 +1,6 @@
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Qwen2.Native.Generation;
-using Qwen2.Native.Text;
 
 namespace Qwen2.Native.Serving;
 

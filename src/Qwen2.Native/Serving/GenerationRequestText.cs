@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using Qwen2.Native.Generation;
 using Qwen2.Native.Text;
 
 namespace Qwen2.Native.Serving;

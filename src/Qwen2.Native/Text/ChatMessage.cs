@@ -1,6 +1,3 @@
-using System.Text;
-using System.Text.RegularExpressions;
-
 namespace Qwen2.Native.Text;
 
 /// <summary>One message of a conversation.</summary>

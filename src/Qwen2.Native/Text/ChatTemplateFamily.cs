@@ -1,6 +1,3 @@
-using System.Text;
-using System.Text.RegularExpressions;
-
 namespace Qwen2.Native.Text;
 
 /// <summary>Which Qwen chat template a checkpoint ships.</summary>

@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Runtime.InteropServices;
-using System.Text.Json;
-using Qwen2.Kernels;
-
 namespace Qwen2.Native;
 
 /// <summary>How far <see cref="SyntheticCheckpoint.Write"/> has got.</summary>

@@ -1,6 +1,3 @@
-using System.Runtime.InteropServices;
-using System.Text;
-using System.Text.Json;
 using Qwen2.Kernels;
 
 namespace Qwen2.Native;

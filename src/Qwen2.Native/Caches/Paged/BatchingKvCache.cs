@@ -1,6 +1,3 @@
-using System.Runtime.InteropServices;
-using Qwen2.Kernels;
-
 namespace Qwen2.Native;
 
 /// <summary>

@@ -1,6 +1,3 @@
-using System.Runtime.InteropServices;
-using Qwen2.Kernels;
-
 namespace Qwen2.Native;
 
 /// <summary>0, 1, 2, …: the positions of a cache that never evicts, shared by every paged sequence.</summary>

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Qwen2.Kernels;
 
 namespace Qwen2.Native;
 

@@ -1,6 +1,3 @@
-using System.Runtime.InteropServices;
-using Qwen2.Kernels;
-
 namespace Qwen2.Native;
 
 /// <summary>A sequence's block table in a pool, shared by its layers' <see cref="PagedKvCache"/> views.</summary>

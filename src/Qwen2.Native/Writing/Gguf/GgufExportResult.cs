@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using System.Numerics.Tensors;
-using System.Runtime.InteropServices;
-using Qwen2.Kernels;
-using Qwen2.Native.Text;
-
 namespace Qwen2.Native.Gguf;
 
 /// <summary>What <see cref="GgufExporter.Export"/> wrote.</summary>

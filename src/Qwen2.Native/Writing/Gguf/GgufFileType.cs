@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using System.Numerics.Tensors;
-using System.Runtime.InteropServices;
-using Qwen2.Kernels;
-using Qwen2.Native.Text;
-
 namespace Qwen2.Native.Gguf;
 
 /// <summary>Element type of the 2-D weights in an exported GGUF file; the values are llama.cpp's <c>general.file_type</c>.</summary>

@@ -1,6 +1,3 @@
-using System.Buffers.Binary;
-using System.Text;
-
 namespace Qwen2.Native.Gguf;
 
 /// <summary>Element types of GGUF tensors that this writer produces (ggml's numbering).</summary>

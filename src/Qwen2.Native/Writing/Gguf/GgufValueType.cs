@@ -1,6 +1,3 @@
-using System.Buffers.Binary;
-using System.Text;
-
 namespace Qwen2.Native.Gguf;
 
 /// <summary>Type tags of GGUF metadata values, as the format numbers them.</summary>
