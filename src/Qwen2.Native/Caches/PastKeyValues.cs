@@ -23,12 +23,11 @@ public sealed class PastKeyValues : IEnumerable<IKvCache>
             if (_layers[i].Position != _layers[0].Position || _layers[i].Count != _layers[0].Count)
                 throw new ArgumentException($"layer {i}'s cache has seen {_layers[i].Position} tokens, layer 0's {_layers[0].Position}", nameof(layers));
         }
-        if (_layers[0] is PagedKvCache first && _layers.Select((l, i) => l is PagedKvCache p && p.Sequence == first.Sequence && p.Sequence.Layers[i] == p).All(x => x)
-            && _layers.Length == first.Sequence.Layers.Length)
-            Paged = first.Sequence;
+        Paged = PagedSequence.Viewed(_layers);
     }
 
-    /// <summary>The paged sequence these layers view, when they are exactly one sequence's layers in order.</summary>
+    /// <summary>The paged sequence these layers view, when they are exactly one sequence's layers in order: its block
+    /// pool then reserves a step's room for all of them at once (<see cref="CacheReservation"/>).</summary>
     internal PagedSequence? Paged { get; }
 
     /// <summary>Creates ring-buffer caches for <paramref name="layers"/> layers.</summary>

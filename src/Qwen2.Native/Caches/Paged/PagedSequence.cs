@@ -16,6 +16,15 @@ internal sealed class PagedSequence
         Cache = new PastKeyValues(Layers);
     }
 
+    /// <summary>The sequence whose layers <paramref name="layers"/> are, all of them in order; else null.</summary>
+    public static PagedSequence? Viewed(IKvCache[] layers)
+    {
+        if (layers[0] is not PagedKvCache first || layers.Length != first.Sequence.Layers.Length) return null;
+        for (int i = 0; i < layers.Length; i++)
+            if (layers[i] != first.Sequence.Layers[i]) return null;
+        return first.Sequence;
+    }
+
     public KvBlockPool Pool { get; }
     public int Capacity { get; }
     public PagedKvCache[] Layers { get; }
