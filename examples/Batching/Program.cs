@@ -22,9 +22,8 @@ int at = Array.IndexOf(args, "--model");
 using var checkpoint = TinyCheckpoint.Open(at >= 0 && at + 1 < args.Length ? args[at + 1] : null, "qwen2-batching");
 string dir = checkpoint.Directory;
 Console.WriteLine($"checkpoint: {checkpoint}");
-using var model = Qwen2Model.Load(dir);
-var tokenizer = Qwen2Tokenizer.Load(dir);
-var template = ChatTemplate.Parse(tokenizer.Settings.ChatTemplate, Qwen2Tokenizer.TokenizerConfigFile);
+using var pipeline = Qwen2Pipeline.FromPretrained(dir); // model, tokenizer, chat template, generation defaults
+var (model, tokenizer, template) = (pipeline.Model, pipeline.Tokenizer, pipeline.ChatTemplate);
 
 string[] questions =
 [
@@ -42,7 +41,7 @@ var options = questions.Select((_, i) => new GenerationOptions
 // Every prompt starts with the same rendered system prompt: the later requests fork the first one's blocks.
 var prompts = questions.Select(q => tokenizer.Encode(template.Render([ChatMessage.User(q)]))).ToArray();
 
-using var generator = new BatchGenerator(model, new BatchGeneratorOptions { MaxBatchSize = 8 });
+using var generator = new BatchGenerator(pipeline, new BatchGeneratorOptions { MaxBatchSize = 8 });
 var requests = prompts.Select((p, i) => generator.Submit(p, options[i])).ToArray();
 generator.Start(); // a background thread runs a step whenever requests are waiting or running
 
@@ -51,7 +50,7 @@ var texts = new StringBuilder[requests.Length];
 await Task.WhenAll(requests.Select(async (request, i) =>
 {
     texts[i] = new StringBuilder();
-    await foreach (string piece in request.ReadTextAsync(tokenizer))
+    await foreach (string piece in request.ReadTextAsync())
     {
         texts[i].Append(piece);
         if (i == 2 && request.Generated.Count >= 8) request.Cancel(); // takes effect at the next step

@@ -31,12 +31,13 @@ if (section is not ("all" or "basic" or "generate" or "compare"))
 using var checkpoint = TinyCheckpoint.Open(ModelArgument(args), "qwen2-cache-usage");
 string dir = checkpoint.Directory;
 Console.WriteLine($"checkpoint: {checkpoint}");
-// One model, shared by everything below: it is immutable after load. Caches and sessions are per sequence.
-using var model = Qwen2Model.Load(dir);
-var tokenizer = Qwen2Tokenizer.Load(dir);
+// One model, shared by everything below: it is immutable after load. Caches and sessions are per sequence. The
+// pipeline loads it with its tokenizer, chat template and generation_config.json defaults.
+using var pipeline = Qwen2Pipeline.FromPretrained(dir);
+var (model, tokenizer) = (pipeline.Model, pipeline.Tokenizer);
 
 if (section is "all" or "basic") BasicCacheUse(model, tokenizer);
-if (section is "all" or "generate") await TextGenerationAsync(model, tokenizer);
+if (section is "all" or "generate") await TextGenerationAsync(pipeline);
 if (section is "all" or "compare") return CompareWithoutCache(model, tokenizer) ? 0 : 1;
 return 0;
 
@@ -95,8 +96,9 @@ static void BasicCacheUse(Qwen2Model model, Qwen2Tokenizer tokenizer)
 // ---------------------------------------------------------------------------------------------------------------
 // 2. Text generation: InferenceSession owns the cache; ChatSession reuses it across turns.
 // ---------------------------------------------------------------------------------------------------------------
-static async Task TextGenerationAsync(Qwen2Model model, Qwen2Tokenizer tokenizer)
+static async Task TextGenerationAsync(Qwen2Pipeline pipeline)
 {
+    var (model, tokenizer) = (pipeline.Model, pipeline.Tokenizer);
     Console.WriteLine();
     Console.WriteLine("== generate: InferenceSession, streaming text");
     var session = new InferenceSession(model, new SessionOptions { CacheCapacity = 1024 });
@@ -143,7 +145,7 @@ static async Task TextGenerationAsync(Qwen2Model model, Qwen2Tokenizer tokenizer
 
     Console.WriteLine();
     Console.WriteLine("== generate: ChatSession, two turns over one cache");
-    var chat = new ChatSession(model, tokenizer, new ChatSessionOptions { Session = new SessionOptions { CacheCapacity = 2048 } });
+    var chat = new ChatSession(pipeline, new ChatSessionOptions { Session = new SessionOptions { CacheCapacity = 2048 } });
     var reply = options with { MaxNewTokens = 16, StopStrings = [] };
     foreach (string message in new[] { "What is a KV cache?", "And why does it save time?" })
     {

@@ -21,8 +21,8 @@ Console.OutputEncoding = Encoding.UTF8;
 
 using var checkpoint = TinyCheckpoint.Open(args.Length > 0 ? args[0] : null, "qwen2-chat-client");
 string dir = checkpoint.Directory;
-using var model = Qwen2Model.Load(dir);
-using IChatClient client = new Qwen2ChatClient(model, Qwen2Tokenizer.Load(dir));
+using var pipeline = Qwen2Pipeline.FromPretrained(dir);
+using IChatClient client = new Qwen2ChatClient(pipeline);
 var about = client.GetService<ChatClientMetadata>()!;
 Console.WriteLine($"{about.ProviderName}, model {about.DefaultModelId}{(checkpoint.Synthesized ? " (synthesized, random weights)" : "")}");
 

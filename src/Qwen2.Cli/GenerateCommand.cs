@@ -31,7 +31,7 @@ internal static class GenerateCommand
 
         public GenerationOptions Options(ParseResult p, Qwen2Model model)
         {
-            var g = model.GenerationConfig;
+            var g = GenerationConfig.Load(model.Directory);
             var baseSampling = g.ToSampling(p.GetValue(Seed));
             double? t = p.GetValue(Temperature);
             // An explicit temperature > 0 turns sampling on even when the checkpoint's default is greedy (do_sample false).
@@ -110,7 +110,7 @@ internal static class GenerateCommand
                 messages.Add(ChatMessage.User(text!));
                 promptIds = tokenizer.Encode(template.Render(messages));
             }
-            if (tokenizer is not null && options.StopTokenIds is null) options = options with { StopTokenIds = TextGeneration.DefaultStopIds(m, tokenizer) };
+            if (tokenizer is not null && options.StopTokenIds is null) options = options with { StopTokenIds = new Qwen2Pipeline(m, tokenizer).TextStopTokenIds };
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
             Console.CancelKeyPress += onCancel;
@@ -161,7 +161,7 @@ internal static class GenerateCommand
             var tokenizer = Qwen2Tokenizer.Load(dir);
             using var m = flags.Load(p, dir);
             var options = flags.Options(p, m);
-            var chat = new ChatSession(m, tokenizer, new ChatSessionOptions { SystemPrompt = p.GetValue(system), Session = flags.Session(p, true) });
+            var chat = new ChatSession(new Qwen2Pipeline(m, tokenizer), new ChatSessionOptions { SystemPrompt = p.GetValue(system), Session = flags.Session(p, true) });
             stderr.WriteLine($"{Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}: {m.Config.NumHiddenLayers} layers, {chat.Template.Family} template. /reset starts over, /exit quits.");
             CancellationTokenSource? turn = null;
             ConsoleCancelEventHandler onCancel = (_, e) => { if (turn is { IsCancellationRequested: false }) { e.Cancel = true; turn.Cancel(); } };

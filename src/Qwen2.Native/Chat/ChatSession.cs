@@ -18,24 +18,26 @@ public sealed class ChatSession
     private readonly List<ChatMessage> _history = new();
     private readonly int? _imEnd;
 
-    /// <summary>Starts a conversation.</summary>
+    /// <summary>Starts a conversation over a pipeline's model, tokenizer, chat template and generation defaults.</summary>
     /// <exception cref="NotSupportedException">No template was given and the tokenizer's chat_template is missing or not ChatML.</exception>
-    public ChatSession(Qwen2Model model, Qwen2Tokenizer tokenizer, ChatSessionOptions? options = null)
+    public ChatSession(Qwen2Pipeline pipeline, ChatSessionOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(pipeline);
         Options = options ?? new ChatSessionOptions();
-        Tokenizer = tokenizer;
-        Template = Options.Template ?? ChatTemplate.Parse(tokenizer.Settings.ChatTemplate, Qwen2Tokenizer.TokenizerConfigFile);
-        Session = new InferenceSession(model, Options.Session);
-        _imEnd = tokenizer.TokenToId("<|im_end|>");
+        Pipeline = pipeline;
+        Template = Options.Template ?? pipeline.ChatTemplate;
+        Session = new InferenceSession(pipeline.Model, Options.Session);
+        _imEnd = pipeline.Tokenizer.TokenToId("<|im_end|>");
     }
+
+    /// <summary>The model, tokenizer and defaults the conversation runs on.</summary>
+    public Qwen2Pipeline Pipeline { get; }
 
     /// <summary>The options.</summary>
     public ChatSessionOptions Options { get; }
 
     /// <summary>The tokenizer.</summary>
-    public Qwen2Tokenizer Tokenizer { get; }
+    public Qwen2Tokenizer Tokenizer => Pipeline.Tokenizer;
 
     /// <summary>The chat template.</summary>
     public ChatTemplate Template { get; }
@@ -51,12 +53,13 @@ public sealed class ChatSession
 
     /// <summary>
     /// Sends a user message and streams the reply. The reply joins <see cref="History"/> when the stream ends, also when
-    /// it ends early (cancelled or abandoned): the cache holds it, so the history does too.
+    /// it ends early (cancelled or abandoned): the cache holds it, so the history does too. Options null: the
+    /// pipeline's <see cref="Qwen2Pipeline.DefaultOptions"/> (generation_config.json's).
     /// </summary>
     public IEnumerable<string> Send(string userMessage, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userMessage);
-        options ??= GenerationOptions.FromConfig(Session.Model.GenerationConfig);
+        options ??= Pipeline.DefaultOptions;
         var user = ChatMessage.User(userMessage);
         string text;
         if (Session.Tokens.Count == 0)

@@ -11,7 +11,7 @@ using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
 namespace Qwen2.Native.Chat;
 
 /// <summary>
-/// <see cref="IChatClient"/> (Microsoft.Extensions.AI) over a <see cref="Qwen2Model"/> and its <see cref="Qwen2Tokenizer"/>:
+/// <see cref="IChatClient"/> (Microsoft.Extensions.AI) over a <see cref="Qwen2Pipeline"/> (a model and its tokenizer):
 /// code written against the standard .NET chat abstraction runs on this engine unchanged.
 /// </summary>
 /// <remarks>
@@ -38,8 +38,8 @@ namespace Qwen2.Native.Chat;
 /// <para>
 /// Thread safety: calls on one client run one at a time (a <see cref="SemaphoreSlim"/> queues them), since they share
 /// the session and its cache; a streaming call holds the client until its enumeration ends or is disposed. Use one
-/// client per concurrent conversation; clients may share a model. The model and tokenizer are not disposed with the
-/// client.
+/// client per concurrent conversation; clients may share a pipeline. The pipeline (model and tokenizer) is not disposed
+/// with the client.
 /// </para>
 /// </remarks>
 public sealed class Qwen2ChatClient : IChatClient
@@ -53,30 +53,30 @@ public sealed class Qwen2ChatClient : IChatClient
     private bool _disposed;
 
     /// <summary>Creates a client.</summary>
-    /// <param name="model">The model (not owned: the caller disposes it after the client).</param>
-    /// <param name="tokenizer">The model's tokenizer.</param>
-    /// <param name="template">The chat template; null reads it from the tokenizer's tokenizer_config.json.</param>
-    /// <param name="defaultOptions">Sampling and stopping used where <see cref="ChatOptions"/> says nothing; null: the checkpoint's generation_config.json.</param>
+    /// <param name="pipeline">The model, tokenizer and defaults (not owned: the caller disposes the pipeline after the client).</param>
+    /// <param name="template">The chat template; null: the pipeline's (the tokenizer's tokenizer_config.json).</param>
+    /// <param name="defaultOptions">Sampling and stopping used where <see cref="ChatOptions"/> says nothing; null: the pipeline's <see cref="Qwen2Pipeline.DefaultOptions"/> (the checkpoint's generation_config.json).</param>
     /// <param name="session">Cache size and behaviour of the client's session.</param>
     /// <exception cref="NotSupportedException">No template was given and the tokenizer's chat_template is missing or not ChatML.</exception>
-    public Qwen2ChatClient(Qwen2Model model, Qwen2Tokenizer tokenizer, ChatTemplate? template = null, GenerationOptions? defaultOptions = null, SessionOptions? session = null)
+    public Qwen2ChatClient(Qwen2Pipeline pipeline, ChatTemplate? template = null, GenerationOptions? defaultOptions = null, SessionOptions? session = null)
     {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(pipeline);
         defaultOptions?.Validate();
-        Model = model;
-        Tokenizer = tokenizer;
-        Template = template ?? ChatTemplate.Parse(tokenizer.Settings.ChatTemplate, Qwen2Tokenizer.TokenizerConfigFile);
-        DefaultOptions = defaultOptions ?? GenerationOptions.FromConfig(model.GenerationConfig);
-        _session = new InferenceSession(model, session);
-        _metadata = new ChatClientMetadata(ProviderName, providerUri: null, defaultModelId: ModelId(model.Directory));
+        Pipeline = pipeline;
+        Template = template ?? pipeline.ChatTemplate;
+        DefaultOptions = defaultOptions ?? pipeline.DefaultOptions;
+        _session = new InferenceSession(pipeline.Model, session);
+        _metadata = new ChatClientMetadata(ProviderName, providerUri: null, defaultModelId: ModelId(pipeline.Model.Directory));
     }
 
+    /// <summary>The model, tokenizer and defaults the client runs on.</summary>
+    public Qwen2Pipeline Pipeline { get; }
+
     /// <summary>The model.</summary>
-    public Qwen2Model Model { get; }
+    public Qwen2Model Model => Pipeline.Model;
 
     /// <summary>The tokenizer.</summary>
-    public Qwen2Tokenizer Tokenizer { get; }
+    public Qwen2Tokenizer Tokenizer => Pipeline.Tokenizer;
 
     /// <summary>The chat template.</summary>
     public ChatTemplate Template { get; }
@@ -133,19 +133,20 @@ public sealed class Qwen2ChatClient : IChatClient
     }
 
     /// <inheritdoc/>
-    /// <remarks>Answers <see cref="ChatClientMetadata"/> (provider "Qwen2Managed", model id the checkpoint's name), this client, the <see cref="Qwen2Model"/> and the <see cref="Qwen2Tokenizer"/>.</remarks>
+    /// <remarks>Answers <see cref="ChatClientMetadata"/> (provider "Qwen2Managed", model id the checkpoint's name), this client, the <see cref="Qwen2Pipeline"/>, the <see cref="Qwen2Model"/> and the <see cref="Qwen2Tokenizer"/>.</remarks>
     public object? GetService(Type serviceType, object? serviceKey = null)
     {
         ArgumentNullException.ThrowIfNull(serviceType);
         if (serviceKey is not null) return null;
         if (serviceType == typeof(ChatClientMetadata)) return _metadata;
         if (serviceType.IsInstanceOfType(this)) return this;
+        if (serviceType.IsInstanceOfType(Pipeline)) return Pipeline;
         if (serviceType.IsInstanceOfType(Model)) return Model;
         if (serviceType.IsInstanceOfType(Tokenizer)) return Tokenizer;
         return null;
     }
 
-    /// <summary>Releases the client's lock; the model and tokenizer stay with their owner.</summary>
+    /// <summary>Releases the client's lock; the pipeline (model and tokenizer) stays with its owner.</summary>
     public void Dispose()
     {
         if (_disposed) return;

@@ -9,23 +9,27 @@ namespace Qwen2.Native.Generation;
 /// </summary>
 public sealed class InferenceSession
 {
-    private readonly List<int> _tokens = new();
+    private readonly TokenHistory _tokens;
     private readonly float[] _logits;
-    private readonly bool[] _seen;
-    private readonly List<int> _distinct = new();
+    private readonly GenerationDefaults _defaults;
     private int _processed;
     private bool _logitsValid;
 
-    /// <summary>Creates a session over <paramref name="model"/>; with a cache (the default) it is preallocated here.</summary>
+    /// <summary>
+    /// Creates a session over <paramref name="model"/>; with a cache (the default) it is preallocated here. Its defaults
+    /// (<see cref="DefaultOptions"/>, <see cref="DefaultStopTokenIds"/>) come from the model directory's generation_config.json.
+    /// </summary>
+    /// <exception cref="CheckpointException">The model directory's generation_config.json is malformed.</exception>
     public InferenceSession(Qwen2Model model, SessionOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         Model = model;
         Options = options ?? new SessionOptions();
         if (Options.CacheCapacity is < 1) throw new ArgumentOutOfRangeException(nameof(options), Options.CacheCapacity, "CacheCapacity must be at least 1");
+        _defaults = GenerationDefaults.For(model);
         Cache = Options.UseCache ? model.CreateCache(Options.CacheCapacity, Options.CacheOptions) : null;
         _logits = new float[model.Config.VocabSize];
-        _seen = new bool[model.Config.VocabSize];
+        _tokens = new TokenHistory(model.Config.VocabSize);
     }
 
     /// <summary>The model.</summary>
@@ -49,22 +53,18 @@ public sealed class InferenceSession
     /// <summary>Counts and timings of the latest generation, once it has ended.</summary>
     public GenerationStats? LastStats { get; private set; }
 
-    /// <summary>The model's end-of-sequence ids: generation_config.json's, then config.json's.</summary>
-    public IReadOnlyList<int> DefaultStopTokenIds => Model.EosTokenIds;
+    /// <summary>The model's end-of-sequence ids: generation_config.json's, then config.json's, without repeats.</summary>
+    public IReadOnlyList<int> DefaultStopTokenIds => _defaults.StopTokenIds;
+
+    /// <summary>What a generation given no options does: generation_config.json's sampling (<see cref="GenerationOptions.FromConfig"/>).</summary>
+    public GenerationOptions DefaultOptions => _defaults.Options;
 
     /// <summary>Appends tokens to the sequence; they run at the next <see cref="Evaluate"/> or generation step.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary; nothing is appended.</exception>
     public void Append(ReadOnlySpan<int> ids)
     {
-        int vocab = Model.Config.VocabSize;
-        for (int i = 0; i < ids.Length; i++)
-            if ((uint)ids[i] >= (uint)vocab)
-                throw new ArgumentOutOfRangeException(nameof(ids), ids[i], $"token id at index {i} is {ids[i]}; this model's ids run from 0 to {vocab - 1}");
-        foreach (int id in ids)
-        {
-            _tokens.Add(id);
-            See(id);
-        }
+        TokenHistory.Validate(ids, Model.Config.VocabSize, nameof(ids));
+        _tokens.AddRange(ids);
         if (!ids.IsEmpty) _logitsValid = false;
     }
 
@@ -76,7 +76,7 @@ public sealed class InferenceSession
         if (_logitsValid) return _logits;
         if (_tokens.Count == 0) throw new InvalidOperationException("the session holds no tokens; append a prompt first");
         EnsurePending();
-        var all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_tokens);
+        var all = _tokens.Span;
         if (Cache is not null) Model.ForwardInto(all[_processed..], Cache, _logits, LogitsSelection.Last);
         else Model.ForwardInto(all, null, _logits, LogitsSelection.Last);
         _processed = _tokens.Count;
@@ -93,12 +93,14 @@ public sealed class InferenceSession
     /// cache, cancellation, or the caller stops reading. Each yielded token is in <see cref="Tokens"/>; it runs through
     /// the model only when the sequence continues, so a conversation's next turn starts where this one ended.
     /// </summary>
+    /// <param name="prompt">Tokens to append first (may be empty when the session already holds some).</param>
+    /// <param name="options">Sampling and stopping; null: <see cref="DefaultOptions"/>.</param>
+    /// <param name="cancellationToken">Stops generation between two tokens.</param>
     /// <exception cref="OperationCanceledException">Cancelled; the cache then holds exactly the tokens processed so far.</exception>
-    public IEnumerable<int> Generate(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken = default)
+    public IEnumerable<int> Generate(IReadOnlyList<int> prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
-        ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        options = _defaults.Resolve(options);
         var ids = prompt.ToArray();
         if (!HasRoomFor(PendingTokens + ids.Length))
             throw new CacheFullException($"the cache holds {Cache!.Count} of {Cache.Capacity} tokens; {PendingTokens + ids.Length} more do not fit. Start a new session or give it a larger CacheCapacity");
@@ -106,12 +108,11 @@ public sealed class InferenceSession
         if (_tokens.Count == 0) throw new ArgumentException("the prompt is empty and the session holds no tokens", nameof(prompt));
         if (!_logitsValid) EnsurePending(); // so the stats count the token TruncateTo left to run again
         var sampler = new Sampler(options.Sampling, Model.Config.VocabSize);
-        return Run(sampler, options, cancellationToken);
+        return Run(sampler, new StopCriteria(options, DefaultStopTokenIds), cancellationToken);
     }
 
-    private IEnumerable<int> Run(Sampler sampler, GenerationOptions options, CancellationToken ct)
+    private IEnumerable<int> Run(Sampler sampler, StopCriteria stop, CancellationToken ct)
     {
-        var stopIds = options.IgnoreEos ? Array.Empty<int>() : (options.StopTokenIds ?? DefaultStopTokenIds).ToArray();
         int promptTokens = PendingTokens, generated = 0, steps = 0;
         var reason = StopReason.None;
         var prefill = TimeSpan.Zero;
@@ -120,21 +121,18 @@ public sealed class InferenceSession
         try
         {
             ct.ThrowIfCancellationRequested();
-            if (options.MaxNewTokens == 0) { reason = StopReason.MaxTokens; yield break; }
+            if (stop.MaxNewTokens == 0) { reason = StopReason.MaxTokens; yield break; }
             var t0 = Stopwatch.GetTimestamp();
             Evaluate();
             prefill = Stopwatch.GetElapsedTime(t0);
             while (true)
             {
                 decode.Start();
-                int next = sampler.Sample(_logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_distinct));
+                int next = _tokens.Sample(sampler, _logits);
                 Append([next]);
                 generated++;
                 decode.Stop();
-                reason = Array.IndexOf(stopIds, next) >= 0 ? StopReason.EndOfSequence
-                    : generated >= options.MaxNewTokens ? StopReason.MaxTokens
-                    : !HasRoomFor(1) ? StopReason.ContextFull
-                    : StopReason.None;
+                reason = stop.After(next, generated, contextFull: !HasRoomFor(1));
                 yield return next;
                 if (reason != StopReason.None) yield break;
                 ct.ThrowIfCancellationRequested();
@@ -175,23 +173,9 @@ public sealed class InferenceSession
         if ((uint)tokens > (uint)_tokens.Count)
             throw new ArgumentOutOfRangeException(nameof(tokens), tokens, $"can keep between 0 and the {_tokens.Count} tokens of the sequence");
         if (tokens == _tokens.Count) return;
-        _tokens.RemoveRange(tokens, _tokens.Count - tokens);
-        ForgetSeen();
-        foreach (int id in _tokens) See(id);
+        _tokens.TruncateTo(tokens);
         if (tokens < _processed) RewindProcessed(_processed - tokens);
         _logitsValid = false;
-    }
-
-    // The distinct ids of the sequence, for the repetition penalty: a flag per vocabulary id and the list of those set.
-    private void See(int id)
-    {
-        if (!_seen[id]) { _seen[id] = true; _distinct.Add(id); }
-    }
-
-    private void ForgetSeen()
-    {
-        foreach (int id in _distinct) _seen[id] = false;
-        _distinct.Clear();
     }
 
     /// <summary>Leaves at least one token waiting to run, so that invalid logits can be recomputed.</summary>
@@ -213,7 +197,6 @@ public sealed class InferenceSession
     public void Reset()
     {
         _tokens.Clear();
-        ForgetSeen();
         Cache?.Reset();
         _processed = 0;
         _logitsValid = false;

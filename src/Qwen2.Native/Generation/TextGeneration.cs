@@ -9,9 +9,11 @@ public static class TextGeneration
     /// <summary>
     /// Encodes <paramref name="prompt"/> as it is (no chat template), generates, and yields the text as it becomes
     /// complete: whole UTF-8 characters only, special tokens left out when <see cref="GenerationOptions.SkipSpecialTokens"/>,
-    /// and text that could begin a stop string held back until it is known not to.
+    /// and text that could begin a stop string held back until it is known not to. Options null:
+    /// <see cref="InferenceSession.DefaultOptions"/>; stop ids null: the model's eos ids plus the tokenizer's eos token
+    /// (<see cref="Qwen2Pipeline.TextStopTokenIds"/>).
     /// </summary>
-    public static IEnumerable<string> GenerateText(this InferenceSession session, Qwen2Tokenizer tokenizer, string prompt, GenerationOptions options, CancellationToken cancellationToken = default)
+    public static IEnumerable<string> GenerateText(this InferenceSession session, Qwen2Tokenizer tokenizer, string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(prompt);
@@ -19,12 +21,12 @@ public static class TextGeneration
     }
 
     /// <summary>As <see cref="GenerateText(InferenceSession, Qwen2Tokenizer, string, GenerationOptions, CancellationToken)"/>, from token ids.</summary>
-    public static IEnumerable<string> GenerateText(this InferenceSession session, Qwen2Tokenizer tokenizer, IReadOnlyList<int> promptIds, GenerationOptions options, CancellationToken cancellationToken = default)
+    public static IEnumerable<string> GenerateText(this InferenceSession session, Qwen2Tokenizer tokenizer, IReadOnlyList<int> promptIds, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(tokenizer);
-        ArgumentNullException.ThrowIfNull(options);
-        if (options.StopTokenIds is null) options = options with { StopTokenIds = DefaultStopIds(session.Model, tokenizer) };
+        options ??= session.DefaultOptions;
+        if (options.StopTokenIds is null) options = options with { StopTokenIds = GenerationDefaults.WithTokenizerEos(session.DefaultStopTokenIds, tokenizer) };
         var tokens = session.Generate(promptIds, options, cancellationToken); // validates now
         return Stream(session, tokenizer, tokens, options);
     }
@@ -33,21 +35,8 @@ public static class TextGeneration
     /// The streaming form of <see cref="GenerateText(InferenceSession, Qwen2Tokenizer, string, GenerationOptions, CancellationToken)"/>:
     /// each step runs on the thread pool, so the caller's thread (a UI, a request handler) is never blocked by the model.
     /// </summary>
-    public static IAsyncEnumerable<string> GenerateTextAsync(this InferenceSession session, Qwen2Tokenizer tokenizer, string prompt, GenerationOptions options, CancellationToken cancellationToken = default) =>
+    public static IAsyncEnumerable<string> GenerateTextAsync(this InferenceSession session, Qwen2Tokenizer tokenizer, string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
         ToAsync(session.GenerateText(tokenizer, prompt, options, cancellationToken), cancellationToken);
-
-    /// <summary>
-    /// The model's end-of-sequence ids plus the tokenizer's eos token (Qwen's &lt;|im_end|&gt;), like llama.cpp's
-    /// end-of-generation set: a base model's config names only &lt;|endoftext|&gt;, but a chat turn ends at &lt;|im_end|&gt;.
-    /// </summary>
-    public static IReadOnlyList<int> DefaultStopIds(Qwen2Model model, Qwen2Tokenizer tokenizer)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(tokenizer);
-        var ids = new List<int>(model.EosTokenIds);
-        if (tokenizer.Settings.EosToken is { } eos && tokenizer.TokenToId(eos) is int id && !ids.Contains(id)) ids.Add(id);
-        return ids;
-    }
 
     private static IEnumerable<string> Stream(InferenceSession session, Qwen2Tokenizer tokenizer, IEnumerable<int> tokens, GenerationOptions options)
     {

@@ -17,6 +17,7 @@ namespace Qwen2.Native.Serving;
 public sealed class BatchGenerator : IDisposable
 {
     private readonly Qwen2Model _model;
+    private readonly GenerationDefaults _defaults;
     private readonly object _lock = new();
     private readonly LinkedList<GenerationRequest> _waiting = new();
     private readonly List<GenerationRequest> _active = [];
@@ -28,18 +29,42 @@ public sealed class BatchGenerator : IDisposable
     private volatile bool _disposed;
     private int _nextId;
 
-    /// <summary>Creates a generator over <paramref name="model"/>; nothing runs until <see cref="Start"/> or <see cref="Step"/>.</summary>
+    /// <summary>
+    /// Creates a generator over <paramref name="model"/> alone (token ids in and out); nothing runs until
+    /// <see cref="Start"/> or <see cref="Step"/>. Requests given no options get the model directory's generation_config.json defaults.
+    /// </summary>
+    /// <exception cref="CheckpointException">The model directory's generation_config.json is malformed.</exception>
     public BatchGenerator(Qwen2Model model, BatchGeneratorOptions? options = null)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
+        _defaults = GenerationDefaults.For(model);
         Options = options ?? new BatchGeneratorOptions();
         Options.Validate();
         Cache = new BatchingKvCache(model, Options.Cache);
         _logits = new float[(long)Options.MaxBatchSize * model.Config.VocabSize];
     }
 
+    /// <summary>
+    /// Creates a generator over a pipeline's model whose requests can also be read as text
+    /// (<see cref="GenerationRequestText.ReadTextAsync"/>, with the pipeline's tokenizer).
+    /// </summary>
+    public BatchGenerator(Qwen2Pipeline pipeline, BatchGeneratorOptions? options = null)
+        : this((pipeline ?? throw new ArgumentNullException(nameof(pipeline))).Model, options)
+    {
+        Pipeline = pipeline;
+    }
+
+    /// <summary>The pipeline the generator was made from; null when it was made from a model alone.</summary>
+    public Qwen2Pipeline? Pipeline { get; }
+
     /// <summary>How requests are scheduled.</summary>
     public BatchGeneratorOptions Options { get; }
+
+    /// <summary>What a request submitted without options does: generation_config.json's sampling (<see cref="GenerationOptions.FromConfig"/>).</summary>
+    public GenerationOptions DefaultOptions => _defaults.Options;
+
+    /// <summary>The stop ids of a request whose options give none: generation_config.json's eos ids, then config.json's.</summary>
+    public IReadOnlyList<int> DefaultStopTokenIds => _defaults.StopTokenIds;
 
     /// <summary>The sequences' KV memory, with its pool's use.</summary>
     public BatchingKvCache Cache { get; }
@@ -55,22 +80,19 @@ public sealed class BatchGenerator : IDisposable
 
     /// <summary>Queues a request; its tokens stream from <see cref="GenerationRequest.ReadTokensAsync"/> as steps run.</summary>
     /// <param name="prompt">Prompt token ids (at least one), each in the vocabulary.</param>
-    /// <param name="options">Sampling and stopping; null is greedy with the model's end-of-sequence ids.</param>
+    /// <param name="options">Sampling and stopping; null: <see cref="DefaultOptions"/> (generation_config.json's, as everywhere else).</param>
     /// <param name="cancellationToken">Cancels this request alone.</param>
     public GenerationRequest Submit(IReadOnlyList<int> prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        options ??= new GenerationOptions();
-        options.Validate();
+        options = _defaults.Resolve(options);
         if (options.StopStrings.Count > 0) throw new ArgumentException("stop strings need text; the batch generator works on token ids (use stop token ids)", nameof(options));
         if (prompt.Count == 0) throw new ArgumentException("the prompt is empty; a request needs at least one token", nameof(prompt));
         int vocab = _model.Config.VocabSize;
-        for (int i = 0; i < prompt.Count; i++)
-            if ((uint)prompt[i] >= (uint)vocab)
-                throw new ArgumentOutOfRangeException(nameof(prompt), prompt[i], $"token id at index {i} is {prompt[i]}; this model's ids run from 0 to {vocab - 1}");
-        var stopIds = options.IgnoreEos ? [] : (options.StopTokenIds ?? _model.EosTokenIds).ToArray();
-        var request = new GenerationRequest(Interlocked.Increment(ref _nextId), prompt.ToArray(), options, stopIds, vocab, this);
+        var ids = prompt.ToArray();
+        TokenHistory.Validate(ids, vocab, nameof(prompt));
+        var request = new GenerationRequest(Interlocked.Increment(ref _nextId), ids, options, new StopCriteria(options, _defaults.StopTokenIds), vocab, this);
         lock (_lock) _waiting.AddLast(request);
         if (cancellationToken.CanBeCanceled) request.Register(cancellationToken);
         _signal.Release();

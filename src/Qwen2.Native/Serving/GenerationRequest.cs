@@ -11,22 +11,18 @@ public sealed class GenerationRequest
     private readonly Channel<int> _channel = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleWriter = true });
     private readonly TaskCompletionSource<GenerationStats> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Sampler _sampler;
-    private readonly int[] _stopIds;
-    private readonly bool[] _seen;
-    private readonly List<int> _distinct = [];
-    private int[] _tokens;
-    private int _count;
+    private readonly StopCriteria _stop;
+    private readonly TokenHistory _tokens; // writes and the reads of other threads lock _channel: a write may replace the buffer
     private long _submitted, _firstToken;
     private volatile bool _cancel;
     private CancellationTokenRegistration _registration;
 
-    internal GenerationRequest(int id, int[] prompt, GenerationOptions options, int[] stopIds, int vocab, BatchGenerator owner)
+    internal GenerationRequest(int id, int[] prompt, GenerationOptions options, StopCriteria stop, int vocab, BatchGenerator owner)
     {
-        Id = id; Prompt = prompt; Options = options; _stopIds = stopIds; _owner = owner;
+        Id = id; Prompt = prompt; Options = options; _stop = stop; _owner = owner;
         _sampler = new Sampler(options.Sampling, vocab);
-        _seen = new bool[vocab];
-        _tokens = new int[prompt.Length + Math.Min(options.MaxNewTokens, 1 << 16)];
-        foreach (int t in prompt) Add(t);
+        _tokens = new TokenHistory(vocab, prompt.Length + Math.Min(options.MaxNewTokens, 1 << 16));
+        _tokens.AddRange(prompt);
         _submitted = Stopwatch.GetTimestamp();
     }
 
@@ -37,7 +33,7 @@ public sealed class GenerationRequest
     /// <summary>Sampling and stopping.</summary>
     public GenerationOptions Options { get; }
     /// <summary>Tokens generated so far.</summary>
-    public IReadOnlyList<int> Generated { get { lock (_channel) return _tokens.AsSpan(Prompt.Count, _count - Prompt.Count).ToArray(); } }
+    public IReadOnlyList<int> Generated { get { lock (_channel) return _tokens.Span[Prompt.Count..].ToArray(); } }
     /// <summary>Prompt tokens taken from another sequence's cache instead of being computed (prefix sharing), at the latest start.</summary>
     public int SharedPromptTokens { get; private set; }
     /// <summary>Times the request was set aside to free KV memory and resumed later.</summary>
@@ -58,10 +54,13 @@ public sealed class GenerationRequest
     internal bool CancelRequested => _cancel;
     internal PastKeyValues? Sequence { get; private set; }
     internal int Processed { get; set; }
-    internal int TokenCount => _count;
+    internal int TokenCount => _tokens.Count;
     internal int TokenAt(int index) => _tokens[index];
 
-    internal ReadOnlyMemory<int> TokenMemory(int start, int length) => _tokens.AsMemory(start, length);
+    internal ReadOnlyMemory<int> TokenMemory(int start, int length) => _tokens.Memory(start, length);
+
+    /// <summary>The generator this request was submitted to.</summary>
+    internal BatchGenerator Owner => _owner;
 
     internal void Register(CancellationToken token) => _registration = token.Register(Cancel);
 
@@ -79,30 +78,15 @@ public sealed class GenerationRequest
         Preemptions++;
     }
 
-    internal int Sample(ReadOnlySpan<float> logits) =>
-        _sampler.Sample(logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_distinct));
+    internal int Sample(ReadOnlySpan<float> logits) => _tokens.Sample(_sampler, logits);
 
     /// <summary>Records and streams a sampled token; says whether that ends the request.</summary>
     internal StopReason Emit(int token, int maxTokens)
     {
-        if (_count == Prompt.Count) _firstToken = Stopwatch.GetTimestamp();
-        lock (_channel)
-        {
-            if (_count == _tokens.Length) Array.Resize(ref _tokens, _tokens.Length * 2);
-            Add(token);
-        }
+        if (_tokens.Count == Prompt.Count) _firstToken = Stopwatch.GetTimestamp();
+        lock (_channel) _tokens.Add(token);
         _channel.Writer.TryWrite(token);
-        int generated = _count - Prompt.Count;
-        return Array.IndexOf(_stopIds, token) >= 0 ? StopReason.EndOfSequence
-            : generated >= Options.MaxNewTokens ? StopReason.MaxTokens
-            : _count > maxTokens ? StopReason.ContextFull
-            : StopReason.None;
-    }
-
-    private void Add(int token)
-    {
-        _tokens[_count++] = token;
-        if (!_seen[token]) { _seen[token] = true; _distinct.Add(token); }
+        return _stop.After(token, _tokens.Count - Prompt.Count, contextFull: _tokens.Count > maxTokens);
     }
 
     internal void Complete(StopReason reason)
@@ -110,7 +94,7 @@ public sealed class GenerationRequest
         _registration.Dispose();
         _channel.Writer.TryComplete();
         long end = Stopwatch.GetTimestamp();
-        int generated = _count - Prompt.Count;
+        int generated = _tokens.Count - Prompt.Count;
         var prefill = generated > 0 ? Stopwatch.GetElapsedTime(_submitted, _firstToken) : Stopwatch.GetElapsedTime(_submitted, end);
         var decode = generated > 0 ? Stopwatch.GetElapsedTime(_firstToken, end) : TimeSpan.Zero;
         _done.TrySetResult(new GenerationStats(Prompt.Count, generated, Math.Max(0, generated - 1), prefill, decode, reason));

@@ -11,7 +11,7 @@ namespace Qwen2.Native.Tests;
 /// <summary><see cref="Qwen2ChatClient"/> on a synthesized tiny checkpoint with the real Qwen2.5 tokenizer.</summary>
 public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
 {
-    private Qwen2ChatClient Client() => new(tiny.Model, tiny.Tokenizer);
+    private Qwen2ChatClient Client() => new(tiny.Pipeline);
 
     private static ChatOptions Greedy(int max) => new() { Temperature = 0, MaxOutputTokens = max };
 
@@ -44,7 +44,7 @@ public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
     [Fact]
     public async Task GreedyReplyEqualsChatSessionsReply()
     {
-        var session = new ChatSession(tiny.Model, tiny.Tokenizer);
+        var session = new ChatSession(tiny.Pipeline);
         string expected = string.Concat(session.Send("What is a KV cache?", new GenerationOptions { Sampling = SamplingOptions.Greedy, MaxNewTokens = 16 }));
 
         using var client = Client();
@@ -114,7 +114,7 @@ public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
         // What the cache should give: the run tokens of the first call (its prompt and reply, as ChatSession holds
         // them) as far as they agree with the second prompt's tokens. The reply is re-encoded from its text, and the
         // prompt's closing newline may merge with the reply's first characters, so the agreement can stop early.
-        var reference = new ChatSession(tiny.Model, tiny.Tokenizer);
+        var reference = new ChatSession(tiny.Pipeline);
         Assert.Equal(first.Text, string.Concat(reference.Send("Hello!", new GenerationOptions { Sampling = SamplingOptions.Greedy, MaxNewTokens = 8 })));
         var held = reference.Session.Tokens.Take(reference.Session.ProcessedTokens).ToArray();
         var prompt2 = tiny.Tokenizer.Encode(reference.Template.Render(

@@ -71,7 +71,7 @@ public class GenerationTests
         foreach (var f in Directory.GetFiles(Fixtures.Model("tiny-f32"))) File.Copy(f, Path.Combine(dir.Path, Path.GetFileName(f)));
         File.WriteAllText(dir.File("generation_config.json"), """{"eos_token_id": [287, 999999], "do_sample": false}""");
         using var model = Qwen2Model.Load(dir.Path);
-        Assert.Equal([287, 999999, 511], model.EosTokenIds);
+        Assert.Equal([287, 999999, 511], new InferenceSession(model).DefaultStopTokenIds);
         var tokens = new InferenceSession(model).Generate(golden.Tokens, new GenerationOptions { MaxNewTokens = 20 }).ToArray();
         Assert.Equal(golden.Greedy[..(Array.IndexOf(golden.Greedy, 287) + 1)], tokens);
         var all = new InferenceSession(model).Generate(golden.Tokens, Greedy(20)).ToArray();

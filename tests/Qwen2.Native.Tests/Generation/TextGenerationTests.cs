@@ -68,7 +68,7 @@ public class TextGenerationTests(TinyChatModel tiny) : IClassFixture<TinyChatMod
     [Fact]
     public void ChatTurnsAppendOnlyTheirNewTokens()
     {
-        var chat = new ChatSession(tiny.Model, tiny.Tokenizer);
+        var chat = new ChatSession(tiny.Pipeline);
         var o = Greedy(6);
         string first = string.Concat(chat.Send("Hi there", o));
         var template = ChatTemplate.Qwen25;
@@ -98,7 +98,7 @@ public class TextGenerationTests(TinyChatModel tiny) : IClassFixture<TinyChatMod
     [Fact]
     public void ASystemPromptReplacesTheDefault()
     {
-        var chat = new ChatSession(tiny.Model, tiny.Tokenizer, new ChatSessionOptions { SystemPrompt = "Be brief." });
+        var chat = new ChatSession(tiny.Pipeline, new ChatSessionOptions { SystemPrompt = "Be brief." });
         _ = chat.Send("Hi", Greedy(2)).ToList();
         var expected = tiny.Tokenizer.Encode("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
         Assert.Equal(expected, chat.Session.Tokens.Take(expected.Length));
@@ -108,7 +108,7 @@ public class TextGenerationTests(TinyChatModel tiny) : IClassFixture<TinyChatMod
     [Fact]
     public async Task CancellingAStreamKeepsTheProcessedTokensAndTheChatGoesOn()
     {
-        var chat = new ChatSession(tiny.Model, tiny.Tokenizer);
+        var chat = new ChatSession(tiny.Pipeline);
         using var cts = new CancellationTokenSource();
         int pieces = 0;
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
@@ -128,8 +128,8 @@ public class TextGenerationTests(TinyChatModel tiny) : IClassFixture<TinyChatMod
     [Fact]
     public void DefaultStopIdsAddTheTokenizersEos()
     {
-        var ids = TextGeneration.DefaultStopIds(tiny.Model, tiny.Tokenizer);
+        var ids = tiny.Pipeline.TextStopTokenIds;
         Assert.Contains(151645, ids); // <|im_end|>, the tokenizer's eos_token
-        foreach (int id in tiny.Model.EosTokenIds) Assert.Contains(id, ids);
+        foreach (int id in tiny.Pipeline.DefaultStopTokenIds) Assert.Contains(id, ids);
     }
 }

@@ -11,14 +11,14 @@ public class BatchGeneratorTextTests(TinyChatModel chat) : IClassFixture<TinyCha
     [Fact]
     public async Task TextStreamsJoinToTheDecodeOfTheGeneratedIds()
     {
-        using var generator = new BatchGenerator(chat.Model);
+        using var generator = new BatchGenerator(chat.Pipeline);
         generator.Start();
         var options = new GenerationOptions { MaxNewTokens = 40, IgnoreEos = true, Sampling = new SamplingOptions { Temperature = 1.0, Seed = 5 } };
         var requests = new[] { "héllo wörld 𝐇 你好", "1 + 1 =" }.Select(p => generator.Submit(chat.Tokenizer.Encode(p), options)).ToArray();
         var texts = await Task.WhenAll(requests.Select(async r =>
         {
             var pieces = new List<string>();
-            await foreach (string piece in r.ReadTextAsync(chat.Tokenizer, skipSpecialTokens: false)) pieces.Add(piece);
+            await foreach (string piece in r.ReadTextAsync(skipSpecialTokens: false)) pieces.Add(piece);
             return pieces;
         }));
         for (int i = 0; i < requests.Length; i++)

@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using Qwen2.Kernels;
+using Qwen2.Native.Generation;
 using Qwen2.Native.Text;
 
 namespace Qwen2.Native.Tests;
@@ -18,11 +19,13 @@ public sealed class TinyChatModel : IDisposable
         CopyTokenizer(_dir.Path);
         Model = Qwen2Model.Load(_dir.Path);
         Tokenizer = Qwen2Tokenizer.Load(_dir.Path);
+        Pipeline = new Qwen2Pipeline(Model, Tokenizer);
     }
 
     public string Directory => _dir.Path;
     public Qwen2Model Model { get; }
     public Qwen2Tokenizer Tokenizer { get; }
+    public Qwen2Pipeline Pipeline { get; }
 
     /// <summary>Writes the Qwen2.5 tokenizer.json and tokenizer_config.json into <paramref name="directory"/>.</summary>
     public static void CopyTokenizer(string directory)
