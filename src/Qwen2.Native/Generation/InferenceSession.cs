@@ -86,7 +86,7 @@ public sealed class InferenceSession
 
     /// <summary>Whether the cache can run <paramref name="tokens"/> more tokens (always true without a cache or with a sliding one).</summary>
     public bool HasRoomFor(int tokens) =>
-        Cache is null || Cache[0] is not RingKvCache ring || ring.Options.Overflow != CacheOverflow.Throw || Cache.Count + tokens <= Cache.Capacity;
+        Cache is null || Cache.HasRoomFor(tokens);
 
     /// <summary>
     /// Appends <paramref name="prompt"/> and yields new tokens, one per step, until a stop token, the token limit, a full

@@ -1,6 +1,5 @@
 using System.Buffers;
 using Qwen2.Kernels;
-using Qwen2.Native.Generation;
 
 namespace Qwen2.Native;
 
@@ -22,10 +21,9 @@ public sealed class Qwen2Model : IDisposable
     private readonly ArrayPool<BatchSlice> _slicePool = ArrayPool<BatchSlice>.Create(1 << 20, 4);
     private readonly ArrayPool<CacheWrite> _writePool = ArrayPool<CacheWrite>.Create(1 << 20, 4);
 
-    private Qwen2Model(string directory, Qwen2Config config, GenerationConfig generation, CheckpointFiles files, ModelOptions options)
+    private Qwen2Model(string directory, Qwen2Config config, CheckpointFiles files, ModelOptions options)
     {
-        Directory = directory; Config = config; GenerationConfig = generation; Options = options; _files = files;
-        EosTokenIds = generation.EosTokenIds.Concat(config.EosTokenIds).Distinct().ToArray();
+        Directory = directory; Config = config; Options = options; _files = files;
         _weights = WeightLoader.Load(files, config);
         // An untied embedding is looked up one row per token; a tied one is read whole as the lm_head.
         DecodeBytesPerToken = WeightBytes - (config.TieWordEmbeddings ? 0 : _weights.Embed.ByteLength - _weights.Embed.RowBytes);
@@ -42,11 +40,10 @@ public sealed class Qwen2Model : IDisposable
         if (options.DefaultCacheCapacity < 1) throw new ArgumentOutOfRangeException(nameof(options), options.DefaultCacheCapacity, "DefaultCacheCapacity must be at least 1");
         if (!System.IO.Directory.Exists(directory)) throw new CheckpointException(directory, "checkpoint directory not found");
         var config = Qwen2Config.Load(Path.Combine(directory, "config.json"));
-        var generation = GenerationConfig.Load(directory);
         var files = new CheckpointFiles(directory);
         try
         {
-            return new Qwen2Model(directory, config, generation, files, options);
+            return new Qwen2Model(directory, config, files, options);
         }
         catch
         {
@@ -69,12 +66,6 @@ public sealed class Qwen2Model : IDisposable
 
     /// <summary>The architecture.</summary>
     public Qwen2Config Config { get; }
-
-    /// <summary>The checkpoint's generation_config.json (defaults when the file is absent).</summary>
-    public GenerationConfig GenerationConfig { get; }
-
-    /// <summary>End-of-sequence ids: generation_config.json's, then config.json's, without repeats.</summary>
-    public IReadOnlyList<int> EosTokenIds { get; }
 
     /// <summary>
     /// Weight bytes one decode step reads: every mapped tensor, except that an untied embedding contributes only the

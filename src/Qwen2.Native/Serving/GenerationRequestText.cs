@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Qwen2.Native.Generation;
 using Qwen2.Native.Text;
 
 namespace Qwen2.Native.Serving;
