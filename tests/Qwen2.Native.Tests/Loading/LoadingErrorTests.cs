@@ -1061,68 +1061,6 @@ public sealed class LoadingErrorTests
         Assert.Equal(510, classic.BosTokenId);
     }
 
-    // ---------------------------------------------------------------- the CLI on a broken checkpoint
-
-    [Theory]
-    [InlineData("info", false)]
-    [InlineData("logits", false)]
-    [InlineData("info", true)]
-    [InlineData("logits", true)]
-    public void Cli_BrokenCheckpoint_OneErrorLine_Exit2(string command, bool badString)
-    {
-        using var dir = CopyModel("tiny-f32");
-        string lastTensor = StFile.Read(dir.File(Single)).Tensors[^1].Name;
-        var bytes = File.ReadAllBytes(dir.File(Single));
-        File.WriteAllBytes(dir.File(Single), bytes.AsSpan(0, bytes.Length - 100).ToArray());
-        if (badString)
-        {
-            // a tensor name that System.Text.Json cannot read as a string (it would throw InvalidOperationException)
-            lastTensor = "header";
-            WriteRaw(dir.File(Single), "{\"t\\ud800\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]}}", new byte[16]);
-        }
-        string[] args = command == "info" ? ["info", "--model", dir.Path] : ["logits", "--model", dir.Path, "--tokens", "1,2"];
-
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Qwen2.Cli.Program.Run(args, stdout, stderr);
-
-        string err = stderr.ToString();
-        Assert.Equal(2, code);
-        Assert.Equal("", stdout.ToString());
-        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Single(lines);
-        Assert.StartsWith("error: ", lines[0], StringComparison.Ordinal);
-        Assert.Contains(dir.File(Single), lines[0], StringComparison.Ordinal);
-        Assert.Contains($"'{lastTensor}'", lines[0], StringComparison.Ordinal);
-        Assert.Contains(badString ? "invalid string" : "lie outside", lines[0], StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", err, StringComparison.Ordinal);
-        Assert.DoesNotContain("Exception", err, StringComparison.Ordinal);
-    }
-
-    [Theory]
-    [InlineData("info")]
-    [InlineData("logits")]
-    public void Cli_BadConfig_OneErrorLine_Exit2(string command)
-    {
-        using var dir = CopyModel("tiny-f32");
-        EditConfig(dir, c => c["model_type"] = "llama");
-        string[] args = command == "info" ? ["info", "--model", dir.Path] : ["logits", "--model", dir.Path, "--tokens", "1,2"];
-
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Qwen2.Cli.Program.Run(args, stdout, stderr);
-
-        string err = stderr.ToString();
-        Assert.Equal(2, code);
-        Assert.Equal("", stdout.ToString());
-        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Single(lines);
-        Assert.StartsWith("error: ", lines[0], StringComparison.Ordinal);
-        Assert.Contains(dir.File("config.json"), lines[0], StringComparison.Ordinal);
-        Assert.Contains("model_type", lines[0], StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", err, StringComparison.Ordinal);
-    }
-
     // ================================================================ helpers
 
     private static void AssertError(CheckpointException e, string file, string? tensor, string? field, params string[] words)
