@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Qwen2.Native;
 using Qwen2.Native.Generation;
-using Qwen2.Native.Serving;
 
 namespace Qwen2.Cli;
 
