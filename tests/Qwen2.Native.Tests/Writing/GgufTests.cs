@@ -1,8 +1,6 @@
 using System.Buffers.Binary;
-using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Text;
-using Qwen2.Cli;
 using Qwen2.Kernels;
 using Qwen2.Native.Gguf;
 using Qwen2.Native.Text;
@@ -174,31 +172,6 @@ public class GgufTests
     {
         using var dir = Fixtures.TempDir();
         Assert.Throws<ArgumentOutOfRangeException>(() => GgufExporter.Export(dir.Path, dir.File("x.gguf"), (GgufFileType)7));
-        var (code, _, err) = RunCommand("--model", dir.Path, "--out", dir.File("x.gguf"), "--type", "q4");
-        Assert.Equal(2, code);
-        Assert.Contains("--type: unknown type \"q4\"", err);
-    }
-
-    [Fact]
-    public void Cli_exports_and_reports()
-    {
-        using var dir = Fixtures.TempDir();
-        SyntheticCheckpoint.Write(dir.Path, SyntheticShape.Tiny, WeightType.BF16);
-        TinyChatModel.CopyTokenizer(dir.Path);
-        var (code, stdout, err) = RunCommand("--model", dir.Path, "--out", dir.File("m.gguf"), "--type", "f32");
-        Assert.True(code == 0, err);
-        Assert.Contains("F32, 26 tensors, 151936 tokens", stdout);
-        Assert.Contains("100%", err);
-        Assert.Equal("GGUF", Encoding.ASCII.GetString(File.ReadAllBytes(dir.File("m.gguf")).AsSpan(0, 4)));
-    }
-
-    private static (int Code, string Out, string Err) RunCommand(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var cmd = ExportGgufCommand.Create(stdout, stderr);
-        int code = cmd.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        return (code, stdout.ToString(), stderr.ToString());
     }
 
     /// <summary>A minimal GGUF v3 reader, written from the format description, independent of the writer.</summary>

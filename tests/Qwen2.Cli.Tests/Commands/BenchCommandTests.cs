@@ -1,21 +1,10 @@
 using System.CommandLine;
 using System.Text.Json;
-using Qwen2.Cli;
 using Qwen2.Kernels;
+using Qwen2.Native;
+using Qwen2.Native.Tests;
 
-namespace Qwen2.Native.Tests;
-
-/// <summary>A tiny synthesized checkpoint shared by the bench tests (written once per class).</summary>
-public sealed class TinySynthCheckpoint : IDisposable
-{
-    private readonly TempDir _dir = Fixtures.TempDir();
-
-    public TinySynthCheckpoint() => SyntheticCheckpoint.Write(Path, SyntheticShape.Tiny, WeightType.BF16);
-
-    public string Path => _dir.Path;
-
-    public void Dispose() => _dir.Dispose();
-}
+namespace Qwen2.Cli.Tests;
 
 /// <summary>qwen2 bench: the JSON report's fields and their consistency, the table, and option errors. Timings are never asserted.</summary>
 public class BenchCommandTests(TinySynthCheckpoint tiny) : IClassFixture<TinySynthCheckpoint>
@@ -159,36 +148,4 @@ public class BenchCommandTests(TinySynthCheckpoint tiny) : IClassFixture<TinySyn
 
     private static void AssertClose(double expected, double actual) =>
         Assert.True(Math.Abs(expected - actual) <= 1e-9 * Math.Abs(expected), $"expected {expected}, got {actual}");
-}
-
-/// <summary>The shared cache of synthesized checkpoints: written once, marked complete last, then reused.</summary>
-public class SyntheticCheckpointCacheTests
-{
-    [Fact]
-    public void WritesOnceThenReuses()
-    {
-        using var dir = Fixtures.TempDir();
-        string target = Path.Combine(dir.Path, "ckpt");
-        var log = new StringWriter();
-        int extras = 0;
-        string first = SyntheticCheckpointCache.GetOrCreate(SyntheticShape.Tiny, WeightType.BF16, target, log, d => { extras++; Assert.False(File.Exists(Path.Combine(d, SyntheticCheckpointCache.CompleteMarker))); });
-        Assert.Equal(target, first);
-        Assert.Equal(1, extras);
-        Assert.True(File.Exists(Path.Combine(target, SyntheticCheckpointCache.CompleteMarker)));
-        Assert.Contains("synthesizing tiny", log.ToString());
-        using (var m = Qwen2Model.Load(first)) Assert.Equal(SyntheticShape.Tiny.HiddenSize, m.Config.HiddenSize);
-
-        var again = new StringWriter();
-        Assert.Equal(target, SyntheticCheckpointCache.GetOrCreate(SyntheticShape.Tiny, WeightType.BF16, target, again, _ => extras++));
-        Assert.Equal(1, extras);
-        Assert.StartsWith("reusing", again.ToString());
-    }
-
-    [Fact]
-    public void DefaultDirectoryIsTheDemos()
-    {
-        string d = SyntheticCheckpointCache.DirectoryFor(SyntheticShape.Qwen2_0_5B, WeightType.BF16);
-        Assert.Equal("demo-qwen2-0.5b-bf16", Path.GetFileName(d));
-        Assert.Equal(SyntheticCheckpointCache.Root, Path.GetDirectoryName(d));
-    }
 }

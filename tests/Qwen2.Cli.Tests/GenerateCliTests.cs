@@ -1,7 +1,8 @@
 using System.Text.Json;
-using Qwen2.Cli;
+using Qwen2.Native;
+using Qwen2.Native.Tests;
 
-namespace Qwen2.Native.Tests;
+namespace Qwen2.Cli.Tests;
 
 /// <summary>The generate, chat, tokenize and demo verbs.</summary>
 public class GenerateCliTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>

@@ -31,12 +31,12 @@ internal static class DemoCommand
         {
             shape, dtype, promptTokens, steps, threads, dir, model,
         };
-        cmd.SetAction(p => Program.Guard(stderr, () =>
+        cmd.SetAction(p => Guard.Run(stderr, () =>
         {
-            int n = Program.AtLeast1(p.GetValue(promptTokens), "--prompt-tokens"), s = p.GetValue(steps);
+            int n = CommonOptions.AtLeast1(p.GetValue(promptTokens), "--prompt-tokens"), s = p.GetValue(steps);
             if (s < 2) throw new UsageException($"--steps must be at least 2, got {s}"); // the table shows steps 1 and 2
-            int? t = Program.AtLeast1(p.GetValue(threads), "--threads");
-            string checkpoint = p.GetValue(model) is { } m ? Program.ResolveModel(m) : Synthesize(p.GetValue(shape)!, p.GetValue(dtype)!, p.GetValue(dir), stderr);
+            int? t = CommonOptions.AtLeast1(p.GetValue(threads), "--threads");
+            string checkpoint = p.GetValue(model) is { } m ? CommonOptions.ResolveModel(m) : Synthesize(p.GetValue(shape)!, p.GetValue(dtype)!, p.GetValue(dir), stderr);
             Run(checkpoint, n, s, t, stdout, stderr);
             return 0;
         }));

@@ -1,11 +1,26 @@
+using System.CommandLine;
 using System.Globalization;
 using Qwen2.Native;
 
 namespace Qwen2.Cli;
 
-/// <summary>The text of <c>qwen2 info</c>.</summary>
-internal static class Info
+/// <summary><c>qwen2 info</c>: the config and a summary of the tensors.</summary>
+internal static class InfoCommand
 {
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var model = CommonOptions.Model();
+        var cmd = new Command("info", "Print the config and a summary of the tensors.") { model };
+        cmd.SetAction(p => Guard.Run(stderr, () =>
+        {
+            using var m = Qwen2Model.Load(CommonOptions.ResolveModel(p.GetValue(model)), new ModelOptions { Threads = 1 });
+            Write(m, stdout);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>The text of <c>qwen2 info</c>.</summary>
     public static void Write(Qwen2Model m, TextWriter w)
     {
         var c = m.Config;

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json.Serialization;
 using Qwen2.Kernels;
 using Qwen2.Native;
 
@@ -15,7 +14,7 @@ internal static class BenchCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var model = Program.ModelOption();
+        var model = CommonOptions.Model();
         model.Description = "Checkpoint directory or Hugging Face hub id to time. Default: the demo's synthesized Qwen2-0.5B BF16 checkpoint (written once under ~/.cache/qwen2managed).";
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "Prompt length for the prefill measurement.", DefaultValueFactory = _ => 64 };
         var genTokens = new Option<int>("--gen-tokens") { Description = "Greedy decode steps timed.", DefaultValueFactory = _ => 128 };
@@ -37,16 +36,16 @@ internal static class BenchCommand
         {
             model, promptTokens, genTokens, threads, repeat, json, bandwidthMib, batch,
         };
-        cmd.SetAction(p => Program.Guard(stderr, () =>
+        cmd.SetAction(p => Guard.Run(stderr, () =>
         {
             var settings = new Settings(
-                Program.AtLeast1(p.GetValue(promptTokens), "--prompt-tokens"),
-                Program.AtLeast1(p.GetValue(genTokens), "--gen-tokens"),
-                Program.AtLeast1(p.GetValue(threads), "--threads"),
-                Program.AtLeast1(p.GetValue(repeat), "--repeat"),
-                Program.AtLeast1(p.GetValue(bandwidthMib), "--bandwidth-mib"),
+                CommonOptions.AtLeast1(p.GetValue(promptTokens), "--prompt-tokens"),
+                CommonOptions.AtLeast1(p.GetValue(genTokens), "--gen-tokens"),
+                CommonOptions.AtLeast1(p.GetValue(threads), "--threads"),
+                CommonOptions.AtLeast1(p.GetValue(repeat), "--repeat"),
+                CommonOptions.AtLeast1(p.GetValue(bandwidthMib), "--bandwidth-mib"),
                 ParseBatches(p.GetValue(batch)));
-            string checkpoint = p.GetValue(model) is { } m ? Program.ResolveModel(m) : DemoCommand.Synthesize("qwen2-0.5b", "bf16", null, stderr);
+            string checkpoint = p.GetValue(model) is { } m ? CommonOptions.ResolveModel(m) : DemoCommand.Synthesize("qwen2-0.5b", "bf16", null, stderr);
             var report = Measure(checkpoint, settings, stderr);
             if (p.GetValue(json)) stdout.WriteLine(System.Text.Json.JsonSerializer.Serialize(report, BenchJsonContext.Default.BenchReport));
             else WriteTable(report, stdout);
@@ -281,112 +280,3 @@ internal static class BenchCommand
                 $"| {b.Batch} | {b.DecodeTokensPerS:F1} | {b.PerSequenceTokensPerS:F1} | {(b.SpeedupOverBatch1 is { } x ? x.ToString("F2", ci) + "x" : "-")} | {b.WeightGbPerS:F1} | {b.MatMulGflopPerS:F0} | {b.KvTokensHeld} | {b.KvPagedBytes / 1048576.0:F1} MiB | {b.KvPaddedBytes / 1048576.0:F1} MiB | {(double)b.KvPagedBytes / b.KvExactBytes:F3} |"));
     }
 }
-
-/// <summary>What <c>qwen2 bench</c> measured; <c>--json</c> prints it with snake_case names.</summary>
-internal sealed class BenchReport
-{
-    /// <summary>Checkpoint directory.</summary>
-    public required string Model { get; init; }
-    /// <summary>The directory's name.</summary>
-    public required string ModelName { get; init; }
-    /// <summary>config.json's torch_dtype.</summary>
-    public required string Dtype { get; init; }
-    /// <summary>Decoder layers.</summary>
-    public int Layers { get; init; }
-    /// <summary>Width of the residual stream.</summary>
-    public int HiddenSize { get; init; }
-    /// <summary>Width of the MLP's inner layer.</summary>
-    public int IntermediateSize { get; init; }
-    /// <summary>Query heads.</summary>
-    public int AttentionHeads { get; init; }
-    /// <summary>Key/value heads.</summary>
-    public int KeyValueHeads { get; init; }
-    /// <summary>Vocabulary size.</summary>
-    public int VocabSize { get; init; }
-    /// <summary>Bytes of weights read per decode token (<see cref="Qwen2Model.DecodeBytesPerToken"/>).</summary>
-    public long WeightBytes { get; init; }
-    /// <summary>Kernel path (<see cref="IsaSupport.Best"/>).</summary>
-    public required string Isa { get; init; }
-    /// <summary>Threads of the model and of the bandwidth probe.</summary>
-    public int Threads { get; init; }
-    /// <summary>Environment.ProcessorCount.</summary>
-    public int ProcessorCount { get; init; }
-    /// <summary>Time to load the checkpoint.</summary>
-    public double LoadMs { get; init; }
-    /// <summary>Prompt length of the prefill.</summary>
-    public int PromptTokens { get; init; }
-    /// <summary>Decode steps timed per run.</summary>
-    public int GenTokens { get; init; }
-    /// <summary>Runs of prefill and decode.</summary>
-    public int Repeat { get; init; }
-    /// <summary>Median prefill speed with the cache.</summary>
-    public double PrefillTokensPerS { get; init; }
-    /// <summary>Slowest run's prefill speed.</summary>
-    public double PrefillTokensPerSMin { get; init; }
-    /// <summary>Fastest run's prefill speed.</summary>
-    public double PrefillTokensPerSMax { get; init; }
-    /// <summary>Median decode speed with the cache.</summary>
-    public double DecodeTokensPerS { get; init; }
-    /// <summary>Slowest run's decode speed.</summary>
-    public double DecodeTokensPerSMin { get; init; }
-    /// <summary>Fastest run's decode speed.</summary>
-    public double DecodeTokensPerSMax { get; init; }
-    /// <summary><see cref="WeightBytes"/> × <see cref="DecodeTokensPerS"/> / 1e9.</summary>
-    public double DecodeGbPerS { get; init; }
-    /// <summary>The machine's read bandwidth on <see cref="Threads"/> threads.</summary>
-    public double ReadBandwidthGbPerS { get; init; }
-    /// <summary><see cref="DecodeGbPerS"/> / <see cref="ReadBandwidthGbPerS"/>.</summary>
-    public double BandwidthFraction { get; init; }
-    /// <summary>Bytes the bandwidth probe read per pass.</summary>
-    public long BandwidthBufferBytes { get; init; }
-    /// <summary>Streams each probe thread read at once.</summary>
-    public int BandwidthStreamsPerThread { get; init; }
-    /// <summary>Timed probe passes (the fastest is reported).</summary>
-    public int BandwidthPasses { get; init; }
-    /// <summary>Batched decode at each size asked for with --batch; absent otherwise.</summary>
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public List<BatchReport>? Batches { get; init; }
-}
-
-/// <summary>One batch size of <c>qwen2 bench --batch</c>.</summary>
-internal sealed class BatchReport
-{
-    /// <summary>Sequences decoded together.</summary>
-    public int Batch { get; init; }
-    /// <summary>Each sequence's prompt length.</summary>
-    public required int[] PromptTokens { get; init; }
-    /// <summary>All prompts in one batched forward.</summary>
-    public double PrefillTokensPerS { get; init; }
-    /// <summary>Median decode tokens per second over all sequences.</summary>
-    public double DecodeTokensPerS { get; init; }
-    /// <summary>Slowest run.</summary>
-    public double DecodeTokensPerSMin { get; init; }
-    /// <summary>Fastest run.</summary>
-    public double DecodeTokensPerSMax { get; init; }
-    /// <summary>Decode tokens per second each sequence sees.</summary>
-    public double PerSequenceTokensPerS { get; init; }
-    /// <summary>Total decode rate over batch 1's, measured in the same run (absent when 1 is not among the sizes).</summary>
-    public double? SpeedupOverBatch1 { get; init; }
-    /// <summary>Weight bytes read per second: one pass over the weights per step.</summary>
-    public double WeightGbPerS { get; init; }
-    /// <summary>Matrix-product arithmetic per second (2 x multiply-adds), the bound once the batch is large.</summary>
-    public double MatMulGflopPerS { get; init; }
-    /// <summary>Tokens in the caches at the end.</summary>
-    public long KvTokensHeld { get; init; }
-    /// <summary>Keys and values of exactly those tokens.</summary>
-    public long KvExactBytes { get; init; }
-    /// <summary>The paged pool's blocks in use.</summary>
-    public long KvPagedBytes { get; init; }
-    /// <summary>A padded batch: every sequence as long as the longest.</summary>
-    public long KvPaddedBytes { get; init; }
-    /// <summary>A preallocated ring cache per sequence at the default capacity.</summary>
-    public long KvReservedRingBytes { get; init; }
-    /// <summary>Tokens per block of the paged pool.</summary>
-    public int KvBlockSize { get; init; }
-}
-
-/// <summary>Source-generated serialization of <see cref="BenchReport"/> (no reflection, trimming-safe).</summary>
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
-[JsonSerializable(typeof(BenchReport))]
-[JsonSerializable(typeof(BatchReport))]
-internal sealed partial class BenchJsonContext : JsonSerializerContext;

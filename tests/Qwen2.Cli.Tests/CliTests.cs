@@ -1,12 +1,21 @@
 using System.Text.Json;
-using Qwen2.Cli;
+using Qwen2.Native;
+using Qwen2.Native.Tests;
 
-namespace Qwen2.Native.Tests;
+namespace Qwen2.Cli.Tests;
 
 /// <summary>The qwen2 command: output format, parity through the CLI, exit codes.</summary>
 public class CliTests
 {
     private static (int Code, string Out, string Err) Run(params string[] args) => Cli.Run(args);
+
+    private static float MaxAbsDiff(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        Assert.Equal(a.Length, b.Length);
+        float worst = 0;
+        for (int i = 0; i < a.Length; i++) worst = MathF.Max(worst, MathF.Abs(a[i] - b[i]));
+        return worst;
+    }
 
     private static float[][] ParseLogits(string json)
     {
@@ -30,7 +39,7 @@ public class CliTests
         var rows = ParseLogits(output);
         Assert.Equal(golden.Tokens.Length, rows.Length);
         for (int p = 0; p < rows.Length; p++)
-            Assert.True(ModelTests.MaxAbsDiff(rows[p], golden.Logits[p]) <= 1e-4f, $"position {p}");
+            Assert.True(MaxAbsDiff(rows[p], golden.Logits[p]) <= 1e-4f, $"position {p}");
     }
 
     [Fact]

@@ -38,7 +38,7 @@ internal static class SynthCommand
         {
             shape, dtype, output, seed, force,
         };
-        cmd.SetAction(p => Program.Guard(stderr, () =>
+        cmd.SetAction(p => Guard.Run(stderr, () =>
         {
             string shapeName = p.GetValue(shape)!;
             if (!SyntheticShape.TryGet(shapeName, out var s))

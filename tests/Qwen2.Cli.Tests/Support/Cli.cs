@@ -1,6 +1,4 @@
-using Qwen2.Cli;
-
-namespace Qwen2.Native.Tests;
+namespace Qwen2.Cli.Tests;
 
 /// <summary>Runs the qwen2 command in process and captures what it prints.</summary>
 internal static class Cli

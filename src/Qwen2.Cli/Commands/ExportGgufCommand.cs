@@ -10,7 +10,7 @@ internal static class ExportGgufCommand
 {
     internal static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var model = Program.ModelOption();
+        var model = CommonOptions.Model();
         var output = new Option<string>("--out", "-o") { Description = "The GGUF file to write (replaced once the new one is complete).", Required = true };
         var type = new Option<string>("--type")
         {
@@ -23,13 +23,13 @@ internal static class ExportGgufCommand
         {
             model, output, type,
         };
-        cmd.SetAction(p => Program.Guard(stderr, () =>
+        cmd.SetAction(p => Guard.Run(stderr, () =>
         {
             var fileType = ParseType(p.GetValue(type)!);
             string path = p.GetValue(output)!;
             if (path.Length == 0) throw new UsageException("--out: the file name is empty");
             if (Directory.Exists(path)) throw new UsageException($"--out: '{path}' is a directory; give a file name");
-            string dir = Program.ResolveModel(p.GetValue(model));
+            string dir = CommonOptions.ResolveModel(p.GetValue(model));
             int lastPercent = -1;
             // Progress on stderr, a line every 10 %, so a multi-gigabyte export shows it is alive.
             var progress = new SynchronousProgress(e =>
