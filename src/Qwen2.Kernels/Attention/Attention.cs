@@ -55,7 +55,7 @@ public static unsafe class Attention
                 Cur = current.IsPaged ? KvSource.Paged(curPages, current.KeyOffset, current.ValueOffset, current.PageShift, cp, current.Count)
                     : KvSource.Flat(flatCur, (nint)(cv - ck), cp, current.Count),
                 Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Mask = mask,
-                Scale = 1f / MathF.Sqrt(headDim), Isa = IsaSupport.Check(isa ?? IsaSupport.Best),
+                Scale = 1f / MathF.Sqrt(headDim), Isa = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best)),
             };
             if (n >= TileRows && headDim % 64 == 0 && job.Isa == Isa.Vector512)
             {
@@ -410,24 +410,14 @@ public static unsafe class Attention
         DotKernels.Dot1<F32Row>(ref Unsafe.As<float, byte>(ref MemoryMarshal.GetReference(a)), ref MemoryMarshal.GetReference(b), a.Length, isa);
 
     /// <summary>o += a · v.</summary>
-    internal static void Axpy(float a, ReadOnlySpan<float> v, Span<float> o, Isa isa)
-    {
-        ref float pv = ref MemoryMarshal.GetReference(v);
-        ref float po = ref MemoryMarshal.GetReference(o);
-        int n = o.Length;
-        nint i = 0;
-        if (isa == Isa.Vector512)
-        {
-            var av = Vector512.Create(a);
-            for (; i <= n - 16; i += 16)
-                Vector512.FusedMultiplyAdd(av, Vector512.LoadUnsafe(ref pv, (nuint)i), Vector512.LoadUnsafe(ref po, (nuint)i)).StoreUnsafe(ref po, (nuint)i);
-        }
-        if (isa >= Isa.Vector256)
-        {
-            var av = Vector256.Create(a);
-            for (; i <= n - 8; i += 8)
-                Vector256.FusedMultiplyAdd(av, Vector256.LoadUnsafe(ref pv, (nuint)i), Vector256.LoadUnsafe(ref po, (nuint)i)).StoreUnsafe(ref po, (nuint)i);
-        }
-        for (; i < n; i++) Unsafe.Add(ref po, i) += a * Unsafe.Add(ref pv, i);
-    }
+    internal static void Axpy(float a, ReadOnlySpan<float> v, Span<float> o, Isa isa) =>
+        ElementwiseDriver.Map<AxpyOperator>(ref MemoryMarshal.GetReference(v), ref MemoryMarshal.GetReference(o), ref MemoryMarshal.GetReference(o), o.Length, a, isa);
+}
+
+/// <summary>o + a·v: fused in the vector bodies, o + (a·v) rounded twice in the scalar twin.</summary>
+internal readonly struct AxpyOperator : IMapOperator
+{
+    public static Vector512<float> Invoke(Vector512<float> v, Vector512<float> o, Vector512<float> a) => Vector512.FusedMultiplyAdd(a, v, o);
+    public static Vector256<float> Invoke(Vector256<float> v, Vector256<float> o, Vector256<float> a) => Vector256.FusedMultiplyAdd(a, v, o);
+    public static float Invoke(float v, float o, float a) => o + a * v;
 }

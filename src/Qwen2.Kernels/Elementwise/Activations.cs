@@ -1,61 +1,41 @@
-using System.Numerics.Tensors;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Qwen2.Kernels;
 
-/// <summary>Element-wise activations. The vector paths use TensorPrimitives (which picks AVX-512 or AVX2 itself); the scalar twins state the math.</summary>
+/// <summary>Element-wise activations on the requested path (Vector512, Vector256 or the scalar twin that states the math).</summary>
 public static class Activations
 {
     /// <summary>The gated MLP product: y[i] = silu(gate[i]) · up[i], with silu(z) = z / (1 + e^−z). <paramref name="y"/> may alias an input.</summary>
     public static void SiluMul(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y, Isa? isa = null)
     {
         if (up.Length != gate.Length || y.Length != gate.Length) throw new ArgumentException($"gate ({gate.Length}), up ({up.Length}) and y ({y.Length}) must have one length");
-        var path = IsaSupport.Check(isa ?? IsaSupport.Best);
-        // One pass, element by element, so y may alias gate or up.
-        ref float g = ref MemoryMarshal.GetReference(gate);
-        ref float u = ref MemoryMarshal.GetReference(up);
-        ref float o = ref MemoryMarshal.GetReference(y);
-        int n = gate.Length;
-        nint i = 0;
-        if (path == Isa.Vector512)
-        {
-            for (; i <= n - 16; i += 16)
-            {
-                var gv = Vector512.LoadUnsafe(ref g, (nuint)i);
-                (gv / (Vector512<float>.One + Vector512.Exp(-gv)) * Vector512.LoadUnsafe(ref u, (nuint)i)).StoreUnsafe(ref o, (nuint)i);
-            }
-        }
-        for (; path != Isa.Scalar && i <= n - 8; i += 8)
-        {
-            var gv = Vector256.LoadUnsafe(ref g, (nuint)i);
-            (gv / (Vector256<float>.One + Vector256.Exp(-gv)) * Vector256.LoadUnsafe(ref u, (nuint)i)).StoreUnsafe(ref o, (nuint)i);
-        }
-        for (; i < n; i++)
-        {
-            float gi = Unsafe.Add(ref g, i);
-            Unsafe.Add(ref o, i) = gi / (1f + MathF.Exp(-gi)) * Unsafe.Add(ref u, i);
-        }
+        ElementwiseDriver.Map<SiluGateOperator>(ref MemoryMarshal.GetReference(gate), ref MemoryMarshal.GetReference(up), ref MemoryMarshal.GetReference(y),
+            gate.Length, 0, IsaSupport.Check(isa ?? IsaSupport.Best));
     }
 
     /// <summary>Softmax in place: x[i] = e^(x[i] − max) / Σ e^(x[j] − max). Entries of −∞ get probability 0.</summary>
     public static void Softmax(Span<float> x, Isa? isa = null)
     {
-        if (x.IsEmpty) return;
-        if (IsaSupport.Check(isa ?? IsaSupport.Best) == Isa.Scalar)
+        var path = IsaSupport.Check(isa ?? IsaSupport.Best);
+        if (x.IsEmpty)
         {
-            float max = float.NegativeInfinity;
-            foreach (float v in x) max = MathF.Max(max, v);
-            float sum = 0;
-            for (int i = 0; i < x.Length; i++) { x[i] = MathF.Exp(x[i] - max); sum += x[i]; }
-            for (int i = 0; i < x.Length; i++) x[i] /= sum;
+            KernelPath.Record(path);
             return;
         }
-        float m = TensorPrimitives.Max(x);
-        TensorPrimitives.Subtract(x, m, x);
-        TensorPrimitives.Exp(x, x);
-        TensorPrimitives.Divide(x, TensorPrimitives.Sum(x), x);
+        if (path != Isa.Scalar)
+        {
+            SoftmaxKernel.Run(x, path);
+            return;
+        }
+        KernelPath.Record(Isa.Scalar);
+        float max = float.NegativeInfinity;
+        foreach (float v in x) max = MathF.Max(max, v);
+        float sum = 0;
+        for (int i = 0; i < x.Length; i++) { x[i] = MathF.Exp(x[i] - max); sum += x[i]; }
+        for (int i = 0; i < x.Length; i++) x[i] /= sum;
     }
 
     /// <summary>Index of the largest entry; the first one on ties (as torch.argmax). NaN entries are never chosen.</summary>
@@ -63,16 +43,16 @@ public static class Activations
     {
         if (x.IsEmpty) throw new ArgumentException("argmax of an empty span", nameof(x));
         var path = IsaSupport.Check(isa ?? IsaSupport.Best);
+        ref float p = ref MemoryMarshal.GetReference(x);
         int index = -1;
         if (path != Isa.Scalar)
         {
-            // Vector pass finds the maximum; the first index holding it is then found with a vectorized search.
-            // TensorPrimitives.MaxNumber would be the natural call, but its span reduction returns NaN as soon as it
-            // meets one (dotnet/runtime#133346), so take the plain maximum, which is NaN exactly when x holds a NaN,
-            // and leave that rare case to the scalar scan below.
-            float max = TensorPrimitives.Max(x);
-            if (!float.IsNaN(max)) index = x.IndexOf(max);
+            // A vector pass finds the maximum (NaN exactly when x holds a NaN, a rare case left to the scalar scan
+            // below), then a vector search finds the first index holding it (−0 and +0 compare equal, as in the scan).
+            float max = ElementwiseDriver.Reduce<MaxOperator>(ref p, x.Length, path);
+            if (!float.IsNaN(max)) index = IndexOf(ref p, x.Length, max, path);
         }
+        else KernelPath.Record(Isa.Scalar);
         if (index < 0)
         {
             float best = float.NegativeInfinity;
@@ -82,4 +62,36 @@ public static class Activations
         if (index < 0) throw new ArgumentException("argmax of a span with no finite or infinite value (all NaN)", nameof(x));
         return index;
     }
+
+    /// <summary>The first i with x[i] == value, on the requested width; −1 if none.</summary>
+    private static int IndexOf(ref float x, int n, float value, Isa isa)
+    {
+        int i = 0;
+        if (isa == Isa.Vector512)
+        {
+            var v = Vector512.Create(value);
+            for (; i <= n - 16; i += 16)
+            {
+                ulong m = Vector512.Equals(Vector512.LoadUnsafe(ref x, (nuint)i), v).ExtractMostSignificantBits();
+                if (m != 0) return i + BitOperations.TrailingZeroCount(m);
+            }
+        }
+        var w = Vector256.Create(value);
+        for (; i <= n - 8; i += 8)
+        {
+            uint m = Vector256.Equals(Vector256.LoadUnsafe(ref x, (nuint)i), w).ExtractMostSignificantBits();
+            if (m != 0) return i + BitOperations.TrailingZeroCount(m);
+        }
+        for (; i < n; i++)
+            if (Unsafe.Add(ref x, i) == value) return i;
+        return -1;
+    }
+}
+
+/// <summary>silu(g) · u = g / (1 + e^−g) · u, with the width's Exp (MathF.Exp in the scalar twin).</summary>
+internal readonly struct SiluGateOperator : IMapOperator
+{
+    public static Vector512<float> Invoke(Vector512<float> g, Vector512<float> u, Vector512<float> s) => g / (Vector512<float>.One + Vector512.Exp(-g)) * u;
+    public static Vector256<float> Invoke(Vector256<float> g, Vector256<float> u, Vector256<float> s) => g / (Vector256<float>.One + Vector256.Exp(-g)) * u;
+    public static float Invoke(float g, float u, float s) => g / (1f + MathF.Exp(-g)) * u;
 }

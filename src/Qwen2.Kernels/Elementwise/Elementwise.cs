@@ -1,4 +1,5 @@
-using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Qwen2.Kernels;
 
@@ -9,18 +10,29 @@ public static class Elementwise
     public static void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y, Isa? isa = null)
     {
         if (b.Length != a.Length || y.Length != a.Length) throw new ArgumentException($"a ({a.Length}), b ({b.Length}) and y ({y.Length}) must have one length");
-        IsaSupport.Check(isa ?? IsaSupport.Best);
-        TensorPrimitives.Add(a, b, y);
+        ElementwiseDriver.Map<AddOperator>(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b), ref MemoryMarshal.GetReference(y),
+            a.Length, 0, IsaSupport.Check(isa ?? IsaSupport.Best));
     }
 
     /// <summary>Adds <paramref name="bias"/> to every row of <paramref name="y"/> (rows of bias.Length each).</summary>
     public static void AddBias(Span<float> y, ReadOnlySpan<float> bias, Isa? isa = null)
     {
         if (bias.IsEmpty || y.Length % bias.Length != 0) throw new ArgumentException($"y ({y.Length}) must hold whole rows of the bias ({bias.Length})", nameof(y));
+        var path = IsaSupport.Check(isa ?? IsaSupport.Best);
+        KernelPath.Record(path); // also for an empty y, which runs no row
+        ref float b = ref MemoryMarshal.GetReference(bias);
         for (int r = 0; r < y.Length; r += bias.Length)
         {
-            var row = y.Slice(r, bias.Length);
-            Add(row, bias, row, isa);
+            ref float row = ref MemoryMarshal.GetReference(y.Slice(r, bias.Length));
+            ElementwiseDriver.Map<AddOperator>(ref row, ref b, ref row, bias.Length, 0, path);
         }
     }
+}
+
+/// <summary>a + b (each element rounded once, so every width gives the same bits).</summary>
+internal readonly struct AddOperator : IMapOperator
+{
+    public static Vector512<float> Invoke(Vector512<float> a, Vector512<float> b, Vector512<float> s) => a + b;
+    public static Vector256<float> Invoke(Vector256<float> a, Vector256<float> b, Vector256<float> s) => a + b;
+    public static float Invoke(float a, float b, float s) => a + b;
 }

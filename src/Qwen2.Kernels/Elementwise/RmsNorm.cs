@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -13,58 +12,32 @@ public static class RmsNorm
         int d = weight.Length;
         if (x.Length < (long)rows * d) throw new ArgumentException($"x holds {x.Length} floats, {rows} x {d} needed", nameof(x));
         if (y.Length < (long)rows * d) throw new ArgumentException($"y holds {y.Length} floats, {rows} x {d} needed", nameof(y));
-        var path = IsaSupport.Check(isa ?? IsaSupport.Best);
+        var path = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best));
+        ref float w = ref MemoryMarshal.GetReference(weight);
         for (int r = 0; r < rows; r++)
         {
-            var xr = x.Slice(r * d, d);
-            var yr = y.Slice(r * d, d);
-            float inv = 1f / MathF.Sqrt(SumOfSquares(xr, path) / d + eps);
-            Scale(xr, inv, weight, yr, path);
+            ref float xr = ref MemoryMarshal.GetReference(x.Slice(r * d, d));
+            float inv = 1f / MathF.Sqrt(ElementwiseDriver.Reduce<SquareSumOperator>(ref xr, d, path) / d + eps);
+            ElementwiseDriver.Map<ScaleOperator>(ref xr, ref w, ref MemoryMarshal.GetReference(y.Slice(r * d, d)), d, inv, path);
         }
     }
+}
 
-    internal static float SumOfSquares(ReadOnlySpan<float> x, Isa isa)
-    {
-        ref float p = ref MemoryMarshal.GetReference(x);
-        int n = x.Length;
-        nint i = 0;
-        float s;
-        if (isa == Isa.Vector512)
-        {
-            var a = Vector512<float>.Zero;
-            for (; i <= n - 16; i += 16) { var v = Vector512.LoadUnsafe(ref p, (nuint)i); a = Vector512.FusedMultiplyAdd(v, v, a); }
-            s = Vector512.Sum(a);
-        }
-        else if (isa == Isa.Vector256)
-        {
-            var a = Vector256<float>.Zero;
-            for (; i <= n - 8; i += 8) { var v = Vector256.LoadUnsafe(ref p, (nuint)i); a = Vector256.FusedMultiplyAdd(v, v, a); }
-            s = Vector256.Sum(a);
-        }
-        else s = 0;
-        for (; i < n; i++) { float v = Unsafe.Add(ref p, i); s += v * v; }
-        return s;
-    }
+/// <summary>Σ x²: one fused multiply-add accumulator over full vectors, its sum, then s += x·x over the tail.</summary>
+internal readonly struct SquareSumOperator : IReduceOperator
+{
+    public static float Identity => 0;
+    public static Vector512<float> Accumulate(Vector512<float> acc, Vector512<float> x) => Vector512.FusedMultiplyAdd(x, x, acc);
+    public static Vector256<float> Accumulate(Vector256<float> acc, Vector256<float> x) => Vector256.FusedMultiplyAdd(x, x, acc);
+    public static float Accumulate(float acc, float x) => acc + x * x;
+    public static float Total(Vector512<float> acc) => Vector512.Sum(acc);
+    public static float Total(Vector256<float> acc) => Vector256.Sum(acc);
+}
 
-    private static void Scale(ReadOnlySpan<float> x, float inv, ReadOnlySpan<float> w, Span<float> y, Isa isa)
-    {
-        ref float px = ref MemoryMarshal.GetReference(x);
-        ref float pw = ref MemoryMarshal.GetReference(w);
-        ref float py = ref MemoryMarshal.GetReference(y);
-        int n = x.Length;
-        nint i = 0;
-        if (isa == Isa.Vector512)
-        {
-            var s = Vector512.Create(inv);
-            for (; i <= n - 16; i += 16)
-                (Vector512.LoadUnsafe(ref px, (nuint)i) * s * Vector512.LoadUnsafe(ref pw, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
-        }
-        else if (isa == Isa.Vector256)
-        {
-            var s = Vector256.Create(inv);
-            for (; i <= n - 8; i += 8)
-                (Vector256.LoadUnsafe(ref px, (nuint)i) * s * Vector256.LoadUnsafe(ref pw, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
-        }
-        for (; i < n; i++) Unsafe.Add(ref py, i) = Unsafe.Add(ref px, i) * inv * Unsafe.Add(ref pw, i);
-    }
+/// <summary>x · inv · w, multiplied in that order.</summary>
+internal readonly struct ScaleOperator : IMapOperator
+{
+    public static Vector512<float> Invoke(Vector512<float> x, Vector512<float> w, Vector512<float> inv) => x * inv * w;
+    public static Vector256<float> Invoke(Vector256<float> x, Vector256<float> w, Vector256<float> inv) => x * inv * w;
+    public static float Invoke(float x, float w, float inv) => x * inv * w;
 }
