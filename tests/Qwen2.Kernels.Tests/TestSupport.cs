@@ -152,3 +152,30 @@ internal static class Check
         Assert.Fail($"{what}: got {actual:R} (0x{BitConverter.SingleToUInt32Bits(actual):X8}), expected {expected:R} (0x{BitConverter.SingleToUInt32Bits(expected):X8})");
     }
 }
+
+/// <summary>Checks that a kernel ran the path a test forced, from the record its driver keeps (<see cref="KernelPath"/>).</summary>
+internal static class Paths
+{
+    public static void AssertRan(Isa isa, string what)
+    {
+        var last = KernelPath.Last;
+        if (last != isa) Assert.Fail($"{what}: forced {isa}, but the kernel ran {(last == KernelPath.None ? "no recorded path" : last.ToString())}");
+    }
+
+    /// <summary>Runs <paramref name="call"/> with the record cleared and asserts it dispatched to <paramref name="isa"/>.</summary>
+    public static void Forced(Isa isa, string what, Action call)
+    {
+        KernelPath.Reset();
+        call();
+        AssertRan(isa, what);
+    }
+
+    /// <inheritdoc cref="Forced(Isa, string, Action)"/>
+    public static T Forced<T>(Isa isa, string what, Func<T> call)
+    {
+        KernelPath.Reset();
+        var result = call();
+        AssertRan(isa, what);
+        return result;
+    }
+}

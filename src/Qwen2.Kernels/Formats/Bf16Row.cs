@@ -4,9 +4,12 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Qwen2.Kernels;
 
+/// <summary>bfloat16, widened by a 16-bit shift.</summary>
 internal readonly struct Bf16Row : IRowFormat
 {
-    public static int ElementBytes => 2;
+    public static WeightType Type => WeightType.BF16;
+    public static int BlockSize => 1;
+    public static int BlockBytes => 2;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Widen(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);

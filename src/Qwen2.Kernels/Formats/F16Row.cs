@@ -10,7 +10,9 @@ namespace Qwen2.Kernels;
 /// </summary>
 internal readonly struct F16Row : IRowFormat
 {
-    public static int ElementBytes => 2;
+    public static WeightType Type => WeightType.F16;
+    public static int BlockSize => 1;
+    public static int BlockBytes => 2;
 
     private const uint ExponentBias = 0x38000000; // (127 - 15) << 23
     private const float TwoToMinus24 = 5.9604644775390625e-8f;

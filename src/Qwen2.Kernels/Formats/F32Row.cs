@@ -3,9 +3,12 @@ using System.Runtime.Intrinsics;
 
 namespace Qwen2.Kernels;
 
+/// <summary>IEEE float32, read as stored.</summary>
 internal readonly struct F32Row : IRowFormat
 {
-    public static int ElementBytes => 4;
+    public static WeightType Type => WeightType.F32;
+    public static int BlockSize => 1;
+    public static int BlockBytes => 4;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load512(ref byte row, nint index) => Vector512.LoadUnsafe(ref Unsafe.As<byte, float>(ref row), (nuint)index);

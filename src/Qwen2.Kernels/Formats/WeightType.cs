@@ -1,6 +1,9 @@
 namespace Qwen2.Kernels;
 
-/// <summary>Element type of a weight matrix as stored; activations are always float32.</summary>
+/// <summary>
+/// Format of a weight matrix as stored; activations are always float32. Each format has a block layout
+/// (<see cref="WeightTypes.BlockSize"/> elements in <see cref="WeightTypes.BlockBytes"/> bytes) and decides its own dot product.
+/// </summary>
 public enum WeightType
 {
     /// <summary>IEEE float32.</summary>

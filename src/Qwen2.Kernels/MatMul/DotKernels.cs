@@ -135,7 +135,7 @@ internal static class DotKernels
         byte* p0 = (byte*)Unsafe.AsPointer(ref w0), p1 = (byte*)Unsafe.AsPointer(ref w1), p2 = (byte*)Unsafe.AsPointer(ref w2), p3 = (byte*)Unsafe.AsPointer(ref w3);
         for (; i < end; i += 16)
         {
-            if (((i * TF.ElementBytes) & 63) == 0) Prefetch4(p0, p1, p2, p3, i * TF.ElementBytes);
+            if (((i * TF.BlockBytes) & 63) == 0) Prefetch4(p0, p1, p2, p3, i * TF.BlockBytes);
             var v0 = TF.Load512(ref w0, i);
             var v1 = TF.Load512(ref w1, i);
             var v2 = TF.Load512(ref w2, i);
@@ -197,7 +197,7 @@ internal static class DotKernels
         byte* p0 = (byte*)Unsafe.AsPointer(ref w0), p1 = (byte*)Unsafe.AsPointer(ref w1), p2 = (byte*)Unsafe.AsPointer(ref w2), p3 = (byte*)Unsafe.AsPointer(ref w3);
         for (; i < end; i += 8)
         {
-            if (((i * TF.ElementBytes) & 63) == 0) Prefetch4(p0, p1, p2, p3, i * TF.ElementBytes);
+            if (((i * TF.BlockBytes) & 63) == 0) Prefetch4(p0, p1, p2, p3, i * TF.BlockBytes);
             var x = Vector256.Load(x0 + i);
             var z = Vector256.Load(x1 + i);
             var v = TF.Load256(ref w0, i);

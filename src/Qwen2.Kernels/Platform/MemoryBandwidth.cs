@@ -87,7 +87,7 @@ public static unsafe class MemoryBandwidth
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         if (length % sizeof(uint) != 0) throw new ArgumentException($"length {length} is not a multiple of 4", nameof(length));
         if (data == null && length > 0) throw new ArgumentNullException(nameof(data));
-        var path = IsaSupport.Check(isa ?? IsaSupport.Best);
+        var path = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best));
         int parts = pool?.Threads ?? 1;
         uint* sums = stackalloc uint[parts];
         var job = new Job { Data = data, Length = length, Parts = parts, Isa = path, Sums = sums };

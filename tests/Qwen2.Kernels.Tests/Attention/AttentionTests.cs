@@ -54,9 +54,11 @@ public class AttentionTests
             output.AsSpan().Fill(float.NaN); // every element must be written
             var scratch = new float[Attention.ScratchLength(Keys, pool?.Threads ?? 1)];
             scratch.AsSpan().Fill(float.NaN); // stale scratch must not leak into results
+            KernelPath.Reset();
             Attention.Compute(Q, QueryPositions, Heads, KvHeads, HeadDim,
                 new KvBlock(PastK, PastV, PastPositions), new KvBlock(CurK, CurV, CurPositions),
                 Mask, output, scratch, pool, isa);
+            Paths.AssertRan(isa, $"attention {this}");
             return output;
         }
 
@@ -90,8 +92,10 @@ public class AttentionTests
                     Assert.True(past.KeyRow(k, kvRow).SequenceEqual(PastK.AsSpan(k * kvRow, kvRow)));
                     Assert.True(past.ValueRow(k, kvRow).SequenceEqual(PastV.AsSpan(k * kvRow, kvRow)));
                 }
+                KernelPath.Reset();
                 Attention.Compute(Q, QueryPositions, Heads, KvHeads, HeadDim, past, new KvBlock(CurK, CurV, CurPositions),
                     Mask, output, scratch, pool, isa);
+                Paths.AssertRan(isa, $"paged attention {this}");
                 return output;
             }
         }

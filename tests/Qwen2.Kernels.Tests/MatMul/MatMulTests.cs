@@ -57,7 +57,7 @@ public class MatMulTests
                 const int Guard = 5;
                 var y = new float[tokens * rows + Guard];
                 y.AsSpan().Fill(float.NaN); // anything left unwritten shows up
-                MatMul.Multiply(m.View, x, y, tokens, null, isa);
+                Paths.Forced(isa, $"Multiply {type} {rows}x{cols} tokens={tokens}", () => MatMul.Multiply(m.View, x, y, tokens, null, isa));
                 var twin = new float[tokens * rows];
                 MatMul.MultiplyScalar(m.View, x, twin, tokens);
 
@@ -81,7 +81,7 @@ public class MatMulTests
 
                 // A pool never changes a bit (when the product is big enough to use it at all).
                 var pooled = new float[tokens * rows];
-                MatMul.Multiply(m.View, x, pooled, tokens, pool, isa);
+                Paths.Forced(isa, "Multiply on a pool", () => MatMul.Multiply(m.View, x, pooled, tokens, pool, isa));
                 Check.BitsEqual(y.AsSpan(0, tokens * rows), pooled, $"{isa} {type} {rows}x{cols} tokens={tokens} pool(3) vs none");
             }
         }
@@ -100,28 +100,10 @@ public class MatMulTests
             var x = new float[Tokens * cols];
             for (int i = 0; i < x.Length; i++) x[i] = rnd.Next(-8, 9);
             var y = new float[Tokens * Rows];
-            MatMul.Multiply(m.View, x, y, Tokens, null, isa);
+            Paths.Forced(isa, $"Multiply integers {type} cols={cols}", () => MatMul.Multiply(m.View, x, y, Tokens, null, isa));
             for (int t = 0; t < Tokens; t++)
                 for (int r = 0; r < Rows; r++)
                     Assert.Equal(Reference(m, x, t, r).Sum, (double)y[t * Rows + r]);
-        }
-    }
-
-    [Theory]
-    [MemberData(nameof(IsaType))]
-    public void DotMatchesScalarDotAndDoubleReference(Isa isa, WeightType type)
-    {
-        var rnd = new Random(Cases.Seed(11, (int)isa, (int)type));
-        foreach (int n in Cases.AwkwardSizes)
-        {
-            var m = TestMatrix.Random(rnd, 1, n, type);
-            var x = Cases.Uniform(rnd, n, -1, 1);
-            var (exact, magnitude) = Reference(m, x, 0, 0);
-            var row = m.View.RowBytesSpan(0);
-            float v = MatMul.Dot(row, type, x, isa);
-            float s = MatMul.Dot(row, type, x, Isa.Scalar);
-            Check.Close(exact, v, 1e-5 * magnitude + 1e-6, $"{isa} {type} Dot n={n}");
-            Check.Close(exact, s, 1e-5 * magnitude + 1e-6, $"scalar {type} Dot n={n}");
         }
     }
 
@@ -198,7 +180,7 @@ public class MatMulTests
         var x = Cases.Uniform(rnd, tokens * cols, -1, 1);
 
         var batch = new float[tokens * rows];
-        MatMul.Multiply(m.View, x, batch, tokens, null, isa);
+        Paths.Forced(isa, $"Multiply {type} {rows}x{cols} tokens={tokens}", () => MatMul.Multiply(m.View, x, batch, tokens, null, isa));
         for (int t = 0; t < tokens; t++)
         {
             var alone = new float[rows];
@@ -233,7 +215,7 @@ public class MatMulTests
         {
             using var pool = threads == 0 ? null : new WorkerPool(threads);
             float[] yq = new float[37], yk = new float[9], yv = new float[130];
-            MatMul.MultiplyFused(q.View, yq, k.View, yk, v.View, yv, x, pool, isa);
+            Paths.Forced(isa, "MultiplyFused", () => MatMul.MultiplyFused(q.View, yq, k.View, yk, v.View, yv, x, pool, isa));
             Check.BitsEqual(Alone(q), yq, $"{isa} {type} q on {threads} threads");
             Check.BitsEqual(Alone(k), yk, $"{isa} {type} k on {threads} threads");
             Check.BitsEqual(Alone(v), yv, $"{isa} {type} v on {threads} threads");
@@ -249,7 +231,7 @@ public class MatMulTests
             float[] Batch(TestMatrix m) { var y = new float[tokens * m.View.Rows]; MatMul.Multiply(m.View, xs, y, tokens, null, isa); return y; }
             using var pool = new WorkerPool(2);
             float[] yq = new float[tokens * 37], yk = new float[tokens * 9], yv = new float[tokens * 130];
-            MatMul.MultiplyFused(q.View, yq, k.View, yk, v.View, yv, xs, tokens, pool, isa);
+            Paths.Forced(isa, $"MultiplyFused, {tokens} tokens", () => MatMul.MultiplyFused(q.View, yq, k.View, yk, v.View, yv, xs, tokens, pool, isa));
             Check.BitsEqual(Batch(q), yq, $"{isa} {type} q, {tokens} tokens");
             Check.BitsEqual(Batch(k), yk, $"{isa} {type} k, {tokens} tokens");
             Check.BitsEqual(Batch(v), yv, $"{isa} {type} v, {tokens} tokens");
