@@ -8,14 +8,6 @@ namespace Qwen2.Kernels;
 /// <summary>Element-wise activations on the requested path (Vector512, Vector256 or the scalar twin that states the math).</summary>
 public static class Activations
 {
-    /// <summary>The gated MLP product: y[i] = silu(gate[i]) · up[i], with silu(z) = z / (1 + e^−z). <paramref name="y"/> may alias an input.</summary>
-    public static void SiluMul(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y, Isa? isa = null)
-    {
-        if (up.Length != gate.Length || y.Length != gate.Length) throw new ArgumentException($"gate ({gate.Length}), up ({up.Length}) and y ({y.Length}) must have one length");
-        ElementwiseDriver.Map<SiluGateOperator>(ref MemoryMarshal.GetReference(gate), ref MemoryMarshal.GetReference(up), ref MemoryMarshal.GetReference(y),
-            gate.Length, 0, IsaSupport.Check(isa ?? IsaSupport.Best));
-    }
-
     /// <summary>Softmax in place: x[i] = e^(x[i] − max) / Σ e^(x[j] − max). Entries of −∞ get probability 0.</summary>
     public static void Softmax(Span<float> x, Isa? isa = null)
     {
@@ -37,6 +29,10 @@ public static class Activations
         for (int i = 0; i < x.Length; i++) { x[i] = MathF.Exp(x[i] - max); sum += x[i]; }
         for (int i = 0; i < x.Length; i++) x[i] /= sum;
     }
+
+    /// <summary>The gated MLP product: y[i] = silu(gate[i]) · up[i], with silu(z) = z / (1 + e^−z). <paramref name="y"/> may alias an input.</summary>
+    public static void SiluMul(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y, Isa? isa = null)
+        => ElementwiseDriver.Map<SiluGateOperator>(gate, up, y, 0, isa, nameof(gate), nameof(up));
 
     /// <summary>Index of the largest entry; the first one on ties (as torch.argmax). NaN entries are never chosen.</summary>
     public static int ArgMax(ReadOnlySpan<float> x, Isa? isa = null)

@@ -8,11 +8,7 @@ public static class Elementwise
 {
     /// <summary>y[i] = a[i] + b[i]; <paramref name="y"/> may alias an input.</summary>
     public static void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y, Isa? isa = null)
-    {
-        if (b.Length != a.Length || y.Length != a.Length) throw new ArgumentException($"a ({a.Length}), b ({b.Length}) and y ({y.Length}) must have one length");
-        ElementwiseDriver.Map<AddOperator>(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b), ref MemoryMarshal.GetReference(y),
-            a.Length, 0, IsaSupport.Check(isa ?? IsaSupport.Best));
-    }
+        => ElementwiseDriver.Map<AddOperator>(a, b, y, 0, isa, nameof(a), nameof(b));
 
     /// <summary>Adds <paramref name="bias"/> to every row of <paramref name="y"/> (rows of bias.Length each).</summary>
     public static void AddBias(Span<float> y, ReadOnlySpan<float> bias, Isa? isa = null)

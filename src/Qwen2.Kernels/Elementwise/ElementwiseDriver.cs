@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Qwen2.Kernels;
@@ -10,6 +11,17 @@ namespace Qwen2.Kernels;
 /// </summary>
 internal static class ElementwiseDriver
 {
+    /// <summary>
+    /// The span form of <c>Map</c> over references: checks that a, b and
+    /// y have one length (naming a and b as the public kernel does) and resolves the path (<c>null</c>: the best).
+    /// </summary>
+    public static void Map<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y, float s, Isa? isa, string aName, string bName)
+        where TOp : IMapOperator
+    {
+        if (b.Length != a.Length || y.Length != a.Length) throw new ArgumentException($"{aName} ({a.Length}), {bName} ({b.Length}) and y ({y.Length}) must have one length");
+        Map<TOp>(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b), ref MemoryMarshal.GetReference(y), a.Length, s, IsaSupport.Check(isa ?? IsaSupport.Best));
+    }
+
     /// <summary>
     /// y[i] = TOp(a[i], b[i], s) for i &lt; n, element by element, so y may alias a or b. Vector512 runs 16 lanes at a
     /// time, then one step of 8; Vector256 runs 8 at a time; the rest is scalar. A <see cref="IMapOperator.VectorTail"/>
@@ -65,7 +77,7 @@ internal static class ElementwiseDriver
         for (int k = 0; k < count; k++) Unsafe.Add(ref y, i + k) = r[k];
     }
 
-    /// <summary>(a[j], b[j]) = TOp(a[j], b[j], c[j], s[j]) for j &lt; n, with the widths taken as in <see cref="Map{TOp}"/>.</summary>
+    /// <summary>(a[j], b[j]) = TOp(a[j], b[j], c[j], s[j]) for j &lt; n, with the widths taken as in <c>Map</c>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void MapPairs<TOp>(ref float a, ref float b, ref float c, ref float s, nint n, Isa isa) where TOp : IPairOperator
     {

@@ -4,7 +4,7 @@ namespace Qwen2.Kernels;
 
 /// <summary>
 /// An element-wise operation y[i] = f(a[i], b[i]; s) with one scalar parameter s per call, written once per width;
-/// <see cref="ElementwiseDriver.Map{TOp}"/> owns the loops, the width choice and the tail.
+/// <c>ElementwiseDriver.Map</c> owns the loops, the width choice and the tail.
 /// </summary>
 internal interface IMapOperator
 {

@@ -23,44 +23,100 @@ internal static class SoftmaxKernel
         if (n < 4)
             for (int i = 0; i < n; i++) Unsafe.Add(ref p, i) = MathF.Exp(Unsafe.Add(ref p, i) - max);
         else ElementwiseDriver.Map<ExpShiftedOperator>(ref p, ref p, ref p, n, max, isa);
-        float sum = isa == Isa.Vector512 ? Sum<Width512, Vector512<float>>(ref p, n) : Sum<Width256, Vector256<float>>(ref p, n);
+        float sum = Sum(ref p, n, isa);
         ElementwiseDriver.Map<DivideOperator>(ref p, ref p, ref p, n, sum, isa);
     }
 
-    /// <summary>Σ x[0..n) in TensorPrimitives.Sum's order for width <typeparamref name="TW"/>.</summary>
-    internal static float Sum<TW, TV>(ref float x, nint n) where TW : IVectorWidth<TV> where TV : struct
+    /// <summary>
+    /// Σ x[0..n) of non-negative x in TensorPrimitives.Sum's order on <paramref name="isa"/>: one accumulator of the
+    /// widest vector that fits (512 bits only on Vector512; below one vector of the path, 256, then 128 bits, as
+    /// TensorPrimitives' small-input cases do), the vectors in <see cref="SumOrder"/>'s order, then the width's own
+    /// horizontal sum; below four elements a scalar sum from the last element back.
+    /// </summary>
+    internal static float Sum(ref float x, nint n, Isa isa)
     {
-        nint c = TW.Count;
-        if (n < c) return SumSmall(ref x, n);
-        TV acc = default, beg = TW.Load(ref x, 0), end = TW.Load(ref x, n - c);
-        nint i = 0, rest = n;
-        bool skippedFirst = n > 8 * c;
-        if (skippedFirst)
+        int c = isa == Isa.Vector512 && n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : 1;
+        var order = new SumOrder(n, c);
+        nint at;
+        int lanes;
+        switch (c)
         {
-            i = c; rest -= c;
-            for (; rest >= 8 * c; i += 8 * c, rest -= 8 * c)
-                for (nint k = 0; k < 8; k++) acc = TW.Add(acc, TW.Load(ref x, i + k * c));
+            case 16:
+                var a512 = Vector512<float>.Zero;
+                while (order.Next(out at, out lanes))
+                    a512 += Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(16 - lanes)).AsSingle(), Vector512.LoadUnsafe(ref x, (nuint)at), default);
+                return Vector512.Sum(a512);
+            case 8:
+                var a256 = Vector256<float>.Zero;
+                while (order.Next(out at, out lanes))
+                    a256 += Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(8 - lanes)).AsSingle(), Vector256.LoadUnsafe(ref x, (nuint)at), default);
+                return Vector256.Sum(a256);
+            case 4:
+                var a128 = Vector128<float>.Zero;
+                while (order.Next(out at, out lanes))
+                    a128 += Vector128.ConditionalSelect(Vector128.GreaterThanOrEqual(Vector128<int>.Indices, Vector128.Create(4 - lanes)).AsSingle(), Vector128.LoadUnsafe(ref x, (nuint)at), default);
+                return Vector128.Sum(a128);
+            default:
+                float s = 0;
+                for (nint i = n - 1; i >= 0; i--) s += Unsafe.Add(ref x, i);
+                return s;
         }
-        acc = TW.Add(acc, beg);
-        nint trailing = rest % c, blocks = rest / c - (skippedFirst ? 0 : 1), stop = i + rest - trailing;
-        for (nint b = blocks; b >= 1; b--) acc = TW.Add(acc, TW.Load(ref x, stop - b * c));
-        return TW.Sum(TW.Add(acc, TW.LastLanes(end, (int)trailing)));
+    }
+}
+
+/// <summary>
+/// The order in which TensorPrimitives' aggregation adds the vectors of n ≥ c floats (c lanes each) into its one
+/// accumulator: above eight vectors, blocks of eight starting after the first vector; then the first vector; then the
+/// remaining full vectors in address order; last the final c floats with only their last (n − covered) lanes kept.
+/// Below eight vectors the first vector is followed directly by the others. Each step yields an offset and how many of
+/// its last lanes count (c for a full vector).
+/// </summary>
+internal struct SumOrder
+{
+    private readonly nint _n, _c, _blocksEnd, _stop;
+    private readonly int _trailing;
+    private nint _next;
+    private int _phase;
+
+    public SumOrder(nint n, int c)
+    {
+        _n = n; _c = c;
+        bool skipFirst = n > 8 * c;
+        nint start = skipFirst ? c : 0, blocked = skipFirst ? (n - c) / (8 * c) * (8 * c) : 0;
+        _blocksEnd = start + blocked;
+        nint rest = n - _blocksEnd;
+        _trailing = (int)(rest % c);
+        _stop = _blocksEnd + rest - _trailing;
+        // The full vectors after the first: from the end of the eight-vector blocks, or from c when there were none.
+        _next = skipFirst ? c : 0;
+        _phase = skipFirst ? 0 : 1;
     }
 
-    /// <summary>Fewer elements than one vector: two overlapping 256- or 128-bit vectors (the second masked), or a scalar sum from the last element back.</summary>
-    private static float SumSmall(ref float x, nint n)
+    public bool Next(out nint at, out int lanes)
     {
-        if (n >= 8) return SumTwo<Width256, Vector256<float>>(ref x, n);
-        if (n >= 4) return SumTwo<Width128, Vector128<float>>(ref x, n);
-        float s = 0;
-        for (nint i = n - 1; i >= 0; i--) s += Unsafe.Add(ref x, i);
-        return s;
-    }
-
-    private static float SumTwo<TW, TV>(ref float x, nint n) where TW : IVectorWidth<TV> where TV : struct
-    {
-        var beg = TW.Load(ref x, 0);
-        return n == TW.Count ? TW.Sum(beg) : TW.Sum(TW.Add(beg, TW.LastLanes(TW.Load(ref x, n - TW.Count), (int)(n % TW.Count))));
+        lanes = (int)_c;
+        switch (_phase)
+        {
+            case 0: // eight-vector blocks
+                at = _next; _next += _c;
+                if (_next >= _blocksEnd) { _phase = 1; }
+                if (at < _blocksEnd) return true;
+                goto case 1;
+            case 1: // the first vector
+                at = 0; _phase = 2;
+                _next = _blocksEnd == 0 ? _c : _blocksEnd;
+                return true;
+            case 2: // the remaining full vectors
+                if (_next < _stop) { at = _next; _next += _c; return true; }
+                _phase = 3;
+                goto case 3;
+            case 3: // the last vector, masked to the floats no full vector covered
+                at = _n - _c; lanes = _trailing; _phase = 4;
+                return true;
+            default:
+                at = 0;
+                return false;
+        }
     }
 }
 

@@ -7,8 +7,6 @@ namespace Qwen2.Kernels;
 /// <summary>bfloat16, widened by a 16-bit shift.</summary>
 internal readonly struct Bf16Row : IRowFormat
 {
-    public static WeightType Type => WeightType.BF16;
-    public static int BlockSize => 1;
     public static int BlockBytes => 2;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

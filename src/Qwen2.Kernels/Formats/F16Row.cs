@@ -10,12 +10,10 @@ namespace Qwen2.Kernels;
 /// </summary>
 internal readonly struct F16Row : IRowFormat
 {
-    public static WeightType Type => WeightType.F16;
-    public static int BlockSize => 1;
-    public static int BlockBytes => 2;
-
     private const uint ExponentBias = 0x38000000; // (127 - 15) << 23
     private const float TwoToMinus24 = 5.9604644775390625e-8f;
+
+    public static int BlockBytes => 2;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Widen(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);

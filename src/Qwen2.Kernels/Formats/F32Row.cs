@@ -6,8 +6,6 @@ namespace Qwen2.Kernels;
 /// <summary>IEEE float32, read as stored.</summary>
 internal readonly struct F32Row : IRowFormat
 {
-    public static WeightType Type => WeightType.F32;
-    public static int BlockSize => 1;
     public static int BlockBytes => 4;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -264,5 +264,33 @@ public class MatMulTests
         Assert.Throws<ArgumentException>(() => v.ReadRow(0, new float[16]));
     }
 
-    private static unsafe WeightMatrix CreateView(int rows, int cols) => new(null, rows, cols, WeightType.F32);
+    [Theory]
+    [InlineData(WeightType.F32, 4)]
+    [InlineData(WeightType.BF16, 2)]
+    [InlineData(WeightType.F16, 2)]
+    public void WeightTypesKnowTheirBlockLayout(WeightType type, int bytes)
+    {
+        Assert.Equal(1, WeightTypes.BlockSize(type));
+        Assert.Equal(bytes, WeightTypes.BlockBytes(type));
+        Assert.Equal(bytes, WeightTypes.SizeOf(type));
+        Assert.Equal(17L * bytes, WeightTypes.ByteCount(type, 17));
+        Assert.Equal(0, WeightTypes.ByteCount(type, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => WeightTypes.ByteCount(type, -1));
+        var m = TestMatrix.Random(new Random(7), 2, 9, type);
+        Assert.Equal(WeightTypes.ByteCount(type, 9), m.View.RowBytes);
+        Assert.Equal(2 * m.View.RowBytes, m.View.ByteLength);
+    }
+
+    [Fact]
+    public void UnknownWeightTypesAreRejected()
+    {
+        var unknown = (WeightType)99;
+        Assert.Throws<ArgumentOutOfRangeException>(() => WeightTypes.BlockSize(unknown));
+        Assert.Throws<ArgumentOutOfRangeException>(() => WeightTypes.BlockBytes(unknown));
+        Assert.Throws<ArgumentOutOfRangeException>(() => WeightTypes.SizeOf(unknown));
+        Assert.Throws<ArgumentOutOfRangeException>(() => WeightTypes.ByteCount(unknown, 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CreateView(1, 4, unknown));
+    }
+
+    private static unsafe WeightMatrix CreateView(int rows, int cols, WeightType type = WeightType.F32) => new(null, rows, cols, type);
 }
