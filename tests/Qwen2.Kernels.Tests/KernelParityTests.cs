@@ -20,10 +20,15 @@ public class KernelParityTests
         /// <summary>Whether every vector path must give the scalar twin's bits.</summary>
         public bool ExactVsScalar { get; init; }
         /// <summary>Assertions of the case's own (masked entries, untouched floats), on each path's output.</summary>
-        public Action<string, float[]>? Extra { get; init; }
+        public Action<Isa, string, float[]>? Extra { get; init; }
     }
 
     private static readonly WeightType[] Types = [WeightType.F32, WeightType.BF16, WeightType.F16];
+    // 1, 5 and 9 rows leave a partial block of four (Dot1); 33 mixes eight full blocks (Dot4) with one partial row.
+    private static readonly int[] MatMulRows = [1, 5, 9, 33];
+    // Streamed tiles of one to four tokens and each remainder; for F16 past four tokens, the widened-scratch path with
+    // its own remainders (4x4 tiles on AVX-512, 4x2 on AVX2, single tokens).
+    private static readonly int[] MatMulTokens = [1, 2, 3, 4, 5, 7, 16, 19];
 
     private static readonly Dictionary<string, Func<KernelCase>> Catalogue = Build();
 
@@ -42,10 +47,18 @@ public class KernelParityTests
         foreach (int half in Cases.AwkwardSizes.Where(n => n < 100).Concat([32, 64]))
             c[$"Rope d={2 * half}"] = () => RopeCase(2 * half);
         foreach (int n in new[] { 7, 65, 896 }) c[$"AddBias 3x{n}"] = () => AddBiasCase(n);
-        // One row and a partial block; full blocks with a vector tail; many tokens (F16 widens into a scratch past four).
         foreach (var type in Types)
-            foreach (var (rows, cols, tokens) in new[] { (5, 17, 1), (9, 65, 3), (33, 896, 5), (6, 63, 19) })
-                c[$"MatMul {type} {rows}x{cols} tokens={tokens}"] = () => MatMulCase(type, rows, cols, tokens);
+            foreach (int cols in Cases.AwkwardSizes)
+                foreach (int rows in MatMulRows) c[$"MatMul {type} {rows}x{cols}"] = () => MatMulCase(type, rows, cols);
+        foreach (int d in AttentionTests.HeadDims)
+        {
+            int index = 0;
+            foreach (var s in AttentionTests.Scenarios(d))
+            {
+                int at = index++;
+                c[$"Attention {s}"] = () => AttentionCase(d, at);
+            }
+        }
         return c;
     }
 
@@ -73,14 +86,14 @@ public class KernelParityTests
             if (!c.ExactVsScalar) Check.Close(twin[i], got[i], tol, $"{isa} {name} [{i}] vs scalar twin");
         }
         if (c.ExactVsScalar) Check.BitsEqual(twin, got, $"{isa} {name} vs scalar twin");
-        c.Extra?.Invoke($"{isa} {name}", got);
-        c.Extra?.Invoke($"scalar {name}", twin);
+        c.Extra?.Invoke(isa, $"{isa} {name}", got);
+        c.Extra?.Invoke(Isa.Scalar, $"scalar {name}", twin);
     }
 
     [Fact]
-    public void TheTableCoversEveryElementwiseAndMatMulKernel()
+    public void TheTableCoversEveryKernel()
     {
-        foreach (string op in new[] { "RmsNorm", "Rope", "SiluMul", "Softmax", "Add ", "AddBias", "Dot", "MatMul" })
+        foreach (string op in new[] { "RmsNorm", "Rope", "SiluMul", "Softmax", "Add ", "AddBias", "Dot", "MatMul", "Attention" })
             Assert.Contains(Catalogue.Keys, k => k.StartsWith(op, StringComparison.Ordinal));
     }
 
@@ -107,7 +120,7 @@ public class KernelParityTests
             Run = isa => { var y = new float[Rows * d]; RmsNorm.Apply(x, w, Eps, y, Rows, isa); return y; },
             Reference = exact,
             Tolerance = i => 1e-5 * Math.Abs(exact[i]) + 1e-30,
-            Extra = (at, y) => Assert.All(y.AsSpan(d, d).ToArray(), v => Assert.Equal(0f, v)),
+            Extra = (_, at, y) => Assert.All(y.AsSpan(d, d).ToArray(), v => Assert.Equal(0f, v)),
         };
     }
 
@@ -138,7 +151,7 @@ public class KernelParityTests
             Reference = exact,
             Tolerance = i => tol[i],
             ExactVsScalar = true, // the same products and sums, lane by lane, on every width
-            Extra = (at, x) => Check.BitsEqual(x0.AsSpan(Heads * headDim), x.AsSpan(Heads * headDim), at + " floats after the heads"),
+            Extra = (_, at, x) => Check.BitsEqual(x0.AsSpan(Heads * headDim), x.AsSpan(Heads * headDim), at + " floats after the heads"),
         };
     }
 
@@ -180,7 +193,7 @@ public class KernelParityTests
             Run = isa => { var x = (float[])x0.Clone(); Activations.Softmax(x, isa); return x; },
             Reference = exact,
             Tolerance = i => 1e-5 * exact[i] + 1e-30,
-            Extra = (at, x) =>
+            Extra = (_, at, x) =>
             {
                 for (int i = 0; i < n; i++)
                     if (float.IsNegativeInfinity(x0[i])) Assert.Equal(0u, BitConverter.SingleToUInt32Bits(x[i]));
@@ -248,31 +261,85 @@ public class KernelParityTests
         };
     }
 
-    private static KernelCase MatMulCase(WeightType type, int rows, int cols, int tokens)
+    /// <summary>
+    /// Every token count of <see cref="MatMulTokens"/> through one matrix, the outputs concatenated. Besides the table's
+    /// checks: each element is the bits of its row's dot product alone (one summation order, however it was blocked,
+    /// tiled or streamed), nothing past tokens × rows is written, a pool changes no bit, and the scalar path is
+    /// <see cref="MatMul.MultiplyScalar"/>.
+    /// </summary>
+    private static KernelCase MatMulCase(WeightType type, int rows, int cols)
     {
-        var rnd = new Random(Cases.Seed(12, (int)type, rows, cols, tokens));
+        var rnd = new Random(Cases.Seed(12, (int)type, rows, cols));
         var m = TestMatrix.Random(rnd, rows, cols, type);
-        var x = Cases.Uniform(rnd, tokens * cols, -1, 1);
-        var exact = new double[tokens * rows];
-        var tol = new double[tokens * rows];
-        for (int t = 0; t < tokens; t++)
-            for (int r = 0; r < rows; r++)
+        var xs = MatMulTokens.Select(tokens => Cases.Uniform(rnd, tokens * cols, -1, 1)).ToArray();
+        var exact = new List<double>();
+        var tol = new List<double>();
+        for (int k = 0; k < xs.Length; k++)
+            for (int t = 0; t < MatMulTokens[k]; t++)
+                for (int r = 0; r < rows; r++)
+                {
+                    var (s, magnitude) = MatMulReference(m, xs[k], t, r);
+                    exact.Add(s);
+                    tol.Add(1e-5 * magnitude + 1e-6);
+                }
+        float[] Run(Isa isa, WorkerPool? pool)
+        {
+            var all = new List<float>();
+            for (int k = 0; k < xs.Length; k++)
             {
-                var (s, magnitude) = MatMulReference(m, x, t, r);
-                exact[t * rows + r] = s;
-                tol[t * rows + r] = 1e-5 * magnitude + 1e-6;
+                int tokens = MatMulTokens[k];
+                const int Guard = 5;
+                var y = new float[tokens * rows + Guard];
+                y.AsSpan().Fill(float.NaN); // anything left unwritten shows up
+                MatMul.Multiply(m.View, xs[k], y, tokens, pool, isa);
+                for (int i = tokens * rows; i < y.Length; i++)
+                    Assert.True(float.IsNaN(y[i]), $"Multiply wrote past tokens x rows at {i} (tokens={tokens})");
+                all.AddRange(y.Take(tokens * rows));
             }
+            return [.. all];
+        }
         return new KernelCase
         {
-            Run = isa => { var y = new float[tokens * rows]; MatMul.Multiply(m.View, x, y, tokens, null, isa); return y; },
-            Reference = exact,
+            Run = isa => Run(isa, null),
+            Reference = [.. exact],
             Tolerance = i => tol[i],
-            Extra = (at, y) =>
+            Extra = (isa, at, y) =>
             {
-                var twin = new float[tokens * rows];
-                MatMul.MultiplyScalar(m.View, x, twin, tokens);
-                for (int i = 0; i < y.Length; i++) Check.Close(twin[i], y[i], tol[i], $"{at} [{i}] vs MultiplyScalar");
+                int o = 0;
+                for (int k = 0; k < xs.Length; k++)
+                {
+                    int tokens = MatMulTokens[k];
+                    for (int t = 0; t < tokens; t++)
+                        for (int r = 0; r < rows; r++, o++)
+                        {
+                            float alone = MatMul.Dot(m.View.RowBytesSpan(r), type, xs[k].AsSpan(t * cols, cols), isa);
+                            Assert.True(BitConverter.SingleToUInt32Bits(alone) == BitConverter.SingleToUInt32Bits(y[o]),
+                                $"{at} tokens={tokens} y[{t},{r}]: {y[o]:R}, one row alone {alone:R}");
+                        }
+                }
+                using var pool = new WorkerPool(3);
+                Check.BitsEqual(y, Paths.Forced(isa, at + " on a pool", () => Run(isa, pool)), at + " pool(3) vs none");
+                if (isa != Isa.Scalar) return;
+                var twin = new List<float>();
+                for (int k = 0; k < xs.Length; k++)
+                {
+                    var yt = new float[MatMulTokens[k] * rows];
+                    MatMul.MultiplyScalar(m.View, xs[k], yt, MatMulTokens[k]);
+                    twin.AddRange(yt);
+                }
+                Check.BitsEqual([.. twin], y, at + " vs MultiplyScalar");
             },
+        };
+    }
+
+    private static KernelCase AttentionCase(int headDim, int index)
+    {
+        var s = AttentionTests.Scenarios(headDim).ElementAt(index);
+        return new KernelCase
+        {
+            Run = isa => s.Run(isa),
+            Reference = s.Reference(),
+            Tolerance = _ => AttentionTests.Tolerance, // values lie in [−1, 1], so outputs do too
         };
     }
 }

@@ -1,26 +1,12 @@
 namespace Qwen2.Kernels.Tests;
 
 /// <summary>
-/// MatMul on every supported path, held to its scalar twin and to a double-precision reference computed here from
-/// independently decoded weights; and the guarantee of one fixed summation order per output element.
+/// MatMul beyond the parity table (<see cref="KernelParityTests"/>, which holds every path to the scalar twin and a double
+/// reference): exact integer products, one fixed summation order per output element, fused products, argument checks.
 /// </summary>
 public class MatMulTests
 {
-    // 1, 5 and 9 rows leave a partial block of four (Dot1); 33 mixes eight full blocks (Dot4) with one partial row.
-    private static readonly int[] RowCounts = [1, 5, 9, 33];
-    // Streamed tiles of one to four tokens and each remainder; for F16 past four tokens, the widened-scratch path with
-    // its own remainders (4x4 tiles on AVX-512, 4x2 on AVX2, single tokens).
-    private static readonly int[] TokenCounts = [1, 2, 3, 4, 5, 7, 16, 19];
     private static readonly WeightType[] Types = [WeightType.F32, WeightType.BF16, WeightType.F16];
-
-    public static TheoryData<Isa, WeightType, int> IsaTypeCols()
-    {
-        var data = new TheoryData<Isa, WeightType, int>();
-        foreach (var isa in IsaSupport.Supported)
-            foreach (var type in Types)
-                foreach (int cols in Cases.AwkwardSizes) data.Add(isa, type, cols);
-        return data;
-    }
 
     public static TheoryData<Isa, WeightType> IsaType()
     {
@@ -40,51 +26,6 @@ public class MatMulTests
             s += p; a += Math.Abs(p);
         }
         return (s, a);
-    }
-
-    [Theory]
-    [MemberData(nameof(IsaTypeCols))]
-    public void MultiplyMatchesScalarTwinAndDoubleReference(Isa isa, WeightType type, int cols)
-    {
-        var rnd = new Random(Cases.Seed((int)isa, (int)type, cols));
-        using var pool = new WorkerPool(3);
-        foreach (int rows in RowCounts)
-        {
-            var m = TestMatrix.Random(rnd, rows, cols, type);
-            foreach (int tokens in TokenCounts)
-            {
-                var x = Cases.Uniform(rnd, tokens * cols, -1, 1);
-                const int Guard = 5;
-                var y = new float[tokens * rows + Guard];
-                y.AsSpan().Fill(float.NaN); // anything left unwritten shows up
-                Paths.Forced(isa, $"Multiply {type} {rows}x{cols} tokens={tokens}", () => MatMul.Multiply(m.View, x, y, tokens, null, isa));
-                var twin = new float[tokens * rows];
-                MatMul.MultiplyScalar(m.View, x, twin, tokens);
-
-                for (int t = 0; t < tokens; t++)
-                    for (int r = 0; r < rows; r++)
-                    {
-                        var (exact, magnitude) = Reference(m, x, t, r);
-                        double tol = 1e-5 * magnitude + 1e-6;
-                        string at = $"{isa} {type} {rows}x{cols}, tokens={tokens}, y[{t},{r}]";
-                        Check.Close(exact, y[t * rows + r], tol, at + " vs double");
-                        // Blocked, tiled or streamed, an element is the one-row dot product's bits (its summation order).
-                        float alone = MatMul.Dot(m.View.RowBytesSpan(r), type, x.AsSpan(t * cols, cols), isa);
-                        Assert.True(BitConverter.SingleToUInt32Bits(alone) == BitConverter.SingleToUInt32Bits(y[t * rows + r]), $"{at}: {y[t * rows + r]:R}, one row alone {alone:R}");
-                        Check.Close(exact, twin[t * rows + r], tol, at + " scalar twin vs double");
-                        Check.Close(twin[t * rows + r], y[t * rows + r], tol, at + " vs scalar twin");
-                    }
-                for (int i = tokens * rows; i < y.Length; i++)
-                    Assert.True(float.IsNaN(y[i]), $"Multiply wrote past tokens x rows at {i}");
-
-                if (isa == Isa.Scalar) Check.BitsEqual(twin, y.AsSpan(0, tokens * rows), "scalar path vs MultiplyScalar");
-
-                // A pool never changes a bit (when the product is big enough to use it at all).
-                var pooled = new float[tokens * rows];
-                Paths.Forced(isa, "Multiply on a pool", () => MatMul.Multiply(m.View, x, pooled, tokens, pool, isa));
-                Check.BitsEqual(y.AsSpan(0, tokens * rows), pooled, $"{isa} {type} {rows}x{cols} tokens={tokens} pool(3) vs none");
-            }
-        }
     }
 
     /// <summary>Small integers make every product and partial sum exact in float32, so every path must hit the exact sum.</summary>
