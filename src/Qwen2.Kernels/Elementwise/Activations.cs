@@ -45,7 +45,7 @@ public static class Activations
         {
             // A vector pass finds the maximum (NaN exactly when x holds a NaN, a rare case left to the scalar scan
             // below), then a vector search finds the first index holding it (−0 and +0 compare equal, as in the scan).
-            float max = ElementwiseDriver.Reduce<MaxOperator>(ref p, x.Length, path);
+            float max = ElementwiseDriver.Reduce<MaxOperator>(ref p, x.Length, KernelPath.Record(path));
             if (!float.IsNaN(max)) index = IndexOf(ref p, x.Length, max, path);
         }
         else KernelPath.Record(Isa.Scalar);
@@ -87,7 +87,10 @@ public static class Activations
 /// <summary>silu(g) · u = g / (1 + e^−g) · u, with the width's Exp (MathF.Exp in the scalar twin).</summary>
 internal readonly struct SiluGateOperator : IMapOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Invoke(Vector512<float> g, Vector512<float> u, Vector512<float> s) => g / (Vector512<float>.One + Vector512.Exp(-g)) * u;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Invoke(Vector256<float> g, Vector256<float> u, Vector256<float> s) => g / (Vector256<float>.One + Vector256.Exp(-g)) * u;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Invoke(float g, float u, float s) => g / (1f + MathF.Exp(-g)) * u;
 }

@@ -6,8 +6,10 @@ namespace Qwen2.Kernels;
 
 /// <summary>
 /// The loops every element-wise kernel shares, once per kernel shape: an operator struct supplies a Vector512, a
-/// Vector256 and a scalar body; the driver records the path, runs full vectors of the requested width and finishes
-/// the tail. The callers validate lengths and resolve the <see cref="Isa"/> (through <see cref="IsaSupport.Check"/>).
+/// Vector256 and a scalar body; the driver runs full vectors of the requested width and finishes the tail. The span
+/// entry validates, resolves the <see cref="Isa"/> and records it (<see cref="KernelPath"/>); kernels that call the
+/// loops over references (per row, per key) validate and record once per call themselves, so an inner loop never
+/// pays for the record.
 /// </summary>
 internal static class ElementwiseDriver
 {
@@ -19,7 +21,8 @@ internal static class ElementwiseDriver
         where TOp : IMapOperator
     {
         if (b.Length != a.Length || y.Length != a.Length) throw new ArgumentException($"{aName} ({a.Length}), {bName} ({b.Length}) and y ({y.Length}) must have one length");
-        Map<TOp>(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b), ref MemoryMarshal.GetReference(y), a.Length, s, IsaSupport.Check(isa ?? IsaSupport.Best));
+        Map<TOp>(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b), ref MemoryMarshal.GetReference(y), a.Length, s,
+            KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best)));
     }
 
     /// <summary>
@@ -32,7 +35,7 @@ internal static class ElementwiseDriver
     public static void Map<TOp>(ref float a, ref float b, ref float y, nint n, float s, Isa isa) where TOp : IMapOperator
     {
         nint i = 0;
-        if (KernelPath.Record(isa) == Isa.Vector512)
+        if (isa == Isa.Vector512)
         {
             var s512 = Vector512.Create(s);
             for (; i <= n - 16; i += 16)
@@ -49,6 +52,14 @@ internal static class ElementwiseDriver
         if (isa != Isa.Scalar)
         {
             var s256 = Vector256.Create(s);
+            // Two vectors a step on the Vector256 path give the long Exp chains room to overlap (16 floats at a time).
+            for (; isa == Isa.Vector256 && i <= n - 16; i += 16)
+            {
+                var r0 = TOp.Invoke(Vector256.LoadUnsafe(ref a, (nuint)i), Vector256.LoadUnsafe(ref b, (nuint)i), s256);
+                var r1 = TOp.Invoke(Vector256.LoadUnsafe(ref a, (nuint)(i + 8)), Vector256.LoadUnsafe(ref b, (nuint)(i + 8)), s256);
+                r0.StoreUnsafe(ref y, (nuint)i);
+                r1.StoreUnsafe(ref y, (nuint)(i + 8));
+            }
             for (; i <= n - 8; i += 8)
                 TOp.Invoke(Vector256.LoadUnsafe(ref a, (nuint)i), Vector256.LoadUnsafe(ref b, (nuint)i), s256).StoreUnsafe(ref y, (nuint)i);
             if (TOp.VectorTail && i < n)
@@ -82,7 +93,7 @@ internal static class ElementwiseDriver
     public static void MapPairs<TOp>(ref float a, ref float b, ref float c, ref float s, nint n, Isa isa) where TOp : IPairOperator
     {
         nint j = 0;
-        if (KernelPath.Record(isa) == Isa.Vector512)
+        if (isa == Isa.Vector512)
         {
             for (; j <= n - 16; j += 16)
             {
@@ -119,7 +130,7 @@ internal static class ElementwiseDriver
     {
         nint i = 0;
         float total;
-        if (KernelPath.Record(isa) == Isa.Vector512)
+        if (isa == Isa.Vector512)
         {
             var acc = Vector512.Create(TOp.Identity);
             for (; i <= n - 16; i += 16) acc = TOp.Accumulate(acc, Vector512.LoadUnsafe(ref x, (nuint)i));

@@ -17,6 +17,7 @@ internal static class SoftmaxKernel
 {
     public static void Run(Span<float> x, Isa isa)
     {
+        KernelPath.Record(isa);
         ref float p = ref MemoryMarshal.GetReference(x);
         int n = x.Length;
         float max = ElementwiseDriver.Reduce<MaxOperator>(ref p, n, isa);
@@ -37,25 +38,26 @@ internal static class SoftmaxKernel
     {
         int c = isa == Isa.Vector512 && n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : 1;
         var order = new SumOrder(n, c);
-        nint at;
-        int lanes;
         switch (c)
         {
             case 16:
                 var a512 = Vector512<float>.Zero;
-                while (order.Next(out at, out lanes))
-                    a512 += Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(16 - lanes)).AsSingle(), Vector512.LoadUnsafe(ref x, (nuint)at), default);
-                return Vector512.Sum(a512);
+                for (int r = 0; r < SumOrder.Ranges; r++)
+                    for (nint at = order.From(r), to = order.To(r); at < to; at += 16) a512 += Vector512.LoadUnsafe(ref x, (nuint)at);
+                var mask512 = Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(16 - order.Trailing)).AsSingle();
+                return Vector512.Sum(a512 + Vector512.ConditionalSelect(mask512, Vector512.LoadUnsafe(ref x, (nuint)(n - 16)), default));
             case 8:
                 var a256 = Vector256<float>.Zero;
-                while (order.Next(out at, out lanes))
-                    a256 += Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(8 - lanes)).AsSingle(), Vector256.LoadUnsafe(ref x, (nuint)at), default);
-                return Vector256.Sum(a256);
+                for (int r = 0; r < SumOrder.Ranges; r++)
+                    for (nint at = order.From(r), to = order.To(r); at < to; at += 8) a256 += Vector256.LoadUnsafe(ref x, (nuint)at);
+                var mask256 = Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(8 - order.Trailing)).AsSingle();
+                return Vector256.Sum(a256 + Vector256.ConditionalSelect(mask256, Vector256.LoadUnsafe(ref x, (nuint)(n - 8)), default));
             case 4:
                 var a128 = Vector128<float>.Zero;
-                while (order.Next(out at, out lanes))
-                    a128 += Vector128.ConditionalSelect(Vector128.GreaterThanOrEqual(Vector128<int>.Indices, Vector128.Create(4 - lanes)).AsSingle(), Vector128.LoadUnsafe(ref x, (nuint)at), default);
-                return Vector128.Sum(a128);
+                for (int r = 0; r < SumOrder.Ranges; r++)
+                    for (nint at = order.From(r), to = order.To(r); at < to; at += 4) a128 += Vector128.LoadUnsafe(ref x, (nuint)at);
+                var mask128 = Vector128.GreaterThanOrEqual(Vector128<int>.Indices, Vector128.Create(4 - order.Trailing)).AsSingle();
+                return Vector128.Sum(a128 + Vector128.ConditionalSelect(mask128, Vector128.LoadUnsafe(ref x, (nuint)(n - 4)), default));
             default:
                 float s = 0;
                 for (nint i = n - 1; i >= 0; i--) s += Unsafe.Add(ref x, i);
@@ -66,58 +68,33 @@ internal static class SoftmaxKernel
 
 /// <summary>
 /// The order in which TensorPrimitives' aggregation adds the vectors of n ≥ c floats (c lanes each) into its one
-/// accumulator: above eight vectors, blocks of eight starting after the first vector; then the first vector; then the
-/// remaining full vectors in address order; last the final c floats with only their last (n − covered) lanes kept.
-/// Below eight vectors the first vector is followed directly by the others. Each step yields an offset and how many of
-/// its last lanes count (c for a full vector).
+/// accumulator, as three ranges of full vectors and a masked last one: above eight vectors, the blocks of eight that
+/// start after the first vector; then the first vector; then the remaining full vectors in address order; last the
+/// final c floats with only their last <see cref="Trailing"/> lanes kept (none when the full vectors covered all).
 /// </summary>
-internal struct SumOrder
+internal readonly struct SumOrder
 {
-    private readonly nint _n, _c, _blocksEnd, _stop;
-    private readonly int _trailing;
-    private nint _next;
-    private int _phase;
+    public const int Ranges = 3;
+    private readonly nint _c, _blocksEnd, _stop;
 
     public SumOrder(nint n, int c)
     {
-        _n = n; _c = c;
-        bool skipFirst = n > 8 * c;
-        nint start = skipFirst ? c : 0, blocked = skipFirst ? (n - c) / (8 * c) * (8 * c) : 0;
-        _blocksEnd = start + blocked;
+        _c = c;
+        nint start = n > 8 * c ? c : 0;
+        _blocksEnd = start == 0 ? 0 : start + (n - c) / (8 * c) * (8 * c);
         nint rest = n - _blocksEnd;
-        _trailing = (int)(rest % c);
-        _stop = _blocksEnd + rest - _trailing;
-        // The full vectors after the first: from the end of the eight-vector blocks, or from c when there were none.
-        _next = skipFirst ? c : 0;
-        _phase = skipFirst ? 0 : 1;
+        Trailing = (int)(rest % c);
+        _stop = _blocksEnd + rest - Trailing;
     }
 
-    public bool Next(out nint at, out int lanes)
-    {
-        lanes = (int)_c;
-        switch (_phase)
-        {
-            case 0: // eight-vector blocks
-                at = _next; _next += _c;
-                if (_next >= _blocksEnd) { _phase = 1; }
-                if (at < _blocksEnd) return true;
-                goto case 1;
-            case 1: // the first vector
-                at = 0; _phase = 2;
-                _next = _blocksEnd == 0 ? _c : _blocksEnd;
-                return true;
-            case 2: // the remaining full vectors
-                if (_next < _stop) { at = _next; _next += _c; return true; }
-                _phase = 3;
-                goto case 3;
-            case 3: // the last vector, masked to the floats no full vector covered
-                at = _n - _c; lanes = _trailing; _phase = 4;
-                return true;
-            default:
-                at = 0;
-                return false;
-        }
-    }
+    /// <summary>Floats at the end that no full vector covered.</summary>
+    public int Trailing { get; }
+
+    /// <summary>Where range <paramref name="r"/> starts.</summary>
+    public nint From(int r) => r switch { 0 => _blocksEnd == 0 ? 0 : _c, 1 => 0, _ => _blocksEnd == 0 ? _c : _blocksEnd };
+
+    /// <summary>Where range <paramref name="r"/> ends.</summary>
+    public nint To(int r) => r switch { 0 => _blocksEnd, 1 => _c, _ => _stop };
 }
 
 /// <summary>The maximum; NaN as soon as one element is NaN.</summary>
@@ -140,8 +117,11 @@ internal readonly struct MaxOperator : IReduceOperator
 internal readonly struct ExpShiftedOperator : IMapOperator
 {
     public static bool VectorTail => true;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Invoke(Vector512<float> a, Vector512<float> b, Vector512<float> s) => Vector512.Exp(a - s);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Invoke(Vector256<float> a, Vector256<float> b, Vector256<float> s) => Vector256.Exp(a - s);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Invoke(float a, float b, float s) => MathF.Exp(a - s);
 }
 

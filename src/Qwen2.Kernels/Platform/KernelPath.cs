@@ -3,9 +3,10 @@ using System.Runtime.CompilerServices;
 namespace Qwen2.Kernels;
 
 /// <summary>
-/// The path the last kernel call on this thread dispatched to, recorded by each driver at the point where it branches
-/// on the width (one thread-static store per call, no allocation), so that tests can assert that the path they forced
-/// is the path that ran rather than one a library picked for itself.
+/// The path the last kernel call on this thread dispatched to: each public kernel records, once per call, the resolved
+/// path its loops then branch on (one thread-static store, no allocation; inner per-row or per-key loops record
+/// nothing), so that tests can assert that the path they forced is the path that ran rather than one a library picked
+/// for itself.
 /// </summary>
 internal static class KernelPath
 {
