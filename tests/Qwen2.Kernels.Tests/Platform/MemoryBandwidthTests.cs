@@ -44,7 +44,11 @@ public unsafe class MemoryBandwidthTests
         using var pool = new WorkerPool(threads);
         foreach (var isa in IsaSupport.Supported)
             fixed (byte* p = data)
+            {
+                KernelPath.Reset();
                 Assert.Equal(Reference(data), MemoryBandwidth.Read(p, data.Length, pool, isa));
+                Paths.AssertRan(isa, $"Read on {threads} threads");
+            }
     }
 
     [Fact]
