@@ -11,12 +11,12 @@ public static class Activations
     /// <summary>Softmax in place: x[i] = e^(x[i] − max) / Σ e^(x[j] − max). Entries of −∞ get probability 0.</summary>
     public static void Softmax(Span<float> x, Isa? isa = null)
     {
-        var path = IsaSupport.Check(isa ?? IsaSupport.Best);
         if (x.IsEmpty)
         {
-            KernelPath.Record(path);
+            KernelPath.Record(isa ?? IsaSupport.Best); // nothing runs, so nothing is checked (as before)
             return;
         }
+        var path = IsaSupport.Check(isa ?? IsaSupport.Best);
         if (path != Isa.Scalar)
         {
             SoftmaxKernel.Run(x, path);
