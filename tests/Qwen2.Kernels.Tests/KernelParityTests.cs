@@ -235,24 +235,12 @@ public class KernelParityTests
         };
     }
 
-    /// <summary>Σ W·x in double, with Σ|W·x| to scale the tolerance.</summary>
-    private static (double Sum, double Magnitude) MatMulReference(TestMatrix m, float[] x, int t, int r)
-    {
-        double s = 0, a = 0;
-        for (int c = 0; c < m.Cols; c++)
-        {
-            double p = m.Widened[r * m.Cols + c] * x[t * m.Cols + c];
-            s += p; a += Math.Abs(p);
-        }
-        return (s, a);
-    }
-
     private static KernelCase DotCase(WeightType type, int n)
     {
         var rnd = new Random(Cases.Seed(11, (int)type, n));
         var m = TestMatrix.Random(rnd, 1, n, type);
         var x = Cases.Uniform(rnd, n, -1, 1);
-        var (exact, magnitude) = MatMulReference(m, x, 0, 0);
+        var (exact, magnitude) = m.Reference(x, 0, 0);
         return new KernelCase
         {
             Run = isa => [MatMul.Dot(m.View.RowBytesSpan(0), type, x, isa)],
@@ -278,7 +266,7 @@ public class KernelParityTests
             for (int t = 0; t < MatMulTokens[k]; t++)
                 for (int r = 0; r < rows; r++)
                 {
-                    var (s, magnitude) = MatMulReference(m, xs[k], t, r);
+                    var (s, magnitude) = m.Reference(xs[k], t, r);
                     exact.Add(s);
                     tol.Add(1e-5 * magnitude + 1e-6);
                 }

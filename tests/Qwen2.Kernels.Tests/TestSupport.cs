@@ -120,6 +120,18 @@ internal sealed unsafe class TestMatrix
         return m;
     }
 
+    /// <summary>y[t, r] = Σ_c W[r, c]·x[t, c] in double from the decoded elements, with Σ|W·x| to scale a tolerance.</summary>
+    public (double Sum, double Magnitude) Reference(float[] x, int t, int r)
+    {
+        double s = 0, a = 0;
+        for (int c = 0; c < Cols; c++)
+        {
+            double p = Widened[r * Cols + c] * x[t * Cols + c];
+            s += p; a += Math.Abs(p);
+        }
+        return (s, a);
+    }
+
     public static TestMatrix Random(Random rnd, int rows, int cols, WeightType type) =>
         Create(rows, cols, type, (_, _) => 2 * rnd.NextSingle() - 1);
 }

@@ -16,18 +16,6 @@ public class MatMulTests
         return data;
     }
 
-    /// <summary>y[t, r] = Σ_c W[r, c]·x[t, c] in double, with Σ|W·x| to scale the tolerance.</summary>
-    private static (double Sum, double Magnitude) Reference(TestMatrix m, float[] x, int t, int r)
-    {
-        double s = 0, a = 0;
-        for (int c = 0; c < m.Cols; c++)
-        {
-            double p = m.Widened[r * m.Cols + c] * x[t * m.Cols + c];
-            s += p; a += Math.Abs(p);
-        }
-        return (s, a);
-    }
-
     /// <summary>Small integers make every product and partial sum exact in float32, so every path must hit the exact sum.</summary>
     [Theory]
     [MemberData(nameof(IsaType))]
@@ -44,7 +32,7 @@ public class MatMulTests
             Paths.Forced(isa, $"Multiply integers {type} cols={cols}", () => MatMul.Multiply(m.View, x, y, Tokens, null, isa));
             for (int t = 0; t < Tokens; t++)
                 for (int r = 0; r < Rows; r++)
-                    Assert.Equal(Reference(m, x, t, r).Sum, (double)y[t * Rows + r]);
+                    Assert.Equal(m.Reference(x, t, r).Sum, (double)y[t * Rows + r]);
         }
     }
 
