@@ -120,6 +120,18 @@ internal sealed unsafe class TestMatrix
         return m;
     }
 
+    /// <summary>y[t, r] = Σ_c W[r, c]·x[t, c] in double from the decoded elements, with Σ|W·x| to scale a tolerance.</summary>
+    public (double Sum, double Magnitude) Reference(float[] x, int t, int r)
+    {
+        double s = 0, a = 0;
+        for (int c = 0; c < Cols; c++)
+        {
+            double p = Widened[r * Cols + c] * x[t * Cols + c];
+            s += p; a += Math.Abs(p);
+        }
+        return (s, a);
+    }
+
     public static TestMatrix Random(Random rnd, int rows, int cols, WeightType type) =>
         Create(rows, cols, type, (_, _) => 2 * rnd.NextSingle() - 1);
 }
@@ -150,5 +162,32 @@ internal static class Check
         if (float.IsNaN(expected) ? float.IsNaN(actual)
             : BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(actual)) return;
         Assert.Fail($"{what}: got {actual:R} (0x{BitConverter.SingleToUInt32Bits(actual):X8}), expected {expected:R} (0x{BitConverter.SingleToUInt32Bits(expected):X8})");
+    }
+}
+
+/// <summary>Checks that a kernel ran the path a test forced, from the record its driver keeps (<see cref="KernelPath"/>).</summary>
+internal static class Paths
+{
+    public static void AssertRan(Isa isa, string what)
+    {
+        var last = KernelPath.Last;
+        if (last != isa) Assert.Fail($"{what}: forced {isa}, but the kernel ran {(last == KernelPath.None ? "no recorded path" : last.ToString())}");
+    }
+
+    /// <summary>Runs <paramref name="call"/> with the record cleared and asserts it dispatched to <paramref name="isa"/>.</summary>
+    public static void Forced(Isa isa, string what, Action call)
+    {
+        KernelPath.Reset();
+        call();
+        AssertRan(isa, what);
+    }
+
+    /// <inheritdoc cref="Forced(Isa, string, Action)"/>
+    public static T Forced<T>(Isa isa, string what, Func<T> call)
+    {
+        KernelPath.Reset();
+        var result = call();
+        AssertRan(isa, what);
+        return result;
     }
 }

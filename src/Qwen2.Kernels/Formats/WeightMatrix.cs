@@ -13,20 +13,25 @@ public readonly unsafe struct WeightMatrix
     public readonly int Rows;
     /// <summary>Number of columns (input features).</summary>
     public readonly int Cols;
-    /// <summary>Element type as stored.</summary>
+    /// <summary>Format as stored.</summary>
     public readonly WeightType Type;
 
-    /// <summary>Wraps memory that holds <paramref name="rows"/> x <paramref name="cols"/> elements of <paramref name="type"/>.</summary>
+    /// <summary>
+    /// Wraps memory that holds <paramref name="rows"/> x <paramref name="cols"/> elements of <paramref name="type"/>;
+    /// <paramref name="cols"/> must be a multiple of the type's <see cref="WeightTypes.BlockSize"/> (rows hold whole blocks).
+    /// </summary>
     public WeightMatrix(byte* data, int rows, int cols, WeightType type)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         ArgumentOutOfRangeException.ThrowIfNegative(cols);
+        int block = WeightTypes.BlockSize(type);
+        if (cols % block != 0) throw new ArgumentException($"{cols} columns are not a whole number of {type} blocks of {block}", nameof(cols));
         if (data == null && (long)rows * cols > 0) throw new ArgumentNullException(nameof(data));
         Data = data; Rows = rows; Cols = cols; Type = type;
     }
 
-    /// <summary>Bytes between the starts of two consecutive rows.</summary>
-    public long RowBytes => (long)Cols * WeightTypes.SizeOf(Type);
+    /// <summary>Bytes between the starts of two consecutive rows: the row's blocks times <see cref="WeightTypes.BlockBytes"/>.</summary>
+    public long RowBytes => WeightTypes.ByteCount(Type, Cols);
 
     /// <summary>Bytes the whole matrix occupies.</summary>
     public long ByteLength => RowBytes * Rows;

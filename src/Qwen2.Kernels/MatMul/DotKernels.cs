@@ -135,7 +135,7 @@ internal static class DotKernels
         byte* p0 = (byte*)Unsafe.AsPointer(ref w0), p1 = (byte*)Unsafe.AsPointer(ref w1), p2 = (byte*)Unsafe.AsPointer(ref w2), p3 = (byte*)Unsafe.AsPointer(ref w3);
         for (; i < end; i += 16)
         {
-            if (((i * TF.ElementBytes) & 63) == 0) Prefetch4(p0, p1, p2, p3, i * TF.ElementBytes);
+            if (((i * TF.BlockBytes) & 63) == 0) Prefetch4(p0, p1, p2, p3, i * TF.BlockBytes);
             var v0 = TF.Load512(ref w0, i);
             var v1 = TF.Load512(ref w1, i);
             var v2 = TF.Load512(ref w2, i);
@@ -197,7 +197,7 @@ internal static class DotKernels
         byte* p0 = (byte*)Unsafe.AsPointer(ref w0), p1 = (byte*)Unsafe.AsPointer(ref w1), p2 = (byte*)Unsafe.AsPointer(ref w2), p3 = (byte*)Unsafe.AsPointer(ref w3);
         for (; i < end; i += 8)
         {
-            if (((i * TF.ElementBytes) & 63) == 0) Prefetch4(p0, p1, p2, p3, i * TF.ElementBytes);
+            if (((i * TF.BlockBytes) & 63) == 0) Prefetch4(p0, p1, p2, p3, i * TF.BlockBytes);
             var x = Vector256.Load(x0 + i);
             var z = Vector256.Load(x1 + i);
             var v = TF.Load256(ref w0, i);
@@ -243,13 +243,3 @@ internal static class DotKernels
         y[3 * yRow] = Tail<TF>(s3, ref Unsafe.Add(ref w0, 3 * stride), ref xr, i, n);
     }
 }
-
-/// <summary>A token count known when the JIT specializes a kernel, so unused accumulators are compiled away.</summary>
-internal interface ITokens
-{
-    static abstract int Count { get; }
-}
-
-internal readonly struct Tokens2 : ITokens { public static int Count => 2; }
-internal readonly struct Tokens3 : ITokens { public static int Count => 3; }
-internal readonly struct Tokens4 : ITokens { public static int Count => 4; }

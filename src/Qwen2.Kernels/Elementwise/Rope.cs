@@ -41,40 +41,21 @@ public static class Rope
         int half = headDim / 2;
         if (headDim % 2 != 0 || cos.Length < half || sin.Length < half) throw new ArgumentException($"cos and sin need {half} entries for head dimension {headDim}");
         if (x.Length < (long)heads * headDim) throw new ArgumentException($"x holds {x.Length} floats, {heads} x {headDim} needed", nameof(x));
-        var path = IsaSupport.Check(isa ?? IsaSupport.Best);
+        var path = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best));
         ref float pc = ref MemoryMarshal.GetReference(cos);
         ref float ps = ref MemoryMarshal.GetReference(sin);
         for (int h = 0; h < heads; h++)
         {
             ref float x1 = ref MemoryMarshal.GetReference(x.Slice(h * headDim));
-            ref float x2 = ref Unsafe.Add(ref x1, half);
-            nint j = 0;
-            if (path == Isa.Vector512)
-            {
-                for (; j <= half - 16; j += 16)
-                {
-                    var a = Vector512.LoadUnsafe(ref x1, (nuint)j); var b = Vector512.LoadUnsafe(ref x2, (nuint)j);
-                    var c = Vector512.LoadUnsafe(ref pc, (nuint)j); var s = Vector512.LoadUnsafe(ref ps, (nuint)j);
-                    (a * c - b * s).StoreUnsafe(ref x1, (nuint)j);
-                    (b * c + a * s).StoreUnsafe(ref x2, (nuint)j);
-                }
-            }
-            if (path >= Isa.Vector256)
-            {
-                for (; j <= half - 8; j += 8)
-                {
-                    var a = Vector256.LoadUnsafe(ref x1, (nuint)j); var b = Vector256.LoadUnsafe(ref x2, (nuint)j);
-                    var c = Vector256.LoadUnsafe(ref pc, (nuint)j); var s = Vector256.LoadUnsafe(ref ps, (nuint)j);
-                    (a * c - b * s).StoreUnsafe(ref x1, (nuint)j);
-                    (b * c + a * s).StoreUnsafe(ref x2, (nuint)j);
-                }
-            }
-            for (; j < half; j++)
-            {
-                float a = Unsafe.Add(ref x1, j), b = Unsafe.Add(ref x2, j), c = Unsafe.Add(ref pc, j), s = Unsafe.Add(ref ps, j);
-                Unsafe.Add(ref x1, j) = a * c - b * s;
-                Unsafe.Add(ref x2, j) = b * c + a * s;
-            }
+            ElementwiseDriver.MapPairs<RotateOperator>(ref x1, ref Unsafe.Add(ref x1, half), ref pc, ref ps, half, path);
         }
     }
+}
+
+/// <summary>The rotation of one pair: (a·c − b·s, b·c + a·s).</summary>
+internal readonly struct RotateOperator : IPairOperator
+{
+    public static (Vector512<float> A, Vector512<float> B) Invoke(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> s) => (a * c - b * s, b * c + a * s);
+    public static (Vector256<float> A, Vector256<float> B) Invoke(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> s) => (a * c - b * s, b * c + a * s);
+    public static (float A, float B) Invoke(float a, float b, float c, float s) => (a * c - b * s, b * c + a * s);
 }

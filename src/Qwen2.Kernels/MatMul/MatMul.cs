@@ -23,7 +23,7 @@ public static unsafe class MatMul
     /// four tokens, where streaming would widen each row once per four tokens, the scratch wins (130 against 45).
     /// Both sum every element in the same order.
     /// </summary>
-    public static bool Streams(WeightType type, int tokens) => type != WeightType.F16 || tokens <= 4;
+    internal static bool Streams(WeightType type, int tokens) => type != WeightType.F16 || tokens <= 4;
 
     /// <summary>Computes y[t, r] = Σ_c W[r, c] · x[t, c] for t &lt; <paramref name="tokens"/>.</summary>
     /// <param name="w">The weights.</param>
@@ -40,7 +40,7 @@ public static unsafe class MatMul
         if (tokens == 0 || w.Rows == 0) return;
         fixed (float* px = x, py = y)
         {
-            var job = new Job { W = w, X = px, Y = py, Tokens = tokens, Isa = IsaSupport.Check(isa ?? IsaSupport.Best) };
+            var job = new Job { W = w, X = px, Y = py, Tokens = tokens, Isa = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best)) };
             int blocks = (w.Rows + RowBlock - 1) / RowBlock;
             delegate*<void*, int, int, int, void> run = w.Type switch
             {
@@ -58,10 +58,10 @@ public static unsafe class MatMul
     /// <summary>The dot product of one stored row with <paramref name="x"/> on a chosen path (the kernel's unit, exposed for tests and benchmarks).</summary>
     public static float Dot(ReadOnlySpan<byte> row, WeightType type, ReadOnlySpan<float> x, Isa? isa = null)
     {
-        if (row.Length < (long)x.Length * WeightTypes.SizeOf(type)) throw new ArgumentException($"row holds {row.Length} bytes, {x.Length} {type} elements needed", nameof(row));
+        if (row.Length < WeightTypes.ByteCount(type, x.Length)) throw new ArgumentException($"row holds {row.Length} bytes, {x.Length} {type} elements needed", nameof(row));
         ref byte w = ref MemoryMarshal.GetReference(row);
         ref float xr = ref MemoryMarshal.GetReference(x);
-        var i = IsaSupport.Check(isa ?? IsaSupport.Best);
+        var i = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best));
         return type switch
         {
             WeightType.F32 => DotKernels.Dot1<F32Row>(ref w, ref xr, x.Length, i),
@@ -94,7 +94,7 @@ public static unsafe class MatMul
         if (x.Length < (long)tokens * w0.Cols) throw new ArgumentException($"x holds {x.Length} floats, {tokens} x {w0.Cols} needed", nameof(x));
         if (y0.Length < (long)tokens * w0.Rows || y1.Length < (long)tokens * w1.Rows || y2.Length < (long)tokens * w2.Rows)
             throw new ArgumentException("an output span is shorter than its matrix's rows times the tokens");
-        var path = IsaSupport.Check(isa ?? IsaSupport.Best);
+        var path = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best));
         fixed (float* px = x, p0 = y0, p1 = y1, p2 = y2)
         {
             var job = new FusedJob
@@ -268,7 +268,7 @@ public static unsafe class MatMul
                     }
                     continue;
                 }
-                for (int r = 0; r < RowBlock; r++) Widen<TF>(ref Unsafe.Add(ref w, stride * r), new Span<float>(scratch + r * cols, cols));
+                for (int r = 0; r < RowBlock; r++) Widen<TF>(ref Unsafe.Add(ref w, stride * r), new Span<float>(scratch + r * cols, cols), job.Isa);
                 TokenTiles<F32Row>(ref Unsafe.AsRef<byte>(scratch), cols * sizeof(float), job.X, cols, job.Tokens, job.Y + r0, rows, 1, job.Isa, dst);
             }
         }
@@ -283,14 +283,14 @@ public static unsafe class MatMul
         return s;
     }
 
-    /// <summary>Widens one stored row to float32 (exact for BF16 and F16).</summary>
-    private static void Widen<TF>(ref byte row, Span<float> dst) where TF : IRowFormat
+    /// <summary>Widens one stored row to float32 on the job's path (exact for BF16 and F16, so every path gives the same floats).</summary>
+    internal static void Widen<TF>(ref byte row, Span<float> dst, Isa isa) where TF : IRowFormat
     {
         int i = 0;
         ref float d = ref MemoryMarshal.GetReference(dst);
-        if (Vector512.IsHardwareAccelerated)
+        if (isa == Isa.Vector512)
             for (; i + 16 <= dst.Length; i += 16) TF.Load512(ref row, i).StoreUnsafe(ref d, (nuint)i);
-        else if (Vector256.IsHardwareAccelerated)
+        else if (isa == Isa.Vector256)
             for (; i + 8 <= dst.Length; i += 8) TF.Load256(ref row, i).StoreUnsafe(ref d, (nuint)i);
         for (; i < dst.Length; i++) dst[i] = TF.Load1(ref row, i);
     }

@@ -119,12 +119,30 @@ public class WideningTests
             int lane = p % N;
             row[lane] = (ushort)p;
             x[lane] = 1;
+            KernelPath.Reset();
             float got = MatMul.Dot(MemoryMarshal.AsBytes(row.AsSpan()), type, x, isa);
+            if (KernelPath.Last != isa) Paths.AssertRan(isa, $"Dot one-hot 0x{p:X4}");
             row[lane] = 0;
             x[lane] = 0;
             // + 0f: a sum that starts from +0 turns −0 into +0; everything else comes through unchanged.
             Check.SameValue(ScalarWiden(type, (ushort)p) + 0f, got, $"{isa} {type} Dot one-hot 0x{p:X4} at lane {lane}");
         }
+    }
+
+    /// <summary>
+    /// The row widening of the many-token F16 path (and BF16's) on each path as the job gives it, not as the hardware
+    /// would pick: every pattern, over a length with a vector tail, comes out as the scalar widening's bits.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(IsaAndHalfTypes))]
+    public void RowWideningOnEachPathMatchesTheScalarOne(Isa isa, WeightType type)
+    {
+        var bits = AllPatterns();
+        var dst = new float[Patterns - 3]; // a tail of 13 (mod 16) and 5 (mod 8) elements
+        ref byte row = ref MemoryMarshal.GetReference(MemoryMarshal.AsBytes(bits.AsSpan()));
+        if (type == WeightType.BF16) MatMul.Widen<Bf16Row>(ref row, dst, isa);
+        else MatMul.Widen<F16Row>(ref row, dst, isa);
+        for (int p = 0; p < dst.Length; p++) Check.SameValue(ScalarWiden(type, (ushort)p), dst[p], $"{isa} Widen {type} 0x{p:X4}");
     }
 
     [Theory]

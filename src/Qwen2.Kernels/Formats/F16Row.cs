@@ -4,67 +4,16 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Qwen2.Kernels;
 
-/// <summary>How one stored element type is loaded and widened to float32 in registers.</summary>
-internal interface IRowFormat
-{
-    static abstract Vector512<float> Load512(ref byte row, nint index);
-    static abstract Vector256<float> Load256(ref byte row, nint index);
-    static abstract float Load1(ref byte row, nint index);
-    /// <summary>Bytes per stored element.</summary>
-    static abstract int ElementBytes { get; }
-}
-
-internal readonly struct F32Row : IRowFormat
-{
-    public static int ElementBytes => 4;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load512(ref byte row, nint index) => Vector512.LoadUnsafe(ref Unsafe.As<byte, float>(ref row), (nuint)index);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Load256(ref byte row, nint index) => Vector256.LoadUnsafe(ref Unsafe.As<byte, float>(ref row), (nuint)index);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Load1(ref byte row, nint index) => Unsafe.Add(ref Unsafe.As<byte, float>(ref row), index);
-}
-
-internal readonly struct Bf16Row : IRowFormat
-{
-    public static int ElementBytes => 2;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Widen(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load512(ref byte row, nint index)
-    {
-        var h = Vector256.LoadUnsafe(ref Unsafe.As<byte, ushort>(ref row), (nuint)index);
-        var w = Avx512F.IsSupported ? Avx512F.ConvertToVector512UInt32(h) : Vector512.Create(Vector256.WidenLower(h), Vector256.WidenUpper(h));
-        return Vector512.ShiftLeft(w, 16).AsSingle();
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Load256(ref byte row, nint index)
-    {
-        var h = Vector128.LoadUnsafe(ref Unsafe.As<byte, ushort>(ref row), (nuint)index);
-        var w = Avx2.IsSupported ? Avx2.ConvertToVector256Int32(h).AsUInt32() : Vector256.Create(Vector128.WidenLower(h), Vector128.WidenUpper(h));
-        return Vector256.ShiftLeft(w, 16).AsSingle();
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Load1(ref byte row, nint index) => Widen(Unsafe.Add(ref Unsafe.As<byte, ushort>(ref row), index));
-}
-
 /// <summary>
 /// binary16 widened with integer operations: exact for normals, subnormals, zeros, infinities and NaNs,
 /// and independent of F16C (which .NET does not expose as a vector intrinsic).
 /// </summary>
 internal readonly struct F16Row : IRowFormat
 {
-    public static int ElementBytes => 2;
-
     private const uint ExponentBias = 0x38000000; // (127 - 15) << 23
     private const float TwoToMinus24 = 5.9604644775390625e-8f;
+
+    public static int BlockBytes => 2;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Widen(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);

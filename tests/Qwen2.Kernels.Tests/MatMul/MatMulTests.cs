@@ -1,26 +1,12 @@
 namespace Qwen2.Kernels.Tests;
 
 /// <summary>
-/// MatMul on every supported path, held to its scalar twin and to a double-precision reference computed here from
-/// independently decoded weights; and the guarantee of one fixed summation order per output element.
+/// MatMul beyond the parity table (<see cref="KernelParityTests"/>, which holds every path to the scalar twin and a double
+/// reference): exact integer products, one fixed summation order per output element, fused products, argument checks.
 /// </summary>
 public class MatMulTests
 {
-    // 1, 5 and 9 rows leave a partial block of four (Dot1); 33 mixes eight full blocks (Dot4) with one partial row.
-    private static readonly int[] RowCounts = [1, 5, 9, 33];
-    // Streamed tiles of one to four tokens and each remainder; for F16 past four tokens, the widened-scratch path with
-    // its own remainders (4x4 tiles on AVX-512, 4x2 on AVX2, single tokens).
-    private static readonly int[] TokenCounts = [1, 2, 3, 4, 5, 7, 16, 19];
     private static readonly WeightType[] Types = [WeightType.F32, WeightType.BF16, WeightType.F16];
-
-    public static TheoryData<Isa, WeightType, int> IsaTypeCols()
-    {
-        var data = new TheoryData<Isa, WeightType, int>();
-        foreach (var isa in IsaSupport.Supported)
-            foreach (var type in Types)
-                foreach (int cols in Cases.AwkwardSizes) data.Add(isa, type, cols);
-        return data;
-    }
 
     public static TheoryData<Isa, WeightType> IsaType()
     {
@@ -28,63 +14,6 @@ public class MatMulTests
         foreach (var isa in IsaSupport.Supported)
             foreach (var type in Types) data.Add(isa, type);
         return data;
-    }
-
-    /// <summary>y[t, r] = Σ_c W[r, c]·x[t, c] in double, with Σ|W·x| to scale the tolerance.</summary>
-    private static (double Sum, double Magnitude) Reference(TestMatrix m, float[] x, int t, int r)
-    {
-        double s = 0, a = 0;
-        for (int c = 0; c < m.Cols; c++)
-        {
-            double p = m.Widened[r * m.Cols + c] * x[t * m.Cols + c];
-            s += p; a += Math.Abs(p);
-        }
-        return (s, a);
-    }
-
-    [Theory]
-    [MemberData(nameof(IsaTypeCols))]
-    public void MultiplyMatchesScalarTwinAndDoubleReference(Isa isa, WeightType type, int cols)
-    {
-        var rnd = new Random(Cases.Seed((int)isa, (int)type, cols));
-        using var pool = new WorkerPool(3);
-        foreach (int rows in RowCounts)
-        {
-            var m = TestMatrix.Random(rnd, rows, cols, type);
-            foreach (int tokens in TokenCounts)
-            {
-                var x = Cases.Uniform(rnd, tokens * cols, -1, 1);
-                const int Guard = 5;
-                var y = new float[tokens * rows + Guard];
-                y.AsSpan().Fill(float.NaN); // anything left unwritten shows up
-                MatMul.Multiply(m.View, x, y, tokens, null, isa);
-                var twin = new float[tokens * rows];
-                MatMul.MultiplyScalar(m.View, x, twin, tokens);
-
-                for (int t = 0; t < tokens; t++)
-                    for (int r = 0; r < rows; r++)
-                    {
-                        var (exact, magnitude) = Reference(m, x, t, r);
-                        double tol = 1e-5 * magnitude + 1e-6;
-                        string at = $"{isa} {type} {rows}x{cols}, tokens={tokens}, y[{t},{r}]";
-                        Check.Close(exact, y[t * rows + r], tol, at + " vs double");
-                        // Blocked, tiled or streamed, an element is the one-row dot product's bits (its summation order).
-                        float alone = MatMul.Dot(m.View.RowBytesSpan(r), type, x.AsSpan(t * cols, cols), isa);
-                        Assert.True(BitConverter.SingleToUInt32Bits(alone) == BitConverter.SingleToUInt32Bits(y[t * rows + r]), $"{at}: {y[t * rows + r]:R}, one row alone {alone:R}");
-                        Check.Close(exact, twin[t * rows + r], tol, at + " scalar twin vs double");
-                        Check.Close(twin[t * rows + r], y[t * rows + r], tol, at + " vs scalar twin");
-                    }
-                for (int i = tokens * rows; i < y.Length; i++)
-                    Assert.True(float.IsNaN(y[i]), $"Multiply wrote past tokens x rows at {i}");
-
-                if (isa == Isa.Scalar) Check.BitsEqual(twin, y.AsSpan(0, tokens * rows), "scalar path vs MultiplyScalar");
-
-                // A pool never changes a bit (when the product is big enough to use it at all).
-                var pooled = new float[tokens * rows];
-                MatMul.Multiply(m.View, x, pooled, tokens, pool, isa);
-                Check.BitsEqual(y.AsSpan(0, tokens * rows), pooled, $"{isa} {type} {rows}x{cols} tokens={tokens} pool(3) vs none");
-            }
-        }
     }
 
     /// <summary>Small integers make every product and partial sum exact in float32, so every path must hit the exact sum.</summary>
@@ -100,28 +29,10 @@ public class MatMulTests
             var x = new float[Tokens * cols];
             for (int i = 0; i < x.Length; i++) x[i] = rnd.Next(-8, 9);
             var y = new float[Tokens * Rows];
-            MatMul.Multiply(m.View, x, y, Tokens, null, isa);
+            Paths.Forced(isa, $"Multiply integers {type} cols={cols}", () => MatMul.Multiply(m.View, x, y, Tokens, null, isa));
             for (int t = 0; t < Tokens; t++)
                 for (int r = 0; r < Rows; r++)
-                    Assert.Equal(Reference(m, x, t, r).Sum, (double)y[t * Rows + r]);
-        }
-    }
-
-    [Theory]
-    [MemberData(nameof(IsaType))]
-    public void DotMatchesScalarDotAndDoubleReference(Isa isa, WeightType type)
-    {
-        var rnd = new Random(Cases.Seed(11, (int)isa, (int)type));
-        foreach (int n in Cases.AwkwardSizes)
-        {
-            var m = TestMatrix.Random(rnd, 1, n, type);
-            var x = Cases.Uniform(rnd, n, -1, 1);
-            var (exact, magnitude) = Reference(m, x, 0, 0);
-            var row = m.View.RowBytesSpan(0);
-            float v = MatMul.Dot(row, type, x, isa);
-            float s = MatMul.Dot(row, type, x, Isa.Scalar);
-            Check.Close(exact, v, 1e-5 * magnitude + 1e-6, $"{isa} {type} Dot n={n}");
-            Check.Close(exact, s, 1e-5 * magnitude + 1e-6, $"scalar {type} Dot n={n}");
+                    Assert.Equal(m.Reference(x, t, r).Sum, (double)y[t * Rows + r]);
         }
     }
 
@@ -133,7 +44,7 @@ public class MatMulTests
         var x = Cases.Uniform(rnd, 2 * 65, -1, 1);
         var a = new float[2 * 9];
         var b = new float[2 * 9];
-        MatMul.Multiply(m.View, x, a, 2);
+        Paths.Forced(IsaSupport.Best, "Multiply with no isa", () => MatMul.Multiply(m.View, x, a, 2));
         MatMul.Multiply(m.View, x, b, 2, null, IsaSupport.Best);
         Check.BitsEqual(b, a, "isa null vs IsaSupport.Best");
         Assert.Equal(IsaSupport.Supported[^1], IsaSupport.Best);
@@ -151,7 +62,7 @@ public class MatMulTests
             if (IsaSupport.IsSupported(isa))
             {
                 Assert.Contains(isa, IsaSupport.Supported);
-                MatMul.Multiply(m.View, x, y, 1, null, isa);
+                Paths.Forced(isa, "Multiply", () => MatMul.Multiply(m.View, x, y, 1, null, isa));
             }
             else
             {
@@ -198,7 +109,7 @@ public class MatMulTests
         var x = Cases.Uniform(rnd, tokens * cols, -1, 1);
 
         var batch = new float[tokens * rows];
-        MatMul.Multiply(m.View, x, batch, tokens, null, isa);
+        Paths.Forced(isa, $"Multiply {type} {rows}x{cols} tokens={tokens}", () => MatMul.Multiply(m.View, x, batch, tokens, null, isa));
         for (int t = 0; t < tokens; t++)
         {
             var alone = new float[rows];
@@ -233,7 +144,7 @@ public class MatMulTests
         {
             using var pool = threads == 0 ? null : new WorkerPool(threads);
             float[] yq = new float[37], yk = new float[9], yv = new float[130];
-            MatMul.MultiplyFused(q.View, yq, k.View, yk, v.View, yv, x, pool, isa);
+            Paths.Forced(isa, "MultiplyFused", () => MatMul.MultiplyFused(q.View, yq, k.View, yk, v.View, yv, x, pool, isa));
             Check.BitsEqual(Alone(q), yq, $"{isa} {type} q on {threads} threads");
             Check.BitsEqual(Alone(k), yk, $"{isa} {type} k on {threads} threads");
             Check.BitsEqual(Alone(v), yv, $"{isa} {type} v on {threads} threads");
@@ -249,7 +160,7 @@ public class MatMulTests
             float[] Batch(TestMatrix m) { var y = new float[tokens * m.View.Rows]; MatMul.Multiply(m.View, xs, y, tokens, null, isa); return y; }
             using var pool = new WorkerPool(2);
             float[] yq = new float[tokens * 37], yk = new float[tokens * 9], yv = new float[tokens * 130];
-            MatMul.MultiplyFused(q.View, yq, k.View, yk, v.View, yv, xs, tokens, pool, isa);
+            Paths.Forced(isa, $"MultiplyFused, {tokens} tokens", () => MatMul.MultiplyFused(q.View, yq, k.View, yk, v.View, yv, xs, tokens, pool, isa));
             Check.BitsEqual(Batch(q), yq, $"{isa} {type} q, {tokens} tokens");
             Check.BitsEqual(Batch(k), yk, $"{isa} {type} k, {tokens} tokens");
             Check.BitsEqual(Batch(v), yv, $"{isa} {type} v, {tokens} tokens");
@@ -282,5 +193,33 @@ public class MatMulTests
         Assert.Throws<ArgumentException>(() => v.ReadRow(0, new float[16]));
     }
 
-    private static unsafe WeightMatrix CreateView(int rows, int cols) => new(null, rows, cols, WeightType.F32);
+    [Theory]
+    [InlineData(WeightType.F32, 4)]
+    [InlineData(WeightType.BF16, 2)]
+    [InlineData(WeightType.F16, 2)]
+    public void WeightTypesKnowTheirBlockLayout(WeightType type, int bytes)
+    {
+        Assert.Equal(1, WeightTypes.BlockSize(type));
+        Assert.Equal(bytes, WeightTypes.BlockBytes(type));
+        Assert.Equal(bytes, WeightTypes.SizeOf(type));
+        Assert.Equal(17L * bytes, WeightTypes.ByteCount(type, 17));
+        Assert.Equal(0, WeightTypes.ByteCount(type, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => WeightTypes.ByteCount(type, -1));
+        var m = TestMatrix.Random(new Random(7), 2, 9, type);
+        Assert.Equal(WeightTypes.ByteCount(type, 9), m.View.RowBytes);
+        Assert.Equal(2 * m.View.RowBytes, m.View.ByteLength);
+    }
+
+    [Fact]
+    public void UnknownWeightTypesAreRejected()
+    {
+        var unknown = (WeightType)99;
+        Assert.Throws<ArgumentOutOfRangeException>(() => WeightTypes.BlockSize(unknown));
+        Assert.Throws<ArgumentOutOfRangeException>(() => WeightTypes.BlockBytes(unknown));
+        Assert.Throws<ArgumentOutOfRangeException>(() => WeightTypes.SizeOf(unknown));
+        Assert.Throws<ArgumentOutOfRangeException>(() => WeightTypes.ByteCount(unknown, 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CreateView(1, 4, unknown));
+    }
+
+    private static unsafe WeightMatrix CreateView(int rows, int cols, WeightType type = WeightType.F32) => new(null, rows, cols, type);
 }

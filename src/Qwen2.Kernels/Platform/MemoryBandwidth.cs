@@ -4,20 +4,6 @@ using System.Runtime.Intrinsics;
 
 namespace Qwen2.Kernels;
 
-/// <summary>What <see cref="MemoryBandwidth.Measure(WorkerPool, long, int, Isa?)"/> found.</summary>
-/// <param name="BytesPerSecond">Bytes read per second in the fastest pass.</param>
-/// <param name="BestSeconds">Duration of the fastest pass.</param>
-/// <param name="BufferBytes">Bytes read by one pass.</param>
-/// <param name="Threads">Threads that read at once.</param>
-/// <param name="StreamsPerThread">Sequential streams each thread interleaves (<see cref="MemoryBandwidth.StreamsPerThread"/>).</param>
-/// <param name="Passes">Timed passes; the fastest is reported.</param>
-/// <param name="Isa">Kernel path of the loads.</param>
-public sealed record MemoryBandwidthResult(double BytesPerSecond, double BestSeconds, long BufferBytes, int Threads, int StreamsPerThread, int Passes, Isa Isa)
-{
-    /// <summary><see cref="BytesPerSecond"/> in decimal gigabytes (1e9 bytes) per second, the unit decode speeds are quoted in.</summary>
-    public double GigabytesPerSecond => BytesPerSecond / 1e9;
-}
-
 /// <summary>
 /// Measures how fast this machine reads memory, the ceiling of matrix-vector products (decode reads every weight once
 /// per token). Each thread sums its own contiguous part of a buffer much larger than the last-level cache, reading
@@ -101,7 +87,7 @@ public static unsafe class MemoryBandwidth
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         if (length % sizeof(uint) != 0) throw new ArgumentException($"length {length} is not a multiple of 4", nameof(length));
         if (data == null && length > 0) throw new ArgumentNullException(nameof(data));
-        var path = IsaSupport.Check(isa ?? IsaSupport.Best);
+        var path = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best));
         int parts = pool?.Threads ?? 1;
         uint* sums = stackalloc uint[parts];
         var job = new Job { Data = data, Length = length, Parts = parts, Isa = path, Sums = sums };

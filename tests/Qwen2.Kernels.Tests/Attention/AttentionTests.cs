@@ -1,13 +1,14 @@
 namespace Qwen2.Kernels.Tests;
 
 /// <summary>
-/// Attention.Compute against a naive double-precision reference (softmax(q·k/√d) over the keys the mask lets a query
+/// Attention.Compute (its parity with the scalar path and a double reference is a table of <see cref="KernelParityTests"/>)
+/// held to a naive double-precision reference (softmax(q·k/√d) over the keys the mask lets a query
 /// see, query head h reading kv head h / (heads / kvHeads)), and AttentionMask's visibility rules.
 /// </summary>
 public class AttentionTests
 {
     /// <summary>One attention call: queries, a past block and a current block, all with explicit positions.</summary>
-    private sealed class Scenario
+    internal sealed class Scenario
     {
         public required string Name { get; init; }
         public required int Heads { get; init; }
@@ -54,9 +55,11 @@ public class AttentionTests
             output.AsSpan().Fill(float.NaN); // every element must be written
             var scratch = new float[Attention.ScratchLength(Keys, pool?.Threads ?? 1)];
             scratch.AsSpan().Fill(float.NaN); // stale scratch must not leak into results
+            KernelPath.Reset();
             Attention.Compute(Q, QueryPositions, Heads, KvHeads, HeadDim,
                 new KvBlock(PastK, PastV, PastPositions), new KvBlock(CurK, CurV, CurPositions),
                 Mask, output, scratch, pool, isa);
+            Paths.AssertRan(isa, $"attention {this}");
             return output;
         }
 
@@ -90,8 +93,10 @@ public class AttentionTests
                     Assert.True(past.KeyRow(k, kvRow).SequenceEqual(PastK.AsSpan(k * kvRow, kvRow)));
                     Assert.True(past.ValueRow(k, kvRow).SequenceEqual(PastV.AsSpan(k * kvRow, kvRow)));
                 }
+                KernelPath.Reset();
                 Attention.Compute(Q, QueryPositions, Heads, KvHeads, HeadDim, past, new KvBlock(CurK, CurV, CurPositions),
                     Mask, output, scratch, pool, isa);
+                Paths.AssertRan(isa, $"paged attention {this}");
                 return output;
             }
         }
@@ -129,7 +134,7 @@ public class AttentionTests
 
     private static int[] Range(int start, int count) => Enumerable.Range(start, count).ToArray();
 
-    private static IEnumerable<Scenario> Scenarios(int headDim)
+    internal static IEnumerable<Scenario> Scenarios(int headDim)
     {
         (int Heads, int KvHeads)[] shapes = [(4, 4), (6, 2), (14, 2)]; // MHA, GQA groups of 3 and 7
         int seed = 0;
@@ -149,32 +154,18 @@ public class AttentionTests
         }
     }
 
+    /// <summary>Head dimensions: below one 512-bit vector, not a multiple of 16, and the tiled path's multiples of 64.</summary>
+    internal static readonly int[] HeadDims = [16, 24, 64, 128];
+
     public static TheoryData<Isa, int> IsasAndHeadDims()
     {
         var data = new TheoryData<Isa, int>();
         foreach (var isa in IsaSupport.Supported)
-            foreach (int d in new[] { 16, 24, 64, 128 }) data.Add(isa, d);
+            foreach (int d in HeadDims) data.Add(isa, d);
         return data;
     }
 
-    private const double Tolerance = 1e-5; // values lie in [−1, 1], so outputs do too
-
-    [Theory]
-    [MemberData(nameof(IsasAndHeadDims))]
-    public void MatchesDoubleReferenceAndScalarPath(Isa isa, int headDim)
-    {
-        foreach (var s in Scenarios(headDim))
-        {
-            var got = s.Run(isa);
-            var twin = s.Run(Isa.Scalar);
-            var exact = s.Reference();
-            for (int i = 0; i < got.Length; i++)
-            {
-                Check.Close(exact[i], got[i], Tolerance, $"{isa} {s} output[{i}]");
-                Check.Close(twin[i], got[i], Tolerance, $"{isa} vs scalar {s} output[{i}]");
-            }
-        }
-    }
+    internal const double Tolerance = 1e-5; // values lie in [−1, 1], so outputs do too
 
     [Theory]
     [MemberData(nameof(IsasAndHeadDims))]

@@ -6,80 +6,6 @@ using System.Runtime.Intrinsics;
 namespace Qwen2.Kernels;
 
 /// <summary>
-/// Keys and values of some tokens with each token's absolute position. Stored either token-major in two spans as
-/// [count, kvHeads, headDim], or (inside the engine) in fixed-size pages, as a paged cache holds them.
-/// </summary>
-public readonly unsafe ref struct KvBlock
-{
-    /// <summary>Keys, [Count, kvHeads, headDim]; empty for a paged block.</summary>
-    public readonly ReadOnlySpan<float> Keys;
-    /// <summary>Values, [Count, kvHeads, headDim]; empty for a paged block.</summary>
-    public readonly ReadOnlySpan<float> Values;
-    /// <summary>Absolute position of each token.</summary>
-    public readonly ReadOnlySpan<int> Positions;
-
-    // The paged form: token k's keys start at Pages[k >> PageShift] + KeyOffset + (k & (2^PageShift - 1)) * RowFloats
-    // floats, its values likewise at ValueOffset. The pages must stay pinned while the block is in use.
-    internal readonly ReadOnlySpan<nint> Pages;
-    internal readonly nint KeyOffset, ValueOffset;
-    internal readonly int PageShift, RowFloats;
-
-    /// <summary>Wraps keys, values and positions of <c>positions.Length</c> tokens.</summary>
-    public KvBlock(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<int> positions)
-    {
-        Keys = keys; Values = values; Positions = positions;
-    }
-
-    /// <summary>A paged block: <paramref name="pages"/> are addresses of pinned memory, each page holding 2^<paramref name="pageShift"/> tokens.</summary>
-    internal KvBlock(ReadOnlySpan<nint> pages, nint keyOffset, nint valueOffset, int pageShift, int rowFloats, ReadOnlySpan<int> positions)
-    {
-        if (pages.Length < (positions.Length + (1 << pageShift) - 1) >> pageShift)
-            throw new ArgumentException($"{pages.Length} pages of {1 << pageShift} tokens cannot hold {positions.Length}", nameof(pages));
-        Pages = pages; KeyOffset = keyOffset; ValueOffset = valueOffset; PageShift = pageShift; RowFloats = rowFloats; Positions = positions;
-    }
-
-    /// <summary>Number of tokens.</summary>
-    public int Count => Positions.Length;
-
-    /// <summary>Whether the keys and values sit in pages rather than in <see cref="Keys"/> and <see cref="Values"/>.</summary>
-    public bool IsPaged => !Pages.IsEmpty;
-
-    /// <summary>The keys of token <paramref name="index"/> (<paramref name="rowFloats"/> = kvHeads × headDim floats).</summary>
-    public ReadOnlySpan<float> KeyRow(int index, int rowFloats) => Row(index, rowFloats, Keys, KeyOffset);
-
-    /// <summary>The values of token <paramref name="index"/> (<paramref name="rowFloats"/> = kvHeads × headDim floats).</summary>
-    public ReadOnlySpan<float> ValueRow(int index, int rowFloats) => Row(index, rowFloats, Values, ValueOffset);
-
-    private ReadOnlySpan<float> Row(int index, int rowFloats, ReadOnlySpan<float> flat, nint offset)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(index);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
-        if (!IsPaged) return flat.Slice(index * rowFloats, rowFloats);
-        if (rowFloats != RowFloats) throw new ArgumentException($"this block's rows hold {RowFloats} floats", nameof(rowFloats));
-        return new ReadOnlySpan<float>((float*)Pages[index >> PageShift] + offset + (nint)(index & ((1 << PageShift) - 1)) * rowFloats, rowFloats);
-    }
-}
-
-/// <summary>
-/// Which keys a query sees, by absolute positions: a key at k is visible to a query at p when
-/// k ≤ p (causal), k &gt; p − <see cref="Window"/> (sliding-window layers), and, for a cache that overwrites its oldest
-/// entries, k &lt; <see cref="SinkTokens"/> or k &gt; p − <see cref="RecentSpan"/>.
-/// </summary>
-/// <param name="Window">Sliding window of the layer in tokens; <see cref="int.MaxValue"/> for full attention.</param>
-/// <param name="SinkTokens">Tokens at the start a ring cache never evicts.</param>
-/// <param name="RecentSpan">Most recent tokens a ring cache keeps besides its sinks; <see cref="int.MaxValue"/> when it never evicts.</param>
-public readonly record struct AttentionMask(int Window, int SinkTokens, int RecentSpan)
-{
-    /// <summary>Plain causal attention. (Note that <c>default(AttentionMask)</c> hides every key.)</summary>
-    public static AttentionMask Causal { get; } = new(int.MaxValue, 0, int.MaxValue);
-
-    /// <summary>Whether a query at absolute position <paramref name="query"/> sees the key at <paramref name="key"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool IsVisible(int query, int key) =>
-        key <= query && (long)key > (long)query - Window && (key < SinkTokens || (long)key > (long)query - RecentSpan);
-}
-
-/// <summary>
 /// Causal grouped-query attention of new queries over past keys (a cache) and the new tokens' own keys:
 /// softmax(q·kᵀ/√d + mask)·v in float32, query head h reading kv head h / (heads / kvHeads).
 /// Work is split over (query, head) pairs; each pair is computed by one thread in a fixed order.
@@ -124,12 +50,12 @@ public static unsafe class Attention
             var job = new Job
             {
                 Q = pq, Out = po, Scratch = ps, ScratchStride = GroupHeads * Math.Max(keys, 1), QueryPositions = qp,
-                Past = past.IsPaged ? Source.Paged(pages, past.KeyOffset, past.ValueOffset, past.PageShift, pp, past.Count)
-                    : Source.Flat(flatPast, (nint)(pv - pk), pp, past.Count),
-                Cur = current.IsPaged ? Source.Paged(curPages, current.KeyOffset, current.ValueOffset, current.PageShift, cp, current.Count)
-                    : Source.Flat(flatCur, (nint)(cv - ck), cp, current.Count),
+                Past = past.IsPaged ? KvSource.Paged(pages, past.KeyOffset, past.ValueOffset, past.PageShift, pp, past.Count)
+                    : KvSource.Flat(flatPast, (nint)(pv - pk), pp, past.Count),
+                Cur = current.IsPaged ? KvSource.Paged(curPages, current.KeyOffset, current.ValueOffset, current.PageShift, cp, current.Count)
+                    : KvSource.Flat(flatCur, (nint)(cv - ck), cp, current.Count),
                 Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Mask = mask,
-                Scale = 1f / MathF.Sqrt(headDim), Isa = IsaSupport.Check(isa ?? IsaSupport.Best),
+                Scale = 1f / MathF.Sqrt(headDim), Isa = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best)),
             };
             if (n >= TileRows && headDim % 64 == 0 && job.Isa == Isa.Vector512)
             {
@@ -149,27 +75,6 @@ public static unsafe class Attention
             if (pool is null || (long)work * keys * headDim < 65_536) Run(&job, 0, work, 0);
             else pool.Run(&Run, &job, work);
         }
-    }
-
-    /// <summary>Where the keys and values of past or current tokens live: pages of 2^Shift tokens each.</summary>
-    private struct Source
-    {
-        public nint* Pages;
-        public nint KeyOffset, ValueOffset;
-        public int Shift, Mask, Count;
-        public int* Positions;
-
-        public static Source Flat(nint* page, nint valueOffset, int* positions, int count) =>
-            new() { Pages = page, KeyOffset = 0, ValueOffset = valueOffset, Shift = 30, Mask = (1 << 30) - 1, Positions = positions, Count = count };
-
-        public static Source Paged(nint* pages, nint keyOffset, nint valueOffset, int shift, int* positions, int count) =>
-            new() { Pages = pages, KeyOffset = keyOffset, ValueOffset = valueOffset, Shift = shift, Mask = (1 << shift) - 1, Positions = positions, Count = count };
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public readonly float* Key(int k, int row) => (float*)Pages[k >> Shift] + KeyOffset + (nint)(k & Mask) * row;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public readonly float* Value(int k, int row) => (float*)Pages[k >> Shift] + ValueOffset + (nint)(k & Mask) * row;
     }
 
     private static void CheckBlock(KvBlock b, long kvRow, string name)
@@ -310,7 +215,7 @@ public static unsafe class Attention
     {
         public float* Q, Out, Scratch, KeysT, TileScores;
         public int* QueryPositions;
-        public Source Past, Cur;
+        public KvSource Past, Cur;
         public int ScratchStride, GroupChunks, Heads, KvHeads, HeadDim, KeysPad, TilesPerKv, RowsPerKv;
         public AttentionMask Mask;
         public float Scale;
@@ -478,7 +383,7 @@ public static unsafe class Attention
         }
     }
 
-    private static void Score(ref Job j, ReadOnlySpan<float> qh, ref Source src, int offset, int kvRow, int p,
+    private static void Score(ref Job j, ReadOnlySpan<float> qh, ref KvSource src, int offset, int kvRow, int p,
         Span<float> scores, int at, ref int visible)
     {
         for (int k = 0; k < src.Count; k++)
@@ -490,7 +395,7 @@ public static unsafe class Attention
         }
     }
 
-    private static void Accumulate(ref Source src, int offset, int kvRow, ReadOnlySpan<float> probs, Span<float> o, Isa isa)
+    private static void Accumulate(ref KvSource src, int offset, int kvRow, ReadOnlySpan<float> probs, Span<float> o, Isa isa)
     {
         for (int k = 0; k < src.Count; k++)
         {
@@ -505,24 +410,14 @@ public static unsafe class Attention
         DotKernels.Dot1<F32Row>(ref Unsafe.As<float, byte>(ref MemoryMarshal.GetReference(a)), ref MemoryMarshal.GetReference(b), a.Length, isa);
 
     /// <summary>o += a · v.</summary>
-    internal static void Axpy(float a, ReadOnlySpan<float> v, Span<float> o, Isa isa)
-    {
-        ref float pv = ref MemoryMarshal.GetReference(v);
-        ref float po = ref MemoryMarshal.GetReference(o);
-        int n = o.Length;
-        nint i = 0;
-        if (isa == Isa.Vector512)
-        {
-            var av = Vector512.Create(a);
-            for (; i <= n - 16; i += 16)
-                Vector512.FusedMultiplyAdd(av, Vector512.LoadUnsafe(ref pv, (nuint)i), Vector512.LoadUnsafe(ref po, (nuint)i)).StoreUnsafe(ref po, (nuint)i);
-        }
-        if (isa >= Isa.Vector256)
-        {
-            var av = Vector256.Create(a);
-            for (; i <= n - 8; i += 8)
-                Vector256.FusedMultiplyAdd(av, Vector256.LoadUnsafe(ref pv, (nuint)i), Vector256.LoadUnsafe(ref po, (nuint)i)).StoreUnsafe(ref po, (nuint)i);
-        }
-        for (; i < n; i++) Unsafe.Add(ref po, i) += a * Unsafe.Add(ref pv, i);
-    }
+    internal static void Axpy(float a, ReadOnlySpan<float> v, Span<float> o, Isa isa) =>
+        ElementwiseDriver.Map<AxpyOperator>(ref MemoryMarshal.GetReference(v), ref MemoryMarshal.GetReference(o), ref MemoryMarshal.GetReference(o), o.Length, a, isa);
+}
+
+/// <summary>o + a·v: fused in the vector bodies, o + (a·v) rounded twice in the scalar twin.</summary>
+internal readonly struct AxpyOperator : IMapOperator
+{
+    public static Vector512<float> Invoke(Vector512<float> v, Vector512<float> o, Vector512<float> a) => Vector512.FusedMultiplyAdd(a, v, o);
+    public static Vector256<float> Invoke(Vector256<float> v, Vector256<float> o, Vector256<float> a) => Vector256.FusedMultiplyAdd(a, v, o);
+    public static float Invoke(float v, float o, float a) => o + a * v;
 }
