@@ -1,6 +1,5 @@
 using System.Text.Json.Serialization;
 using Qwen2.Kernels;
-using Qwen2.Native;
 
 namespace Qwen2.Cli;
 

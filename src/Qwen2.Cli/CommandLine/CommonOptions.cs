@@ -1,6 +1,3 @@
-using System.CommandLine;
-using Qwen2.Native;
-
 namespace Qwen2.Cli;
 
 /// <summary>Options and checks shared by the verbs.</summary>

@@ -1,5 +1,4 @@
 using System.Text;
-using Qwen2.Native;
 
 namespace Qwen2.Cli;
 

@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Qwen2.Cli;
 
 /// <summary>Token ids on the command line: comma-separated in, a JSON array out.</summary>

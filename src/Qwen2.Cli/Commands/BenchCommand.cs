@@ -1,8 +1,5 @@
-using System.CommandLine;
 using System.Diagnostics;
-using System.Globalization;
 using Qwen2.Kernels;
-using Qwen2.Native;
 
 namespace Qwen2.Cli;
 

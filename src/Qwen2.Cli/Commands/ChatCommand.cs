@@ -1,5 +1,3 @@
-using System.CommandLine;
-using Qwen2.Native;
 using Qwen2.Native.Chat;
 using Qwen2.Native.Generation;
 using Qwen2.Native.Text;

@@ -1,6 +1,3 @@
-using System.CommandLine;
-using System.Globalization;
-using Qwen2.Native;
 using Qwen2.Native.Gguf;
 
 namespace Qwen2.Cli;

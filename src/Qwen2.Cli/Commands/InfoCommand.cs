@@ -1,7 +1,3 @@
-using System.CommandLine;
-using System.Globalization;
-using Qwen2.Native;
-
 namespace Qwen2.Cli;
 
 /// <summary><c>qwen2 info</c>: the config and a summary of the tensors.</summary>

@@ -1,7 +1,4 @@
-using System.CommandLine;
-using System.Globalization;
 using System.Text;
-using Qwen2.Native;
 
 namespace Qwen2.Cli;
 

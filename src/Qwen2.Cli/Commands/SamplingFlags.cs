@@ -1,5 +1,3 @@
-using System.CommandLine;
-using Qwen2.Native;
 using Qwen2.Native.Generation;
 
 namespace Qwen2.Cli;

@@ -1,8 +1,5 @@
-using System.CommandLine;
-using System.Globalization;
 using System.IO.Compression;
 using Qwen2.Kernels;
-using Qwen2.Native;
 
 namespace Qwen2.Cli;
 
