@@ -9,7 +9,7 @@ internal static class InfoCommand
         var cmd = new Command("info", "Print the config and a summary of the tensors.") { model };
         cmd.SetAction(p => Guard.Run(stderr, () =>
         {
-            using var m = Qwen2Model.Load(CommonOptions.ResolveModel(p.GetValue(model)), new ModelOptions { Threads = 1 });
+            using var m = Qwen2Model.FromPretrained(p.GetValue(model), new ModelOptions { Threads = 1 });
             Write(m, stdout);
             return 0;
         }));

@@ -16,7 +16,7 @@ internal static class LogitsCommand
         {
             int[] ids = TokenIds.Parse(p.GetValue(tokens)!);
             int? t = CommonOptions.AtLeast1(p.GetValue(threads), "--threads");
-            using var m = Qwen2Model.Load(CommonOptions.ResolveModel(p.GetValue(model)), new ModelOptions { Threads = t });
+            using var m = Qwen2Model.FromPretrained(p.GetValue(model), new ModelOptions { Threads = t });
             var rows = new List<float[]>();
             if (p.GetValue(incremental))
             {

@@ -18,10 +18,9 @@ public static unsafe class MatMul
     /// Whether a product of <paramref name="tokens"/> tokens over <paramref name="type"/> weights reads the weights in
     /// place as four streams per thread, widening each vector in registers for up to four tokens at a time; otherwise
     /// each block of four rows is widened once into a float32 scratch and register tiles run over that. BF16 (a shift)
-    /// and F32 (nothing) widen so cheaply that streaming wins at every token count (measured up to 512: 4864×896 BF16
-    /// at 64 tokens 172 against 155 GFLOP/s); F16's exact integer widening costs about ten instructions a vector, so past
-    /// four tokens, where streaming would widen each row once per four tokens, the scratch wins (130 against 45).
-    /// Both sum every element in the same order.
+    /// and F32 (nothing) widen so cheaply that streaming wins at every token count; F16's exact integer widening costs
+    /// about ten instructions a vector, so past four tokens, where streaming would widen each row once per four tokens,
+    /// the scratch wins (docs/ARCHITECTURE.md). Both sum every element in the same order.
     /// </summary>
     internal static bool Streams(WeightType type, int tokens) => type != WeightType.F16 || tokens <= 4;
 
