@@ -6,6 +6,9 @@ public static class WeightTypes
     /// <summary>Elements per block: 1 for F32, BF16 and F16 (a block-quantized format stores several in one block).</summary>
     public static int BlockSize(WeightType type) => Layout(type).Size;
 
+    /// <summary>Whether <paramref name="type"/> is block-quantized (its dot products run on quantized activations).</summary>
+    public static bool IsQuantized(WeightType type) => BlockSize(type) > 1;
+
     /// <summary>Bytes one block occupies: 4 for F32, 2 for BF16 and F16.</summary>
     public static int BlockBytes(WeightType type) => Layout(type).Bytes;
 
@@ -32,12 +35,20 @@ public static class WeightTypes
         WeightType.F32 => Of<F32Row>(),
         WeightType.BF16 => Of<Bf16Row>(),
         WeightType.F16 => Of<F16Row>(),
+        WeightType.Q8_0 => Of<Q8_0Format>(),
+        WeightType.Q4_0 => Of<Q4_0Format>(),
+        WeightType.Q4_1 => Of<Q4_1Format>(),
+        WeightType.Q5_0 => Of<Q5_0Format>(),
+        WeightType.Q5_1 => Of<Q5_1Format>(),
+        WeightType.Q4_K => Of<Q4KFormat>(),
+        WeightType.Q5_K => Of<Q5KFormat>(),
+        WeightType.Q6_K => Of<Q6KFormat>(),
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown weight type"),
     };
 
     private static (int, int) Of<TF>() where TF : IWeightFormat => (TF.BlockSize, TF.BlockBytes);
 
-    /// <summary>Widens <paramref name="source"/> (elements of <paramref name="type"/>) into float32.</summary>
+    /// <summary>Widens <paramref name="source"/> (elements of <paramref name="type"/>) into float32; block-quantized types are dequantized with ggml's arithmetic.</summary>
     public static void ToSingle(WeightType type, ReadOnlySpan<byte> source, Span<float> destination)
     {
         int n = destination.Length;
@@ -57,8 +68,23 @@ public static class WeightTypes
                 var h = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(source);
                 System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(h[..n], destination);
                 break;
+            case WeightType.Q8_0: Dequantize<Q8_0Format>(source, destination); break;
+            case WeightType.Q4_0: Dequantize<Q4_0Format>(source, destination); break;
+            case WeightType.Q4_1: Dequantize<Q4_1Format>(source, destination); break;
+            case WeightType.Q5_0: Dequantize<Q5_0Format>(source, destination); break;
+            case WeightType.Q5_1: Dequantize<Q5_1Format>(source, destination); break;
+            case WeightType.Q4_K: Dequantize<Q4KFormat>(source, destination); break;
+            case WeightType.Q5_K: Dequantize<Q5KFormat>(source, destination); break;
+            case WeightType.Q6_K: Dequantize<Q6KFormat>(source, destination); break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(type), type, "unknown weight type");
         }
+    }
+
+    private static void Dequantize<TQ>(ReadOnlySpan<byte> source, Span<float> destination) where TQ : IQuantFormat
+    {
+        ref byte s = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(source);
+        for (int b = 0; b < destination.Length / TQ.BlockSize; b++)
+            TQ.DequantizeBlock(ref System.Runtime.CompilerServices.Unsafe.Add(ref s, b * TQ.BlockBytes), destination.Slice(b * TQ.BlockSize, TQ.BlockSize));
     }
 }

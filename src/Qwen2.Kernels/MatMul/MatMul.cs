@@ -22,7 +22,7 @@ public static unsafe class MatMul
     /// about ten instructions a vector, so past four tokens, where streaming would widen each row once per four tokens,
     /// the scratch wins (docs/ARCHITECTURE.md). Both sum every element in the same order.
     /// </summary>
-    internal static bool Streams(WeightType type, int tokens) => type != WeightType.F16 || tokens <= 4;
+    internal static bool Streams(WeightType type, int tokens) => type is WeightType.F32 or WeightType.BF16 || (type == WeightType.F16 && tokens <= 4);
 
     /// <summary>Computes y[t, r] = Σ_c W[r, c] · x[t, c] for t &lt; <paramref name="tokens"/>.</summary>
     /// <param name="w">The weights.</param>
@@ -37,6 +37,12 @@ public static unsafe class MatMul
         if (x.Length < (long)tokens * w.Cols) throw new ArgumentException($"x holds {x.Length} floats, {tokens} x {w.Cols} needed", nameof(x));
         if (y.Length < (long)tokens * w.Rows) throw new ArgumentException($"y holds {y.Length} floats, {tokens} x {w.Rows} needed", nameof(y));
         if (tokens == 0 || w.Rows == 0) return;
+        if (WeightTypes.IsQuantized(w.Type))
+        {
+            fixed (float* qx = x, qy = y)
+                QuantizedProduct.Multiply(w, qx, qy, tokens, pool, KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best)));
+            return;
+        }
         fixed (float* px = x, py = y)
         {
             var job = new Job { W = w, X = px, Y = py, Tokens = tokens, Isa = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best)) };
@@ -61,6 +67,7 @@ public static unsafe class MatMul
         ref byte w = ref MemoryMarshal.GetReference(row);
         ref float xr = ref MemoryMarshal.GetReference(x);
         var i = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best));
+        if (WeightTypes.IsQuantized(type)) return QuantizedProduct.Dot(row, type, x, i);
         return type switch
         {
             WeightType.F32 => DotKernels.Dot1<F32Row>(ref w, ref xr, x.Length, i),
@@ -155,7 +162,7 @@ public static unsafe class MatMul
         }
     }
 
-    /// <summary>The scalar twin of <see cref="Multiply"/>: y[t, r] summed left to right in float32, one element at a time.</summary>
+    /// <summary>The scalar twin of <see cref="Multiply"/>: y[t, r] summed left to right in float32, one element at a time (block-quantized types: their scalar dot).</summary>
     public static void MultiplyScalar(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
         for (int t = 0; t < tokens; t++)

@@ -1,0 +1,61 @@
+using System.Runtime.CompilerServices;
+
+namespace Qwen2.Kernels;
+
+/// <summary>A ggml format of 32-element blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), dotted with <see cref="ActivationFormat.Q8"/> activations.</summary>
+internal interface IBlock32 : IQuantFormat
+{
+    /// <summary>Whether values are unsigned with a per-block minimum (Q4_1, Q5_1) rather than signed (Q8_0, Q4_0, Q5_0).</summary>
+    static abstract bool HasMin { get; }
+
+    /// <summary>The block's 32 integer values in element order, its scale and (for <see cref="HasMin"/>) its minimum.</summary>
+    static abstract void Unpack(ref byte block, Span<int> q, out float d, out float min);
+}
+
+/// <summary>
+/// The dot product of a 32-element-block row with Q8 activations. Its defined order (the scalar twin): each block's
+/// products are summed exactly as integers in eight lanes of four consecutive elements, p_j; lane j accumulates
+/// fma(p_j, d_w · d_a, acc_j) block after block; the lanes are added by <see cref="QuantMath.Sum8"/>; formats with a
+/// minimum then add Σ fma(min, s_a) accumulated block after block.
+/// </summary>
+internal static partial class Block32
+{
+    public static float Dot<T>(ref byte w, ref byte a, int blocks, Isa isa) where T : IBlock32 => isa switch
+    {
+        Isa.Vector512 => DotV512<T>(ref w, ref a, blocks),
+        Isa.Vector256 => DotV256<T>(ref w, ref a, blocks),
+        _ => DotScalar<T>(ref w, ref a, blocks),
+    };
+
+    /// <summary>The scalar twin: the defined order, as written.</summary>
+    public static float DotScalar<T>(ref byte w, ref byte a, int blocks) where T : IBlock32
+    {
+        Span<int> q = stackalloc int[32];
+        Span<float> acc = stackalloc float[8];
+        acc.Clear();
+        float minTerm = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            ref byte ab = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
+            T.Unpack(ref Unsafe.Add(ref w, b * T.BlockBytes), q, out float dw, out float min);
+            float d = dw * QuantMath.Single(ref ab);
+            for (int j = 0; j < 8; j++)
+            {
+                int p = 0;
+                for (int k = 4 * j; k < 4 * j + 4; k++) p += q[k] * (sbyte)Unsafe.Add(ref ab, QuantizedActivations.Q8Values + k);
+                acc[j] = MathF.FusedMultiplyAdd(p, d, acc[j]);
+            }
+            if (T.HasMin) minTerm = MathF.FusedMultiplyAdd(min, QuantMath.Single(ref Unsafe.Add(ref ab, 4)), minTerm);
+        }
+        float sum = QuantMath.Sum8(acc);
+        return T.HasMin ? sum + minTerm : sum;
+    }
+
+    /// <summary>ggml's dequantization: q · d, or q · d + min.</summary>
+    public static void Dequantize<T>(ref byte block, Span<float> destination) where T : IBlock32
+    {
+        Span<int> q = stackalloc int[32];
+        T.Unpack(ref block, q, out float d, out float min);
+        for (int i = 0; i < 32; i++) destination[i] = T.HasMin ? q[i] * d + min : q[i] * d;
+    }
+}

@@ -1,0 +1,31 @@
+using System.Runtime.CompilerServices;
+
+namespace Qwen2.Kernels;
+
+/// <summary>ggml Q4_1: binary16 d and m, then 16 bytes of nibbles as in Q4_0; x = q · d + m.</summary>
+internal readonly struct Q4_1Format : IBlock32
+{
+    public static int BlockSize => 32;
+    public static int BlockBytes => 20;
+    public static ActivationFormat Activation => ActivationFormat.Q8;
+    public static bool HasMin => true;
+
+    public static void Unpack(ref byte block, Span<int> q, out float d, out float min)
+    {
+        d = QuantMath.Half(ref block);
+        min = QuantMath.Half(ref Unsafe.Add(ref block, 2));
+        for (int i = 0; i < 16; i++)
+        {
+            int b = Unsafe.Add(ref block, 4 + i);
+            q[i] = b & 0xF;
+            q[i + 16] = b >> 4;
+        }
+    }
+
+    public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q4_1Format>(ref block, destination);
+
+    public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>
+        QuantMath.DotEachToken<Q4_1Format>(ref w, ref a, aStride, tokens, blocks, destination, isa);
+
+    public static float Dot(ref byte w, ref byte a, int blocks, Isa isa) => Block32.Dot<Q4_1Format>(ref w, ref a, blocks, isa);
+}

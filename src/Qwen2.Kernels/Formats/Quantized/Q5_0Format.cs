@@ -1,0 +1,32 @@
+using System.Runtime.CompilerServices;
+
+namespace Qwen2.Kernels;
+
+/// <summary>ggml Q5_0: binary16 d, 32 high bits (bit i for element i), then nibbles as in Q4_0; x = (q − 16) · d.</summary>
+internal readonly struct Q5_0Format : IBlock32
+{
+    public static int BlockSize => 32;
+    public static int BlockBytes => 22;
+    public static ActivationFormat Activation => ActivationFormat.Q8;
+    public static bool HasMin => false;
+
+    public static void Unpack(ref byte block, Span<int> q, out float d, out float min)
+    {
+        d = QuantMath.Half(ref block);
+        min = 0;
+        uint qh = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref block, 2));
+        for (int i = 0; i < 16; i++)
+        {
+            int b = Unsafe.Add(ref block, 6 + i);
+            q[i] = ((b & 0xF) | (int)(((qh >> i) & 1) << 4)) - 16;
+            q[i + 16] = ((b >> 4) | (int)(((qh >> (i + 16)) & 1) << 4)) - 16;
+        }
+    }
+
+    public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q5_0Format>(ref block, destination);
+
+    public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>
+        QuantMath.DotEachToken<Q5_0Format>(ref w, ref a, aStride, tokens, blocks, destination, isa);
+
+    public static float Dot(ref byte w, ref byte a, int blocks, Isa isa) => Block32.Dot<Q5_0Format>(ref w, ref a, blocks, isa);
+}

@@ -1,0 +1,26 @@
+using System.Runtime.CompilerServices;
+
+namespace Qwen2.Kernels;
+
+/// <summary>ggml Q8_0: binary16 d, then 32 int8; x = q · d.</summary>
+internal readonly struct Q8_0Format : IBlock32
+{
+    public static int BlockSize => 32;
+    public static int BlockBytes => 34;
+    public static ActivationFormat Activation => ActivationFormat.Q8;
+    public static bool HasMin => false;
+
+    public static void Unpack(ref byte block, Span<int> q, out float d, out float min)
+    {
+        d = QuantMath.Half(ref block);
+        min = 0;
+        for (int i = 0; i < 32; i++) q[i] = (sbyte)Unsafe.Add(ref block, 2 + i);
+    }
+
+    public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q8_0Format>(ref block, destination);
+
+    public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>
+        QuantMath.DotEachToken<Q8_0Format>(ref w, ref a, aStride, tokens, blocks, destination, isa);
+
+    public static float Dot(ref byte w, ref byte a, int blocks, Isa isa) => Block32.Dot<Q8_0Format>(ref w, ref a, blocks, isa);
+}
