@@ -50,6 +50,14 @@ public class KernelParityTests
         foreach (var type in Types)
             foreach (int cols in Cases.AwkwardSizes)
                 foreach (int rows in MatMulRows) c[$"MatMul {type} {rows}x{cols}"] = () => MatMulCase(type, rows, cols);
+        foreach (var type in QuantizedData.Types)
+        {
+            // One block, an odd count, and the Qwen2-0.5B widths where the type's blocks fit them.
+            foreach (int n in new[] { 32, 224, 256, 896, 4864 }.Where(n => n % WeightTypes.BlockSize(type) == 0))
+                c[$"Dot {type} n={n}"] = () => DotCase(type, n);
+            foreach (int cols in new[] { 256, 4864 })
+                foreach (int rows in MatMulRows) c[$"MatMul {type} {rows}x{cols}"] = () => MatMulCase(type, rows, cols);
+        }
         foreach (int d in AttentionTests.HeadDims)
         {
             int index = 0;
@@ -238,14 +246,15 @@ public class KernelParityTests
     private static KernelCase DotCase(WeightType type, int n)
     {
         var rnd = new Random(Cases.Seed(11, (int)type, n));
-        var m = TestMatrix.Random(rnd, 1, n, type);
+        var m = Matrix(rnd, 1, n, type);
         var x = Cases.Uniform(rnd, n, -1, 1);
-        var (exact, magnitude) = m.Reference(x, 0, 0);
+        var (exact, tolerance) = Reference(m, x, 0, 0);
         return new KernelCase
         {
             Run = isa => [MatMul.Dot(m.View.RowBytesSpan(0), type, x, isa)],
             Reference = [exact],
-            Tolerance = _ => 1e-5 * magnitude + 1e-6,
+            Tolerance = _ => tolerance,
+            ExactVsScalar = WeightTypes.IsQuantized(type), // integer sums, then the format's fixed float steps
         };
     }
 
@@ -258,7 +267,7 @@ public class KernelParityTests
     private static KernelCase MatMulCase(WeightType type, int rows, int cols)
     {
         var rnd = new Random(Cases.Seed(12, (int)type, rows, cols));
-        var m = TestMatrix.Random(rnd, rows, cols, type);
+        var m = Matrix(rnd, rows, cols, type);
         var xs = MatMulTokens.Select(tokens => Cases.Uniform(rnd, tokens * cols, -1, 1)).ToArray();
         var exact = new List<double>();
         var tol = new List<double>();
@@ -266,9 +275,9 @@ public class KernelParityTests
             for (int t = 0; t < MatMulTokens[k]; t++)
                 for (int r = 0; r < rows; r++)
                 {
-                    var (s, magnitude) = m.Reference(xs[k], t, r);
+                    var (s, tolerance) = Reference(m, xs[k], t, r);
                     exact.Add(s);
-                    tol.Add(1e-5 * magnitude + 1e-6);
+                    tol.Add(tolerance);
                 }
         float[] Run(Isa isa, WorkerPool? pool)
         {
@@ -291,6 +300,7 @@ public class KernelParityTests
             Run = isa => Run(isa, null),
             Reference = [.. exact],
             Tolerance = i => tol[i],
+            ExactVsScalar = WeightTypes.IsQuantized(type),
             Extra = (isa, at, y) =>
             {
                 int o = 0;
@@ -318,6 +328,17 @@ public class KernelParityTests
                 Check.BitsEqual([.. twin], y, at + " vs MultiplyScalar");
             },
         };
+    }
+
+    private static TestMatrix Matrix(Random rnd, int rows, int cols, WeightType type) =>
+        WeightTypes.IsQuantized(type) ? TestMatrix.RandomQuantized(rnd, rows, cols, type) : TestMatrix.Random(rnd, rows, cols, type);
+
+    /// <summary>The float64 dot of row r and token t, and its tolerance: float rounding, or for a block-quantized type the bound of <see cref="QuantizedData.Reference"/>.</summary>
+    private static (double Sum, double Tolerance) Reference(TestMatrix m, float[] x, int t, int r)
+    {
+        if (WeightTypes.IsQuantized(m.Type)) return m.QuantizedReference(x, t, r);
+        var (s, magnitude) = m.Reference(x, t, r);
+        return (s, 1e-5 * magnitude + 1e-6);
     }
 
     private static KernelCase AttentionCase(int headDim, int index)

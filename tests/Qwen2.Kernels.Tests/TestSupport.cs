@@ -82,9 +82,40 @@ internal sealed unsafe class TestMatrix
     {
         Rows = rows; Cols = cols; Type = type;
         // The pinned object heap never moves the array, so the view's pointer stays valid.
-        _bytes = GC.AllocateArray<byte>(Math.Max(1, rows * cols * WeightTypes.SizeOf(type)), pinned: true);
+        _bytes = GC.AllocateArray<byte>(Math.Max(1, checked((int)WeightTypes.ByteCount(type, (long)rows * cols))), pinned: true);
         Widened = new double[rows * cols];
+        Terms = Widened;
     }
+
+    /// <summary>
+    /// Per element, the size of the terms its decoded value is made of (|q · d| + |minimum| for a block-quantized type,
+    /// else |value|): what float rounding in a dot product scales with.
+    /// </summary>
+    public double[] Terms { get; private set; }
+
+    /// <summary>A block-quantized matrix of random blocks (random bits, random finite scales), decoded by <see cref="QuantizedData"/>.</summary>
+    public static TestMatrix RandomQuantized(Random rnd, int rows, int cols, WeightType type)
+    {
+        var m = new TestMatrix(rows, cols, type);
+        var bytes = QuantizedData.RandomBlocks(rnd, type, rows * cols / WeightTypes.BlockSize(type));
+        bytes.CopyTo(m._bytes, 0);
+        m.Terms = new double[rows * cols];
+        long rowBytes = WeightTypes.ByteCount(type, cols);
+        for (int r = 0; r < rows; r++)
+        {
+            var (v, t) = QuantizedData.Decode(type, bytes.AsSpan((int)(r * rowBytes), (int)rowBytes), cols);
+            v.CopyTo(m.Widened, r * cols);
+            t.CopyTo(m.Terms, r * cols);
+        }
+        return m;
+    }
+
+    /// <summary>
+    /// <see cref="QuantizedData.Reference"/> of row <paramref name="r"/> with token <paramref name="t"/>: the float64 dot
+    /// and the bound a dot on quantized activations stays within.
+    /// </summary>
+    public (double Sum, double Bound) QuantizedReference(float[] x, int t, int r) =>
+        QuantizedData.Reference(Type, Widened.AsSpan(r * Cols, Cols).ToArray(), Terms.AsSpan(r * Cols, Cols).ToArray(), x.AsSpan(t * Cols, Cols));
 
     public WeightMatrix View => new((byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_bytes)), Rows, Cols, Type);
 

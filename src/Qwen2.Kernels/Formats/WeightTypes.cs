@@ -29,21 +29,13 @@ public static class WeightTypes
         return bytes;
     }
 
-    // The one place a WeightType meets its format type.
+    // The one place a WeightType meets its format type (the block-quantized ones through QuantizedProduct.Format).
     private static (int Size, int Bytes) Layout(WeightType type) => type switch
     {
         WeightType.F32 => Of<F32Row>(),
         WeightType.BF16 => Of<Bf16Row>(),
         WeightType.F16 => Of<F16Row>(),
-        WeightType.Q8_0 => Of<Q8_0Format>(),
-        WeightType.Q4_0 => Of<Q4_0Format>(),
-        WeightType.Q4_1 => Of<Q4_1Format>(),
-        WeightType.Q5_0 => Of<Q5_0Format>(),
-        WeightType.Q5_1 => Of<Q5_1Format>(),
-        WeightType.Q4_K => Of<Q4KFormat>(),
-        WeightType.Q5_K => Of<Q5KFormat>(),
-        WeightType.Q6_K => Of<Q6KFormat>(),
-        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown weight type"),
+        _ => QuantizedProduct.Format(type).Layout,
     };
 
     private static (int, int) Of<TF>() where TF : IWeightFormat => (TF.BlockSize, TF.BlockBytes);
@@ -68,23 +60,11 @@ public static class WeightTypes
                 var h = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(source);
                 System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(h[..n], destination);
                 break;
-            case WeightType.Q8_0: Dequantize<Q8_0Format>(source, destination); break;
-            case WeightType.Q4_0: Dequantize<Q4_0Format>(source, destination); break;
-            case WeightType.Q4_1: Dequantize<Q4_1Format>(source, destination); break;
-            case WeightType.Q5_0: Dequantize<Q5_0Format>(source, destination); break;
-            case WeightType.Q5_1: Dequantize<Q5_1Format>(source, destination); break;
-            case WeightType.Q4_K: Dequantize<Q4KFormat>(source, destination); break;
-            case WeightType.Q5_K: Dequantize<Q5KFormat>(source, destination); break;
-            case WeightType.Q6_K: Dequantize<Q6KFormat>(source, destination); break;
+            case var _ when IsQuantized(type):
+                QuantizedProduct.Dequantize(type, source, destination);
+                break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(type), type, "unknown weight type");
         }
-    }
-
-    private static void Dequantize<TQ>(ReadOnlySpan<byte> source, Span<float> destination) where TQ : IQuantFormat
-    {
-        ref byte s = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(source);
-        for (int b = 0; b < destination.Length / TQ.BlockSize; b++)
-            TQ.DequantizeBlock(ref System.Runtime.CompilerServices.Unsafe.Add(ref s, b * TQ.BlockBytes), destination.Slice(b * TQ.BlockSize, TQ.BlockSize));
     }
 }

@@ -88,21 +88,31 @@ public static unsafe class MatMul
 
     /// <summary>
     /// <see cref="MultiplyFused(in WeightMatrix, Span{float}, in WeightMatrix, Span{float}, in WeightMatrix, Span{float}, ReadOnlySpan{float}, WorkerPool?, Isa?)"/>
-    /// for several tokens (as many as <see cref="Streams"/> allows for the weight type): x is [tokens, Cols] and each
-    /// output [tokens, Rows].
+    /// for several tokens: x is [tokens, Cols] and each output [tokens, Rows]. Float weights share one type and take as
+    /// many tokens as <see cref="Streams"/> allows; block-quantized weights may mix their types (llama.cpp's mixes give
+    /// q and k one type and v another) and take any token count, x being quantized once per activation format.
     /// </summary>
     public static void MultiplyFused(in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2,
         ReadOnlySpan<float> x, int tokens, WorkerPool? pool = null, Isa? isa = null)
     {
-        if (w1.Cols != w0.Cols || w1.Type != w0.Type || (w2.Rows > 0 && (w2.Cols != w0.Cols || w2.Type != w0.Type)))
-            throw new ArgumentException("fused matrices must share their column count and weight type");
-        if (tokens < 1 || !Streams(w0.Type, tokens)) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, $"fused products of {w0.Type} weights take 1 to 4 tokens");
+        bool quantized = AllQuantized(w0, w1, w2);
+        if (w1.Cols != w0.Cols || (w2.Rows > 0 && w2.Cols != w0.Cols))
+            throw new ArgumentException("fused matrices must share their column count");
+        if (!quantized && (w1.Type != w0.Type || (w2.Rows > 0 && w2.Type != w0.Type)))
+            throw new ArgumentException("fused float matrices must share their weight type (only block-quantized types may mix)");
+        if (tokens < 1 || (!quantized && !Streams(w0.Type, tokens)))
+            throw new ArgumentOutOfRangeException(nameof(tokens), tokens, tokens < 1 ? "fused products take at least one token" : $"fused products of {w0.Type} weights take 1 to 4 tokens");
         if (x.Length < (long)tokens * w0.Cols) throw new ArgumentException($"x holds {x.Length} floats, {tokens} x {w0.Cols} needed", nameof(x));
         if (y0.Length < (long)tokens * w0.Rows || y1.Length < (long)tokens * w1.Rows || y2.Length < (long)tokens * w2.Rows)
             throw new ArgumentException("an output span is shorter than its matrix's rows times the tokens");
         var path = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best));
         fixed (float* px = x, p0 = y0, p1 = y1, p2 = y2)
         {
+            if (quantized)
+            {
+                QuantizedProduct.MultiplyShared(w0, p0, w1, p1, w2, p2, px, tokens, pool, path);
+                return;
+            }
             var job = new FusedJob
             {
                 A = new Job { W = w0, X = px, Y = p0, Tokens = tokens, Isa = path },
@@ -125,13 +135,14 @@ public static unsafe class MatMul
     /// <summary>
     /// Two or three products that read the same <paramref name="x"/> (q, k and v; gate and up): y0 = x · w0ᵀ, y1 = x ·
     /// w1ᵀ, y2 = x · w2ᵀ, each exactly as <see cref="Multiply"/> computes it. Whether they run as one pool job over the
-    /// stacked rows or one product after the other is this layer's choice, made from the weight type and token count.
+    /// stacked rows or one product after the other is this layer's choice, made from the weight types and token count
+    /// (block-quantized matrices, of any mix of types, always run as one job).
     /// Pass <c>default</c> for an unused third matrix.
     /// </summary>
     public static void MultiplyShared(in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1, in WeightMatrix w2, Span<float> y2,
         ReadOnlySpan<float> x, int tokens, WorkerPool? pool = null, Isa? isa = null)
     {
-        if (Streams(w0.Type, tokens) && w1.Type == w0.Type && (w2.Rows == 0 || w2.Type == w0.Type))
+        if (AllQuantized(w0, w1, w2) || (Streams(w0.Type, tokens) && w1.Type == w0.Type && (w2.Rows == 0 || w2.Type == w0.Type)))
         {
             MultiplyFused(w0, y0, w1, y1, w2, y2, x, tokens, pool, isa);
             return;
@@ -140,6 +151,10 @@ public static unsafe class MatMul
         Multiply(w1, x, y1, tokens, pool, isa);
         if (w2.Rows > 0) Multiply(w2, x, y2, tokens, pool, isa);
     }
+
+    /// <summary>Whether every matrix with rows (the first two always count) is block-quantized.</summary>
+    private static bool AllQuantized(in WeightMatrix w0, in WeightMatrix w1, in WeightMatrix w2) =>
+        WeightTypes.IsQuantized(w0.Type) && WeightTypes.IsQuantized(w1.Type) && (w2.Rows == 0 || WeightTypes.IsQuantized(w2.Type));
 
     private struct FusedJob
     {

@@ -3,13 +3,20 @@ using System.Runtime.CompilerServices;
 namespace Qwen2.Kernels;
 
 /// <summary>
-/// Products over block-quantized weights: the float32 activations are quantized once per call (each token to the
-/// format's <see cref="ActivationFormat"/>), then every weight row is dotted with them in integers, in place. Each output
-/// is the format's <see cref="IQuantFormat.Dot"/>, so results do not depend on threads, blocking or token count.
+/// Products over block-quantized weights: the float32 activations are quantized once per call, each token into every
+/// <see cref="ActivationFormat"/> the matrices read, then every weight row is dotted with them in integers, in place.
+/// Two or three matrices that read the same activations (q, k, v; gate, up) run as one pool job over their stacked
+/// rows, whatever their quantized types. Each output is the format's <see cref="IQuantFormat.Dot"/> of its row and
+/// token, so results do not depend on threads, tiling or token count.
 /// </summary>
 internal static unsafe class QuantizedProduct
 {
     private const int RowBlock = 4;
+    // Tokens whose activations a thread's rows pass over before the next group: a group of the widest rows (4864
+    // columns, 6 KB a token) fits a 1 MB L2, so weights are read from memory once per group instead of once per token.
+    private const int TokenGroup = 64;
+    // Products smaller than this cost less than waking the workers.
+    private const long InlineWork = 32_768;
 
     [ThreadStatic] private static byte[]? t_activations;
 
@@ -21,83 +28,191 @@ internal static unsafe class QuantizedProduct
         return s;
     }
 
-    public static void Multiply(in WeightMatrix w, float* x, float* y, int tokens, WorkerPool? pool, Isa isa)
+    /// <summary>y = x · wᵀ for <paramref name="tokens"/> tokens.</summary>
+    public static void Multiply(in WeightMatrix w, float* x, float* y, int tokens, WorkerPool? pool, Isa isa) =>
+        MultiplyShared(w, y, default, null, default, null, x, tokens, pool, isa);
+
+    /// <summary>
+    /// y0 = x · w0ᵀ, y1 = x · w1ᵀ, y2 = x · w2ᵀ (matrices with no rows are skipped) as one job: x quantized once per
+    /// activation format, the stacked rows split across the pool. Every matrix is block-quantized with the same columns.
+    /// </summary>
+    public static void MultiplyShared(in WeightMatrix w0, float* y0, in WeightMatrix w1, float* y1, in WeightMatrix w2, float* y2,
+        float* x, int tokens, WorkerPool? pool, Isa isa)
     {
-        switch (w.Type)
+        int cols = w0.Cols;
+        int q8 = Needs(ActivationFormat.Q8, w0, w1, w2) ? QuantizedActivations.ByteCount(ActivationFormat.Q8, cols) : 0;
+        int q8k = Needs(ActivationFormat.Q8K, w0, w1, w2) ? QuantizedActivations.ByteCount(ActivationFormat.Q8K, cols) : 0;
+        var scratch = Scratch(checked((q8 + q8k) * tokens));
+        fixed (byte* a = scratch)
         {
-            case WeightType.Q8_0: Multiply<Q8_0Format>(w, x, y, tokens, pool, isa); break;
-            case WeightType.Q4_0: Multiply<Q4_0Format>(w, x, y, tokens, pool, isa); break;
-            case WeightType.Q4_1: Multiply<Q4_1Format>(w, x, y, tokens, pool, isa); break;
-            case WeightType.Q5_0: Multiply<Q5_0Format>(w, x, y, tokens, pool, isa); break;
-            case WeightType.Q5_1: Multiply<Q5_1Format>(w, x, y, tokens, pool, isa); break;
-            case WeightType.Q4_K: Multiply<Q4KFormat>(w, x, y, tokens, pool, isa); break;
-            case WeightType.Q5_K: Multiply<Q5KFormat>(w, x, y, tokens, pool, isa); break;
-            case WeightType.Q6_K: Multiply<Q6KFormat>(w, x, y, tokens, pool, isa); break;
-            default: throw new ArgumentOutOfRangeException(nameof(w), w.Type, "not a block-quantized weight type");
+            byte* aq8 = a, aq8k = a + (nint)q8 * tokens;
+            for (int t = 0; t < tokens; t++)
+            {
+                var xt = new ReadOnlySpan<float>(x + (nint)t * cols, cols);
+                if (q8 > 0) QuantizedActivations.Quantize(ActivationFormat.Q8, xt, new Span<byte>(aq8 + (nint)t * q8, q8), isa);
+                if (q8k > 0) QuantizedActivations.Quantize(ActivationFormat.Q8K, xt, new Span<byte>(aq8k + (nint)t * q8k, q8k), isa);
+            }
+            var job = new Job
+            {
+                P0 = Part.Of(w0, y0, aq8, q8, aq8k, q8k),
+                P1 = Part.Of(w1, y1, aq8, q8, aq8k, q8k),
+                P2 = Part.Of(w2, y2, aq8, q8, aq8k, q8k),
+                Tokens = tokens,
+                Isa = isa,
+            };
+            long rows = (long)job.P0.Rows + job.P1.Rows + job.P2.Rows;
+            int blocks = checked((int)((rows + RowBlock - 1) / RowBlock));
+            if (pool is null || rows * cols * tokens < InlineWork) Run(&job, 0, blocks, 0);
+            else pool.Run(&Run, &job, blocks);
         }
     }
 
-    public static float Dot(ReadOnlySpan<byte> row, WeightType type, ReadOnlySpan<float> x, Isa isa) => type switch
+    private static bool Needs(ActivationFormat format, in WeightMatrix w0, in WeightMatrix w1, in WeightMatrix w2) =>
+        (w0.Rows > 0 && Format(w0.Type).Activation == format) || (w1.Rows > 0 && Format(w1.Type).Activation == format)
+        || (w2.Rows > 0 && Format(w2.Type).Activation == format);
+
+    /// <summary>A block-quantized type's activation format and its typed entry points: the one place such a type meets its format.</summary>
+    internal static Kind Format(WeightType type) => type switch
     {
-        WeightType.Q8_0 => Dot<Q8_0Format>(row, x, isa),
-        WeightType.Q4_0 => Dot<Q4_0Format>(row, x, isa),
-        WeightType.Q4_1 => Dot<Q4_1Format>(row, x, isa),
-        WeightType.Q5_0 => Dot<Q5_0Format>(row, x, isa),
-        WeightType.Q5_1 => Dot<Q5_1Format>(row, x, isa),
-        WeightType.Q4_K => Dot<Q4KFormat>(row, x, isa),
-        WeightType.Q5_K => Dot<Q5KFormat>(row, x, isa),
-        WeightType.Q6_K => Dot<Q6KFormat>(row, x, isa),
-        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "not a block-quantized weight type"),
+        WeightType.Q8_0 => Of<Q8_0Format>(),
+        WeightType.Q4_0 => Of<Q4_0Format>(),
+        WeightType.Q4_1 => Of<Q4_1Format>(),
+        WeightType.Q5_0 => Of<Q5_0Format>(),
+        WeightType.Q5_1 => Of<Q5_1Format>(),
+        WeightType.Q4_K => Of<Q4KFormat>(),
+        WeightType.Q5_K => Of<Q5KFormat>(),
+        WeightType.Q6_K => Of<Q6KFormat>(),
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, Enum.IsDefined(type) ? "not a block-quantized weight type" : "unknown weight type"),
     };
 
-    private static float Dot<TQ>(ReadOnlySpan<byte> row, ReadOnlySpan<float> x, Isa isa) where TQ : IQuantFormat
+    private static Kind Of<TQ>() where TQ : IQuantFormat => new()
     {
-        var a = new byte[QuantizedActivations.ByteCount(TQ.Activation, x.Length)];
-        QuantizedActivations.Quantize(TQ.Activation, x, a, isa);
-        return TQ.Dot(ref Unsafe.AsRef(in row[0]), ref a[0], x.Length / TQ.BlockSize, isa);
+        Layout = (TQ.BlockSize, TQ.BlockBytes),
+        Activation = TQ.Activation,
+        Rows = &Rows<TQ>,
+        Dot = &DotOf<TQ>,
+        DotTokens = &DotTokensOf<TQ>,
+        DequantizeBlock = &DequantizeOf<TQ>,
+    };
+
+    private static float DotOf<TQ>(ref byte w, ref byte a, int blocks, Isa isa) where TQ : IQuantFormat => TQ.Dot(ref w, ref a, blocks, isa);
+
+    private static void DotTokensOf<TQ>(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) where TQ : IQuantFormat =>
+        TQ.DotTokens(ref w, ref a, aStride, tokens, blocks, destination, isa);
+
+    private static void DequantizeOf<TQ>(ref byte block, Span<float> destination) where TQ : IQuantFormat => TQ.DequantizeBlock(ref block, destination);
+
+    /// <summary>The entry points of one block-quantized format (<see cref="IQuantFormat"/>), for code that holds a <see cref="WeightType"/>.</summary>
+    internal struct Kind
+    {
+        public (int Size, int Bytes) Layout;
+        public ActivationFormat Activation;
+        public delegate*<ref Part, int, int, int, Isa, void> Rows;
+        public delegate*<ref byte, ref byte, int, Isa, float> Dot;
+        public delegate*<ref byte, ref byte, nint, int, int, Span<float>, Isa, void> DotTokens;
+        public delegate*<ref byte, Span<float>, void> DequantizeBlock;
     }
 
-    private struct Job
+    /// <summary>One row's dot product with float32 activations, quantized here (allocates: for tests and single dots).</summary>
+    public static float Dot(ReadOnlySpan<byte> row, WeightType type, ReadOnlySpan<float> x, Isa isa)
+    {
+        var kind = Format(type);
+        var a = new byte[QuantizedActivations.ByteCount(kind.Activation, x.Length)];
+        QuantizedActivations.Quantize(kind.Activation, x, a, isa);
+        return kind.Dot(ref Unsafe.AsRef(in row[0]), ref a[0], x.Length / kind.Layout.Size, isa);
+    }
+
+    /// <summary>Dequantizes whole blocks of <paramref name="type"/> with ggml's arithmetic.</summary>
+    public static void Dequantize(WeightType type, ReadOnlySpan<byte> source, Span<float> destination)
+    {
+        var kind = Format(type);
+        var (size, bytes) = kind.Layout;
+        for (int b = 0; b < destination.Length / size; b++)
+            kind.DequantizeBlock(ref Unsafe.AsRef(in source[b * bytes]), destination.Slice(b * size, size));
+    }
+
+    /// <summary>One matrix of the job: its rows, its output and the activations of its format.</summary>
+    internal struct Part
     {
         public byte* W, A;
         public nint RowBytes, ActivationBytes;
         public float* Y;
-        public int Rows, Blocks, Tokens;
-        public Isa Isa;
-    }
+        public int Rows, Blocks;
+        public delegate*<ref Part, int, int, int, Isa, void> Run;
 
-    private static void Multiply<TQ>(in WeightMatrix w, float* x, float* y, int tokens, WorkerPool? pool, Isa isa) where TQ : IQuantFormat
-    {
-        int perToken = QuantizedActivations.ByteCount(TQ.Activation, w.Cols);
-        var scratch = Scratch(checked(perToken * tokens));
-        fixed (byte* a = scratch)
+        public static Part Of(in WeightMatrix w, float* y, byte* q8, int q8Bytes, byte* q8k, int q8kBytes)
         {
-            for (int t = 0; t < tokens; t++)
-                QuantizedActivations.Quantize(TQ.Activation, new ReadOnlySpan<float>(x + (nint)t * w.Cols, w.Cols), new Span<byte>(a + (nint)t * perToken, perToken), isa);
-            var job = new Job
+            if (w.Rows == 0) return default;
+            var kind = Format(w.Type);
+            bool k = kind.Activation == ActivationFormat.Q8K;
+            return new Part
             {
-                W = w.Data, A = a, RowBytes = (nint)w.RowBytes, ActivationBytes = perToken, Y = y,
-                Rows = w.Rows, Blocks = w.Cols / TQ.BlockSize, Tokens = tokens, Isa = isa,
+                W = w.Data, A = k ? q8k : q8, RowBytes = (nint)w.RowBytes, ActivationBytes = k ? q8kBytes : q8Bytes, Y = y,
+                Rows = w.Rows, Blocks = w.Cols / WeightTypes.BlockSize(w.Type), Run = kind.Rows,
             };
-            int blocks = (w.Rows + RowBlock - 1) / RowBlock;
-            if (pool is null || (long)w.Rows * w.Cols * tokens < 32_768) Run<TQ>(&job, 0, blocks, 0);
-            else pool.Run(&Run<TQ>, &job, blocks);
         }
     }
 
-    private static void Run<TQ>(void* state, int startBlock, int endBlock, int worker) where TQ : IQuantFormat
+    private struct Job
+    {
+        public Part P0, P1, P2;
+        public int Tokens;
+        public Isa Isa;
+    }
+
+    private static void Run(void* state, int startBlock, int endBlock, int worker)
     {
         ref Job job = ref Unsafe.AsRef<Job>(state);
-        Span<float> dst = stackalloc float[4];
-        int end = Math.Min(endBlock * RowBlock, job.Rows);
-        for (int r = startBlock * RowBlock; r < end; r++)
+        int start = startBlock * RowBlock, end = endBlock * RowBlock, a = job.P0.Rows, b = job.P1.Rows;
+        Segment(ref job.P0, 0, start, end, job.Tokens, job.Isa);
+        Segment(ref job.P1, a, start, end, job.Tokens, job.Isa);
+        Segment(ref job.P2, a + b, start, end, job.Tokens, job.Isa);
+
+        // The part of rows [start, end) of the stack that falls in the matrix whose first row is at offset.
+        static void Segment(ref Part p, int offset, int start, int end, int tokens, Isa isa)
         {
-            ref byte row = ref Unsafe.AsRef<byte>(job.W + r * job.RowBytes);
-            for (int t = 0; t < job.Tokens; t += 4)
+            int from = Math.Max(start, offset) - offset, to = Math.Min(end, offset + p.Rows) - offset;
+            if (from < to) p.Run(ref p, from, to, tokens, isa);
+        }
+    }
+
+    /// <summary>
+    /// Rows [r0, r1) of one matrix. One token: the rows are read as four streams a quarter of the range apart, so the
+    /// memory system sees four sequential streams per thread. Several: groups of <see cref="TokenGroup"/> tokens, each
+    /// row dotted with four of them at a time while it sits in L1.
+    /// </summary>
+    private static void Rows<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IQuantFormat
+    {
+        if (tokens == 1)
+        {
+            int quarter = (r1 - r0) / 4;
+            nint q = p.RowBytes * quarter;
+            ref byte a = ref Unsafe.AsRef<byte>(p.A);
+            for (int i = 0; i < quarter; i++)
             {
-                int n = Math.Min(4, job.Tokens - t);
-                TQ.DotTokens(ref row, ref Unsafe.AsRef<byte>(job.A + t * job.ActivationBytes), job.ActivationBytes, n, job.Blocks, dst, job.Isa);
-                for (int k = 0; k < n; k++) job.Y[(nint)(t + k) * job.Rows + r] = dst[k];
+                int r = r0 + i;
+                ref byte w = ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes);
+                p.Y[r] = TQ.Dot(ref w, ref a, p.Blocks, isa);
+                p.Y[r + quarter] = TQ.Dot(ref Unsafe.Add(ref w, q), ref a, p.Blocks, isa);
+                p.Y[r + 2 * quarter] = TQ.Dot(ref Unsafe.Add(ref w, 2 * q), ref a, p.Blocks, isa);
+                p.Y[r + 3 * quarter] = TQ.Dot(ref Unsafe.Add(ref w, 3 * q), ref a, p.Blocks, isa);
+            }
+            for (int r = r0 + 4 * quarter; r < r1; r++) p.Y[r] = TQ.Dot(ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes), ref a, p.Blocks, isa);
+            return;
+        }
+        Span<float> dst = stackalloc float[4];
+        for (int t0 = 0; t0 < tokens; t0 += TokenGroup)
+        {
+            int t1 = Math.Min(tokens, t0 + TokenGroup);
+            for (int r = r0; r < r1; r++)
+            {
+                ref byte w = ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes);
+                for (int t = t0; t < t1; t += 4)
+                {
+                    int n = Math.Min(4, t1 - t);
+                    TQ.DotTokens(ref w, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, n, p.Blocks, dst, isa);
+                    for (int k = 0; k < n; k++) p.Y[(nint)(t + k) * p.Rows + r] = dst[k];
+                }
             }
         }
     }

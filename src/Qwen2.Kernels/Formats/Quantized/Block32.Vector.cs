@@ -1,8 +1,195 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace Qwen2.Kernels;
 
+/// <remarks>
+/// The vector paths. A block's eight lane sums p_j are one vpmaddubsw (unsigned weight bytes times signed activation
+/// bytes, adjacent pairs added into int16) and one vpmaddwd by ones (adjacent int16 pairs into int32), or one vpdpbusd
+/// where AVX-VNNI is present; signed weights go in as |w| with the activation's sign flipped where w is negative (ggml's
+/// trick), since w · a = |w| · (sign(w) · a). No int16 pair saturates: |w| ≤ 128 and |a| ≤ 127 give at most 32512.
+/// The float steps are the scalar twin's, block after block, so the bits are the same. One weight block is unpacked
+/// once for up to four tokens (<see cref="IQuantFormat.DotTokens"/>); each token keeps its own accumulators.
+/// </remarks>
 internal static partial class Block32
 {
-    private static float DotV512<T>(ref byte w, ref byte a, int blocks) where T : IBlock32 => DotScalar<T>(ref w, ref a, blocks);
+    private static float DotV512<T>(ref byte w, ref byte a, int blocks) where T : IBlock32
+    {
+        float r = 0;
+        RowV512<T, Tokens1>(ref w, ref a, 0, blocks, ref r);
+        return r;
+    }
 
-    private static float DotV256<T>(ref byte w, ref byte a, int blocks) where T : IBlock32 => DotScalar<T>(ref w, ref a, blocks);
+    private static float DotV256<T>(ref byte w, ref byte a, int blocks) where T : IBlock32
+    {
+        float r = 0;
+        RowV256<T, Tokens1>(ref w, ref a, 0, blocks, ref r);
+        return r;
+    }
+
+    /// <summary><see cref="IQuantFormat.DotTokens"/> for the 32-element formats: the weights unpacked once for all the tokens.</summary>
+    public static void DotTokens<T>(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) where T : IBlock32
+    {
+        if ((uint)tokens > 4 || destination.Length < tokens) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "1 to 4 tokens, each with a destination");
+        ref float d = ref MemoryMarshal.GetReference(destination);
+        if (isa == Isa.Scalar)
+        {
+            QuantMath.DotEachToken<T>(ref w, ref a, aStride, tokens, blocks, destination, isa);
+            return;
+        }
+        bool wide = isa == Isa.Vector512;
+        switch (tokens)
+        {
+            case 1: if (wide) RowV512<T, Tokens1>(ref w, ref a, aStride, blocks, ref d); else RowV256<T, Tokens1>(ref w, ref a, aStride, blocks, ref d); break;
+            case 2: if (wide) RowV512<T, Tokens2>(ref w, ref a, aStride, blocks, ref d); else RowV256<T, Tokens2>(ref w, ref a, aStride, blocks, ref d); break;
+            case 3: if (wide) RowV512<T, Tokens3>(ref w, ref a, aStride, blocks, ref d); else RowV256<T, Tokens3>(ref w, ref a, aStride, blocks, ref d); break;
+            case 4: if (wide) RowV512<T, Tokens4>(ref w, ref a, aStride, blocks, ref d); else RowV256<T, Tokens4>(ref w, ref a, aStride, blocks, ref d); break;
+        }
+    }
+
+    /// <summary>Sixteen packed bytes as 32 nibbles in element order: low nibbles (elements 0-15), then high nibbles (16-31).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<byte> Nibbles(ref byte p)
+    {
+        var q = Vector128.LoadUnsafe(ref p);
+        var m = Vector128.Create((byte)0xF);
+        return Vector256.Create(q & m, (q.AsUInt16() >>> 4).AsByte() & m);
+    }
+
+    /// <summary>Byte i is 0xFF where bit i of <paramref name="bits"/> is set, else 0 (ggml's bytes_from_bits_32).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<byte> Bits(uint bits)
+    {
+        // Byte i takes byte i / 8 of the word (vpshufb picks within each 128-bit half, and each half holds the whole word).
+        var spread = Avx2.Shuffle(Vector256.Create(bits).AsByte(), Vector256.Create(0x0000000000000000UL, 0x0101010101010101UL, 0x0202020202020202UL, 0x0303030303030303UL).AsByte());
+        var bit = Vector256.Create(0x8040201008040201UL).AsByte();
+        return Vector256.Equals(spread & bit, bit);
+    }
+
+    /// <summary>The eight int32 sums of four consecutive products of weight values <paramref name="w"/> and activations <paramref name="x"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Products<T>(Vector256<byte> w, Vector256<sbyte> x) where T : IBlock32
+    {
+        Vector256<byte> u = w;
+        Vector256<sbyte> s = x;
+        if (!T.HasMin)
+        {
+            u = Avx2.Abs(w.AsSByte());
+            s = Avx2.Sign(x, w.AsSByte());
+        }
+        if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u, s);
+        return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256.Create((short)1));
+    }
+
+    /// <summary>The 256-bit Products of two blocks at once: lanes 0-7 are the first block's, 8-15 the second's.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Products<T>(Vector512<byte> w, Vector512<sbyte> x) where T : IBlock32
+    {
+        Vector512<byte> u = w;
+        Vector512<sbyte> s = x;
+        if (!T.HasMin)
+        {
+            // AVX-512 has no vpsignb; where w is 0 so is |w|, so negating x where w < 0 is enough.
+            u = Avx512BW.Abs(w.AsSByte());
+            s = Vector512.ConditionalSelect(Vector512.LessThan(w.AsSByte(), Vector512<sbyte>.Zero), -x, x);
+        }
+        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u, s), Vector512.Create((short)1));
+    }
+
+    /// <summary>One token's accumulators: the eight lanes and the minimum term.</summary>
+    private struct Accumulator
+    {
+        public Vector256<float> Lanes;
+        public float Min;
+
+        /// <summary>Adds one block's lane sums at scale dw · d_a, and (for a format with a minimum) min · s_a.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add<T>(Vector256<int> p, float dw, float min, ref byte activation) where T : IBlock32
+        {
+            Lanes = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Create(dw * QuantMath.Single(ref activation)), Lanes);
+            if (T.HasMin) Min = MathF.FusedMultiplyAdd(min, QuantMath.Single(ref Unsafe.Add(ref activation, 4)), Min);
+        }
+
+        public readonly float Result<T>() where T : IBlock32
+        {
+            float sum = QuantMath.Sum8(Lanes);
+            return T.HasMin ? sum + Min : sum;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> Activations(ref byte block) => Vector256.LoadUnsafe(ref Unsafe.Add(ref block, QuantizedActivations.Q8Values)).AsSByte();
+
+    /// <summary>Block <paramref name="b"/> of one row against TN tokens on 256-bit vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Block256<T, TN>(ref byte w, ref byte a, nint aStride, int b, ref Accumulator a0, ref Accumulator a1, ref Accumulator a2, ref Accumulator a3)
+        where T : IBlock32 where TN : ITokens
+    {
+        ref byte wb = ref Unsafe.Add(ref w, b * T.BlockBytes);
+        ref byte ab = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
+        var v = T.Values256(ref wb);
+        float dw = QuantMath.Half(ref wb), min = T.HasMin ? QuantMath.Half(ref Unsafe.Add(ref wb, 2)) : 0;
+        a0.Add<T>(Products<T>(v, Activations(ref ab)), dw, min, ref ab);
+        if (TN.Count > 1) a1.Add<T>(Products<T>(v, Activations(ref Unsafe.Add(ref ab, aStride))), dw, min, ref Unsafe.Add(ref ab, aStride));
+        if (TN.Count > 2) a2.Add<T>(Products<T>(v, Activations(ref Unsafe.Add(ref ab, 2 * aStride))), dw, min, ref Unsafe.Add(ref ab, 2 * aStride));
+        if (TN.Count > 3) a3.Add<T>(Products<T>(v, Activations(ref Unsafe.Add(ref ab, 3 * aStride))), dw, min, ref Unsafe.Add(ref ab, 3 * aStride));
+    }
+
+    private static void RowV256<T, TN>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where T : IBlock32 where TN : ITokens
+    {
+        if (!Avx2.IsSupported)
+        {
+            for (int t = 0; t < TN.Count; t++) Unsafe.Add(ref dst, t) = DotScalar<T>(ref w, ref Unsafe.Add(ref a, aStride * t), blocks);
+            return;
+        }
+        Accumulator a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++) Block256<T, TN>(ref w, ref a, aStride, b, ref a0, ref a1, ref a2, ref a3);
+        Store<T, TN>(ref dst, a0, a1, a2, a3);
+    }
+
+    private static void RowV512<T, TN>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where T : IBlock32 where TN : ITokens
+    {
+        if (!Avx512BW.IsSupported)
+        {
+            RowV256<T, TN>(ref w, ref a, aStride, blocks, ref dst);
+            return;
+        }
+        Accumulator a0 = default, a1 = default, a2 = default, a3 = default;
+        int b = 0;
+        for (; b + 2 <= blocks; b += 2)
+        {
+            ref byte wb = ref Unsafe.Add(ref w, b * T.BlockBytes);
+            ref byte wc = ref Unsafe.Add(ref wb, T.BlockBytes);
+            ref byte ab = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
+            var v = Vector512.Create(T.Values256(ref wb), T.Values256(ref wc));
+            float d0 = QuantMath.Half(ref wb), d1 = QuantMath.Half(ref wc);
+            float m0 = T.HasMin ? QuantMath.Half(ref Unsafe.Add(ref wb, 2)) : 0, m1 = T.HasMin ? QuantMath.Half(ref Unsafe.Add(ref wc, 2)) : 0;
+            Pair<T>(v, d0, d1, m0, m1, ref ab, ref a0);
+            if (TN.Count > 1) Pair<T>(v, d0, d1, m0, m1, ref Unsafe.Add(ref ab, aStride), ref a1);
+            if (TN.Count > 2) Pair<T>(v, d0, d1, m0, m1, ref Unsafe.Add(ref ab, 2 * aStride), ref a2);
+            if (TN.Count > 3) Pair<T>(v, d0, d1, m0, m1, ref Unsafe.Add(ref ab, 3 * aStride), ref a3);
+        }
+        if (b < blocks) Block256<T, TN>(ref w, ref a, aStride, b, ref a0, ref a1, ref a2, ref a3);
+        Store<T, TN>(ref dst, a0, a1, a2, a3);
+
+        // Two blocks' integer sums in one 512-bit pass; their float steps stay one block after the other.
+        static void Pair<TP>(Vector512<byte> v, float d0, float d1, float m0, float m1, ref byte ab, ref Accumulator acc) where TP : IBlock32
+        {
+            ref byte ac = ref Unsafe.Add(ref ab, QuantizedActivations.Q8Bytes);
+            var p = Products<TP>(v, Vector512.Create(Activations(ref ab), Activations(ref ac)));
+            acc.Add<TP>(p.GetLower(), d0, m0, ref ab);
+            acc.Add<TP>(p.GetUpper(), d1, m1, ref ac);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store<T, TN>(ref float dst, in Accumulator a0, in Accumulator a1, in Accumulator a2, in Accumulator a3) where T : IBlock32 where TN : ITokens
+    {
+        dst = a0.Result<T>();
+        if (TN.Count > 1) Unsafe.Add(ref dst, 1) = a1.Result<T>();
+        if (TN.Count > 2) Unsafe.Add(ref dst, 2) = a2.Result<T>();
+        if (TN.Count > 3) Unsafe.Add(ref dst, 3) = a3.Result<T>();
+    }
 }

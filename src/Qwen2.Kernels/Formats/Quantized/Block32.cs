@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Qwen2.Kernels;
 
@@ -10,12 +11,19 @@ internal interface IBlock32 : IQuantFormat
 
     /// <summary>The block's 32 integer values in element order, its scale and (for <see cref="HasMin"/>) its minimum.</summary>
     static abstract void Unpack(ref byte block, Span<int> q, out float d, out float min);
+
+    /// <summary>
+    /// The vector paths' <see cref="Unpack"/>: the block's 32 values as bytes in element order (two's complement for
+    /// the signed formats). The scale is the binary16 at offset 0 and, for <see cref="HasMin"/>, the minimum the one at
+    /// offset 2. Callers have checked <see cref="System.Runtime.Intrinsics.X86.Avx2.IsSupported"/>.
+    /// </summary>
+    static abstract Vector256<byte> Values256(ref byte block);
 }
 
 /// <summary>
 /// The dot product of a 32-element-block row with Q8 activations. Its defined order (the scalar twin): each block's
 /// products are summed exactly as integers in eight lanes of four consecutive elements, p_j; lane j accumulates
-/// fma(p_j, d_w · d_a, acc_j) block after block; the lanes are added by <see cref="QuantMath.Sum8"/>; formats with a
+/// fma(p_j, d_w · d_a, acc_j) block after block; the lanes are added by <see cref="QuantMath.Sum8(ReadOnlySpan{float})"/>; formats with a
 /// minimum then add Σ fma(min, s_a) accumulated block after block.
 /// </summary>
 internal static partial class Block32

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Qwen2.Kernels;
 
@@ -23,10 +24,14 @@ internal readonly struct Q5_0Format : IBlock32
         }
     }
 
+    // A clear high bit is q − 16 = nibble − 16, which is the nibble with its upper four bits set (ggml's trick).
+    public static Vector256<byte> Values256(ref byte block) =>
+        Block32.Nibbles(ref Unsafe.Add(ref block, 6)) | Vector256.AndNot(Vector256.Create((byte)0xF0), Block32.Bits(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref block, 2))));
+
     public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q5_0Format>(ref block, destination);
 
     public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>
-        QuantMath.DotEachToken<Q5_0Format>(ref w, ref a, aStride, tokens, blocks, destination, isa);
+        Block32.DotTokens<Q5_0Format>(ref w, ref a, aStride, tokens, blocks, destination, isa);
 
     public static float Dot(ref byte w, ref byte a, int blocks, Isa isa) => Block32.Dot<Q5_0Format>(ref w, ref a, blocks, isa);
 }

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Qwen2.Kernels;
 
@@ -17,10 +18,12 @@ internal readonly struct Q8_0Format : IBlock32
         for (int i = 0; i < 32; i++) q[i] = (sbyte)Unsafe.Add(ref block, 2 + i);
     }
 
+    public static Vector256<byte> Values256(ref byte block) => Vector256.LoadUnsafe(ref Unsafe.Add(ref block, 2));
+
     public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q8_0Format>(ref block, destination);
 
     public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>
-        QuantMath.DotEachToken<Q8_0Format>(ref w, ref a, aStride, tokens, blocks, destination, isa);
+        Block32.DotTokens<Q8_0Format>(ref w, ref a, aStride, tokens, blocks, destination, isa);
 
     public static float Dot(ref byte w, ref byte a, int blocks, Isa isa) => Block32.Dot<Q8_0Format>(ref w, ref a, blocks, isa);
 }

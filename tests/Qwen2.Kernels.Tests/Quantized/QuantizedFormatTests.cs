@@ -1,0 +1,186 @@
+using System.Runtime.InteropServices;
+
+namespace Qwen2.Kernels.Tests;
+
+/// <summary>
+/// The block-quantized formats one by one: dequantization against the layouts decoded here, activation quantization
+/// byte for byte on every path, and each format's dot product (alone and for several tokens) on every path against
+/// its scalar twin's bits and against the float64 dot of the decoded weights with the unquantized activations.
+/// </summary>
+public unsafe class QuantizedFormatTests
+{
+    /// <summary>The format's entry points, through the one table that maps a type to its format.</summary>
+    private static QuantizedProduct.Kind Format(WeightType type) => QuantizedProduct.Format(type);
+
+    public static TheoryData<WeightType> Types()
+    {
+        var data = new TheoryData<WeightType>();
+        foreach (var t in QuantizedData.Types) data.Add(t);
+        return data;
+    }
+
+    public static TheoryData<Isa, WeightType> IsaTypes()
+    {
+        var data = new TheoryData<Isa, WeightType>();
+        foreach (var isa in IsaSupport.Supported)
+            foreach (var t in QuantizedData.Types) data.Add(isa, t);
+        return data;
+    }
+
+    [Fact]
+    public void ScaleConversionIsExactForEveryBinary16()
+    {
+        Span<byte> b = stackalloc byte[2];
+        for (int h = 0; h < 65536; h++)
+        {
+            MemoryMarshal.Write(b, (ushort)h);
+            float got = QuantMath.Half(ref b[0]), expected = (float)BitConverter.UInt16BitsToHalf((ushort)h);
+            Check.SameValue(expected, got, $"binary16 0x{h:X4}");
+            if (float.IsFinite(expected)) Check.Close(Formats.HalfBitsToDouble((ushort)h), got, 0, $"binary16 0x{h:X4} vs its fields");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void DequantizationIsEachBlocksScalarDequantizationAndMatchesTheLayout(WeightType type)
+    {
+        const int Blocks = 40;
+        var rnd = new Random(Cases.Seed(21, (int)type));
+        int size = WeightTypes.BlockSize(type), bytes = WeightTypes.BlockBytes(type);
+        var data = QuantizedData.RandomBlocks(rnd, type, Blocks);
+        var all = new float[Blocks * size];
+        WeightTypes.ToSingle(type, data, all);
+        var one = new float[size];
+        var ops = Format(type);
+        for (int b = 0; b < Blocks; b++)
+        {
+            ops.DequantizeBlock(ref data[b * bytes], one);
+            Check.BitsEqual(one, all.AsSpan(b * size, size), $"{type} block {b}: ToSingle vs DequantizeBlock");
+        }
+        var (exact, terms) = QuantizedData.Decode(type, data, all.Length);
+        // ggml's float arithmetic rounds a product and a difference: at most two half-ulps of the terms.
+        for (int i = 0; i < all.Length; i++)
+            Check.Close(exact[i], all[i], 1.2e-7 * terms[i], $"{type} element {i} vs the layout decoded in double");
+        Assert.Throws<ArgumentException>(() => WeightTypes.ToSingle(type, data.AsSpan(0, bytes - 1), new float[size]));
+        Assert.Throws<ArgumentException>(() => WeightTypes.ToSingle(type, data, new float[size + 1]));
+    }
+
+    /// <summary>Rows of activations with the awkward blocks: all zero, tiny, huge, and exact ties of the rounding (max 127, step 1).</summary>
+    private static float[] Activations(Random rnd, int n, int blockSize)
+    {
+        var x = Cases.Uniform(rnd, n, -3, 3);
+        int blocks = n / blockSize;
+        for (int b = 0; b < blocks; b++)
+        {
+            var blk = x.AsSpan(b * blockSize, blockSize);
+            switch (b % 5)
+            {
+                case 1: blk.Clear(); break;
+                case 2: for (int i = 0; i < blk.Length; i++) blk[i] *= 1e-30f; break;
+                case 3: for (int i = 0; i < blk.Length; i++) blk[i] *= 1e30f; break;
+                case 4:
+                    for (int i = 0; i < blk.Length; i++) blk[i] = rnd.Next(-126, 126) + 0.5f;
+                    blk[0] = 127;
+                    break;
+            }
+        }
+        return x;
+    }
+
+    [Theory]
+    [InlineData(0)] // ActivationFormat.Q8, which the test's public signature cannot name
+    [InlineData(1)] // ActivationFormat.Q8K
+    public void ActivationQuantizationGivesTheSameBytesOnEveryPath(int formatIndex)
+    {
+        var format = (ActivationFormat)formatIndex;
+        int size = QuantizedActivations.BlockSize(format), bytes = QuantizedActivations.BlockBytes(format);
+        var rnd = new Random(Cases.Seed(22, (int)format));
+        foreach (int blocks in new[] { 1, 2, 3, 5, 8, 13, 40 })
+        {
+            var x = Activations(rnd, blocks * size, size);
+            var twin = new byte[blocks * bytes];
+            QuantizedActivations.Quantize(format, x, twin, Isa.Scalar);
+            for (int b = 0; b < blocks; b++) CheckBlock(format, x.AsSpan(b * size, size), twin.AsSpan(b * bytes, bytes), $"{format} block {b}");
+            foreach (var isa in IsaSupport.Supported)
+            {
+                var got = new byte[blocks * bytes + 7];
+                QuantizedActivations.Quantize(format, x, got, isa);
+                Assert.True(twin.AsSpan().SequenceEqual(got.AsSpan(0, twin.Length)), $"{format} {isa} bytes differ from the scalar twin's ({blocks} blocks)");
+                Assert.All(got[twin.Length..], v => Assert.Equal(0, v));
+            }
+        }
+        Assert.Throws<ArgumentException>(() => QuantizedActivations.Quantize(format, new float[size + 1], new byte[2 * bytes], Isa.Scalar));
+        Assert.Throws<ArgumentException>(() => QuantizedActivations.Quantize(format, new float[size], new byte[bytes - 1], Isa.Scalar));
+    }
+
+    /// <summary>The block's definition: d = max|x| / 127, each q within half a step of x / d, the group sums or d · Σq.</summary>
+    private static void CheckBlock(ActivationFormat format, ReadOnlySpan<float> x, ReadOnlySpan<byte> block, string what)
+    {
+        float amax = 0;
+        foreach (float v in x) amax = Math.Max(amax, Math.Abs(v));
+        float d = MemoryMarshal.Read<float>(block);
+        Assert.Equal(amax / 127f, d);
+        int off = format == ActivationFormat.Q8 ? QuantizedActivations.Q8Values : QuantizedActivations.Q8KValues;
+        long sum = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            int q = (sbyte)block[off + i];
+            sum += q;
+            if (d != 0) Assert.True(Math.Abs(x[i] / (double)d - q) <= 0.5 + 1e-5, $"{what}[{i}]: q {q} for x/d {x[i] / (double)d}");
+            else Assert.Equal(0, q);
+        }
+        if (format == ActivationFormat.Q8) Assert.Equal(d * sum, MemoryMarshal.Read<float>(block[4..]));
+        else
+            for (int g = 0; g < 16; g++)
+            {
+                int s = 0;
+                for (int i = 16 * g; i < 16 * g + 16; i++) s += (sbyte)block[off + i];
+                Assert.Equal(s, MemoryMarshal.Read<short>(block[(QuantizedActivations.Q8KSums + 2 * g)..]));
+            }
+    }
+
+    /// <summary>
+    /// Rows of 1 to 40 blocks of random bits and scales: every path's Dot is the scalar twin's bits, DotTokens of 1 to 4
+    /// tokens is Dot of each token, the public MatMul.Dot (which quantizes on the path too) is the same, and the result is
+    /// within the stated bound of the float64 dot of the decoded weights with the unquantized activations.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(IsaTypes))]
+    public void DotIsTheScalarTwinsBitsOnEveryPathAndWithinTheBound(Isa isa, WeightType type)
+    {
+        var ops = Format(type);
+        var rnd = new Random(Cases.Seed(23, (int)isa, (int)type));
+        int size = WeightTypes.BlockSize(type), bytes = WeightTypes.BlockBytes(type);
+        int aBytes = QuantizedActivations.BlockBytes(ops.Activation);
+        int perActivation = QuantizedActivations.BlockSize(ops.Activation);
+        Span<float> dst = stackalloc float[4];
+        for (int blocks = 1; blocks <= 40; blocks += QuantizedData.IsK(type) ? 3 : 1)
+        {
+            int n = blocks * size;
+            var w = QuantizedData.RandomBlocks(rnd, type, blocks);
+            var (exact, terms) = QuantizedData.Decode(type, w, n);
+            nint stride = n / perActivation * aBytes;
+            var xs = Enumerable.Range(0, 4).Select(_ => Activations(rnd, n, perActivation)).ToArray();
+            var a = new byte[4 * stride];
+            for (int t = 0; t < 4; t++) QuantizedActivations.Quantize(ops.Activation, xs[t], a.AsSpan((int)(t * stride)), Isa.Scalar);
+            var twins = new float[4];
+            for (int t = 0; t < 4; t++)
+            {
+                twins[t] = ops.Dot(ref w[0], ref a[t * stride], blocks, Isa.Scalar);
+                float got = ops.Dot(ref w[0], ref a[t * stride], blocks, isa);
+                Check.BitsEqual([twins[t]], [got], $"{type} {isa} Dot of {blocks} blocks, token {t}");
+                float pub = Paths.Forced(isa, $"{type} MatMul.Dot", () => MatMul.Dot(w, type, xs[t], isa));
+                Check.BitsEqual([twins[t]], [pub], $"{type} {isa} MatMul.Dot of {blocks} blocks, token {t}");
+                var (s, bound) = QuantizedData.Reference(type, exact, terms, xs[t]);
+                Check.Close(s, got, bound, $"{type} {isa} {blocks} blocks token {t} vs the float64 dot");
+            }
+            for (int tokens = 1; tokens <= 4; tokens++)
+            {
+                dst.Fill(float.NaN);
+                ops.DotTokens(ref w[0], ref a[0], stride, tokens, blocks, dst, isa);
+                Check.BitsEqual(twins.AsSpan(0, tokens), dst[..tokens], $"{type} {isa} DotTokens({tokens}) of {blocks} blocks");
+                for (int t = tokens; t < 4; t++) Assert.True(float.IsNaN(dst[t]), $"{type} {isa} DotTokens({tokens}) wrote dst[{t}]");
+            }
+        }
+    }
+}
