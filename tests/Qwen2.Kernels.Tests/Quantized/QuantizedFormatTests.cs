@@ -183,4 +183,41 @@ public unsafe class QuantizedFormatTests
             }
         }
     }
+
+    /// <summary>
+    /// Both integer-product instructions of the 256-bit path against the scalar twin: vpmaddubsw + vpmaddwd everywhere
+    /// AVX2 runs, vpdpbusd wherever AVX-VNNI is present (this test is where such a CPU proves it).
+    /// </summary>
+    [Fact]
+    public void BothIntegerProductInstructionsGiveTheScalarTwinsBits()
+    {
+        Products<Q8_0Format>(WeightType.Q8_0);
+        Products<Q4_0Format>(WeightType.Q4_0);
+        Products<Q4_1Format>(WeightType.Q4_1);
+        Products<Q5_0Format>(WeightType.Q5_0);
+        Products<Q5_1Format>(WeightType.Q5_1);
+    }
+
+    private static void Products<T>(WeightType type) where T : IBlock32
+    {
+        var rnd = new Random(Cases.Seed(24, (int)type));
+        for (int blocks = 1; blocks <= 40; blocks++)
+        {
+            var w = QuantizedData.RandomBlocks(rnd, type, blocks);
+            var x = Activations(rnd, blocks * 32, 32);
+            var a = new byte[blocks * QuantizedActivations.Q8Bytes];
+            QuantizedActivations.Quantize(ActivationFormat.Q8, x, a, Isa.Scalar);
+            float twin = Block32.DotScalar<T>(ref w[0], ref a[0], blocks);
+            if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+            {
+                Assert.Throws<PlatformNotSupportedException>(() => Block32.DotV256<T>(ref w[0], ref a[0], blocks, vnni: false));
+                return;
+            }
+            Check.BitsEqual([twin], [Block32.DotV256<T>(ref w[0], ref a[0], blocks, vnni: false)], $"{type} vpmaddubsw, {blocks} blocks");
+            if (System.Runtime.Intrinsics.X86.AvxVnni.IsSupported)
+                Check.BitsEqual([twin], [Block32.DotV256<T>(ref w[0], ref a[0], blocks, vnni: true)], $"{type} vpdpbusd, {blocks} blocks");
+            else
+                Assert.Throws<PlatformNotSupportedException>(() => Block32.DotV256<T>(ref w[0], ref a[0], blocks, vnni: true));
+        }
+    }
 }

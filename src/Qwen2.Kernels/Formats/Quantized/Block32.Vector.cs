@@ -29,6 +29,20 @@ internal static partial class Block32
         return r;
     }
 
+    /// <summary>
+    /// The 256-bit dot with the integer products chosen: vpdpbusd (<paramref name="vnni"/>, where AVX-VNNI is present)
+    /// or vpmaddubsw + vpmaddwd, so tests hold both to the scalar twin on a CPU that has both.
+    /// </summary>
+    internal static float DotV256<T>(ref byte w, ref byte a, int blocks, bool vnni) where T : IBlock32
+    {
+        if (vnni && !AvxVnni.IsSupported) throw new PlatformNotSupportedException("AVX-VNNI is not supported on this CPU");
+        if (!Avx2.IsSupported) throw new PlatformNotSupportedException("AVX2 is not supported on this CPU");
+        float r = 0;
+        if (vnni) RowV256<T, Tokens1, VnniProducts>(ref w, ref a, 0, blocks, ref r);
+        else RowV256<T, Tokens1, MaddProducts>(ref w, ref a, 0, blocks, ref r);
+        return r;
+    }
+
     /// <summary><see cref="IQuantFormat.DotTokens"/> for the 32-element formats: the weights unpacked once for all the tokens.</summary>
     public static void DotTokens<T>(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) where T : IBlock32
     {
@@ -70,17 +84,10 @@ internal static partial class Block32
 
     /// <summary>The eight int32 sums of four consecutive products of weight values <paramref name="w"/> and activations <paramref name="x"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Products<T>(Vector256<byte> w, Vector256<sbyte> x) where T : IBlock32
+    private static Vector256<int> Products<T, TP>(Vector256<byte> w, Vector256<sbyte> x) where T : IBlock32 where TP : IByteProducts
     {
-        Vector256<byte> u = w;
-        Vector256<sbyte> s = x;
-        if (!T.HasMin)
-        {
-            u = Avx2.Abs(w.AsSByte());
-            s = Avx2.Sign(x, w.AsSByte());
-        }
-        if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u, s);
-        return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256.Create((short)1));
+        if (T.HasMin) return TP.Sum4(w, x);
+        return TP.Sum4(Avx2.Abs(w.AsSByte()), Avx2.Sign(x, w.AsSByte()));
     }
 
     /// <summary>The 256-bit Products of two blocks at once: lanes 0-7 are the first block's, 8-15 the second's.</summary>
@@ -124,17 +131,17 @@ internal static partial class Block32
 
     /// <summary>Block <paramref name="b"/> of one row against TN tokens on 256-bit vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Block256<T, TN>(ref byte w, ref byte a, nint aStride, int b, ref Accumulator a0, ref Accumulator a1, ref Accumulator a2, ref Accumulator a3)
-        where T : IBlock32 where TN : ITokens
+    private static void Block256<T, TN, TP>(ref byte w, ref byte a, nint aStride, int b, ref Accumulator a0, ref Accumulator a1, ref Accumulator a2, ref Accumulator a3)
+        where T : IBlock32 where TN : ITokens where TP : IByteProducts
     {
         ref byte wb = ref Unsafe.Add(ref w, b * T.BlockBytes);
         ref byte ab = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
         var v = T.Values256(ref wb);
         float dw = QuantMath.Half(ref wb), min = T.HasMin ? QuantMath.Half(ref Unsafe.Add(ref wb, 2)) : 0;
-        a0.Add<T>(Products<T>(v, Activations(ref ab)), dw, min, ref ab);
-        if (TN.Count > 1) a1.Add<T>(Products<T>(v, Activations(ref Unsafe.Add(ref ab, aStride))), dw, min, ref Unsafe.Add(ref ab, aStride));
-        if (TN.Count > 2) a2.Add<T>(Products<T>(v, Activations(ref Unsafe.Add(ref ab, 2 * aStride))), dw, min, ref Unsafe.Add(ref ab, 2 * aStride));
-        if (TN.Count > 3) a3.Add<T>(Products<T>(v, Activations(ref Unsafe.Add(ref ab, 3 * aStride))), dw, min, ref Unsafe.Add(ref ab, 3 * aStride));
+        a0.Add<T>(Products<T, TP>(v, Activations(ref ab)), dw, min, ref ab);
+        if (TN.Count > 1) a1.Add<T>(Products<T, TP>(v, Activations(ref Unsafe.Add(ref ab, aStride))), dw, min, ref Unsafe.Add(ref ab, aStride));
+        if (TN.Count > 2) a2.Add<T>(Products<T, TP>(v, Activations(ref Unsafe.Add(ref ab, 2 * aStride))), dw, min, ref Unsafe.Add(ref ab, 2 * aStride));
+        if (TN.Count > 3) a3.Add<T>(Products<T, TP>(v, Activations(ref Unsafe.Add(ref ab, 3 * aStride))), dw, min, ref Unsafe.Add(ref ab, 3 * aStride));
     }
 
     private static void RowV256<T, TN>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where T : IBlock32 where TN : ITokens
@@ -144,8 +151,14 @@ internal static partial class Block32
             for (int t = 0; t < TN.Count; t++) Unsafe.Add(ref dst, t) = DotScalar<T>(ref w, ref Unsafe.Add(ref a, aStride * t), blocks);
             return;
         }
+        if (AvxVnni.IsSupported) RowV256<T, TN, VnniProducts>(ref w, ref a, aStride, blocks, ref dst);
+        else RowV256<T, TN, MaddProducts>(ref w, ref a, aStride, blocks, ref dst);
+    }
+
+    private static void RowV256<T, TN, TP>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where T : IBlock32 where TN : ITokens where TP : IByteProducts
+    {
         Accumulator a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int b = 0; b < blocks; b++) Block256<T, TN>(ref w, ref a, aStride, b, ref a0, ref a1, ref a2, ref a3);
+        for (int b = 0; b < blocks; b++) Block256<T, TN, TP>(ref w, ref a, aStride, b, ref a0, ref a1, ref a2, ref a3);
         Store<T, TN>(ref dst, a0, a1, a2, a3);
     }
 
@@ -171,7 +184,7 @@ internal static partial class Block32
             if (TN.Count > 2) Pair<T>(v, d0, d1, m0, m1, ref Unsafe.Add(ref ab, 2 * aStride), ref a2);
             if (TN.Count > 3) Pair<T>(v, d0, d1, m0, m1, ref Unsafe.Add(ref ab, 3 * aStride), ref a3);
         }
-        if (b < blocks) Block256<T, TN>(ref w, ref a, aStride, b, ref a0, ref a1, ref a2, ref a3);
+        if (b < blocks) Block256<T, TN, MaddProducts>(ref w, ref a, aStride, b, ref a0, ref a1, ref a2, ref a3);
         Store<T, TN>(ref dst, a0, a1, a2, a3);
 
         // Two blocks' integer sums in one 512-bit pass; their float steps stay one block after the other.
@@ -191,5 +204,23 @@ internal static partial class Block32
         if (TN.Count > 1) Unsafe.Add(ref dst, 1) = a1.Result<T>();
         if (TN.Count > 2) Unsafe.Add(ref dst, 2) = a2.Result<T>();
         if (TN.Count > 3) Unsafe.Add(ref dst, 3) = a3.Result<T>();
+    }
+
+    /// <summary>Sums of four consecutive products of unsigned and signed bytes into int32 lanes.</summary>
+    private interface IByteProducts
+    {
+        static abstract Vector256<int> Sum4(Vector256<byte> u, Vector256<sbyte> s);
+    }
+
+    private readonly struct VnniProducts : IByteProducts
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Sum4(Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u, s);
+    }
+
+    private readonly struct MaddProducts : IByteProducts
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Sum4(Vector256<byte> u, Vector256<sbyte> s) => Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256.Create((short)1));
     }
 }
