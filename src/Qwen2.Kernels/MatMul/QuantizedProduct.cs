@@ -74,11 +74,11 @@ internal static unsafe class QuantizedProduct
     /// <summary>A block-quantized type's activation format and its typed entry points: the one place such a type meets its format.</summary>
     internal static Kind Format(WeightType type) => type switch
     {
-        WeightType.Q8_0 => Of<Q8_0Format>(),
-        WeightType.Q4_0 => Of<Q4_0Format>(),
-        WeightType.Q4_1 => Of<Q4_1Format>(),
-        WeightType.Q5_0 => Of<Q5_0Format>(),
-        WeightType.Q5_1 => Of<Q5_1Format>(),
+        WeightType.Q8_0 => Of32<Q8_0Format>(),
+        WeightType.Q4_0 => Of32<Q4_0Format>(),
+        WeightType.Q4_1 => Of32<Q4_1Format>(),
+        WeightType.Q5_0 => Of32<Q5_0Format>(),
+        WeightType.Q5_1 => Of32<Q5_1Format>(),
         WeightType.Q4_K => Of<Q4KFormat>(),
         WeightType.Q5_K => Of<Q5KFormat>(),
         WeightType.Q6_K => Of<Q6KFormat>(),
@@ -94,6 +94,14 @@ internal static unsafe class QuantizedProduct
         DotTokens = &DotTokensOf<TQ>,
         DequantizeBlock = &DequantizeOf<TQ>,
     };
+
+    /// <summary><see cref="Of{TQ}"/> for a 32-element format, whose decoding walks four rows at once (<see cref="Block32.Dot4Rows{T}"/>).</summary>
+    private static Kind Of32<TQ>() where TQ : IBlock32
+    {
+        var kind = Of<TQ>();
+        kind.Rows = &Rows32<TQ>;
+        return kind;
+    }
 
     private static float DotOf<TQ>(ref byte w, ref byte a, int blocks, Isa isa) where TQ : IQuantFormat => TQ.Dot(ref w, ref a, blocks, isa);
 
@@ -174,6 +182,27 @@ internal static unsafe class QuantizedProduct
             int from = Math.Max(start, offset) - offset, to = Math.Min(end, offset + p.Rows) - offset;
             if (from < to) p.Run(ref p, from, to, tokens, isa);
         }
+    }
+
+    /// <summary><see cref="Rows{TQ}"/>, with one token's four streams dotted together.</summary>
+    private static void Rows32<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IBlock32
+    {
+        if (tokens > 1)
+        {
+            Rows<TQ>(ref p, r0, r1, tokens, isa);
+            return;
+        }
+        int quarter = (r1 - r0) / 4;
+        nint q = p.RowBytes * quarter;
+        ref byte a = ref Unsafe.AsRef<byte>(p.A);
+        float* dst = stackalloc float[4];
+        for (int i = 0; i < quarter; i++)
+        {
+            int r = r0 + i;
+            Block32.Dot4Rows<TQ>(ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes), q, ref a, p.Blocks, ref Unsafe.AsRef<float>(dst), isa);
+            p.Y[r] = dst[0]; p.Y[r + quarter] = dst[1]; p.Y[r + 2 * quarter] = dst[2]; p.Y[r + 3 * quarter] = dst[3];
+        }
+        for (int r = r0 + 4 * quarter; r < r1; r++) p.Y[r] = TQ.Dot(ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes), ref a, p.Blocks, isa);
     }
 
     /// <summary>

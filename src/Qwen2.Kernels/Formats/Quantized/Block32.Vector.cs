@@ -63,6 +63,41 @@ internal static partial class Block32
         }
     }
 
+    /// <summary>
+    /// Four rows <paramref name="stride"/> bytes apart against one token: dst[k] is exactly <see cref="Dot{T}"/> of row k.
+    /// Decoding reads the rows as four streams; here each activation block is loaded once for the four rows, and their
+    /// four independent accumulator chains overlap.
+    /// </summary>
+    public static void Dot4Rows<T>(ref byte w, nint stride, ref byte a, int blocks, ref float dst, Isa isa) where T : IBlock32
+    {
+        if (isa == Isa.Scalar || !Avx2.IsSupported)
+        {
+            for (int k = 0; k < 4; k++) Unsafe.Add(ref dst, k) = Dot<T>(ref Unsafe.Add(ref w, stride * k), ref a, blocks, isa);
+            return;
+        }
+        if (AvxVnni.IsSupported) RowsV256<T, VnniProducts>(ref w, stride, ref a, blocks, ref dst);
+        else RowsV256<T, MaddProducts>(ref w, stride, ref a, blocks, ref dst);
+    }
+
+    private static void RowsV256<T, TP>(ref byte w, nint stride, ref byte a, int blocks, ref float dst) where T : IBlock32 where TP : IByteProducts
+    {
+        Accumulator a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            ref byte wb = ref Unsafe.Add(ref w, b * T.BlockBytes);
+            ref byte ab = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
+            var x = Activations(ref ab);
+            RowBlock<T, TP>(ref wb, x, ref ab, ref a0);
+            RowBlock<T, TP>(ref Unsafe.Add(ref wb, stride), x, ref ab, ref a1);
+            RowBlock<T, TP>(ref Unsafe.Add(ref wb, 2 * stride), x, ref ab, ref a2);
+            RowBlock<T, TP>(ref Unsafe.Add(ref wb, 3 * stride), x, ref ab, ref a3);
+        }
+        Store<T, Tokens4>(ref dst, a0, a1, a2, a3);
+
+        static void RowBlock<TR, TQ>(ref byte wb, Vector256<sbyte> x, ref byte ab, ref Accumulator acc) where TR : IBlock32 where TQ : IByteProducts =>
+            acc.Add<TR>(Products<TR, TQ>(TR.Values256(ref wb), x), QuantMath.Half(ref wb), TR.HasMin ? QuantMath.Half(ref Unsafe.Add(ref wb, 2)) : 0, ref ab);
+    }
+
     /// <summary>Sixteen packed bytes as 32 nibbles in element order: low nibbles (elements 0-15), then high nibbles (16-31).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<byte> Nibbles(ref byte p)
