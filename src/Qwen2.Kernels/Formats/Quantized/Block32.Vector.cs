@@ -84,19 +84,23 @@ internal static partial class Block32
         Accumulator a0 = default, a1 = default, a2 = default, a3 = default;
         for (int b = 0; b < blocks; b++)
         {
-            ref byte wb = ref Unsafe.Add(ref w, b * T.BlockBytes);
+            ref byte w0 = ref Unsafe.Add(ref w, b * T.BlockBytes);
+            ref byte w1 = ref Unsafe.Add(ref w0, stride);
+            ref byte w2 = ref Unsafe.Add(ref w1, stride);
+            ref byte w3 = ref Unsafe.Add(ref w2, stride);
             ref byte ab = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
             var x = Activations(ref ab);
-            RowBlock<T, TP>(ref wb, x, ref ab, ref a0);
-            RowBlock<T, TP>(ref Unsafe.Add(ref wb, stride), x, ref ab, ref a1);
-            RowBlock<T, TP>(ref Unsafe.Add(ref wb, 2 * stride), x, ref ab, ref a2);
-            RowBlock<T, TP>(ref Unsafe.Add(ref wb, 3 * stride), x, ref ab, ref a3);
+            a0.Add<T>(Products<T, TP>(T.Values256(ref w0), x), QuantMath.Half(ref w0), Min<T>(ref w0), ref ab);
+            a1.Add<T>(Products<T, TP>(T.Values256(ref w1), x), QuantMath.Half(ref w1), Min<T>(ref w1), ref ab);
+            a2.Add<T>(Products<T, TP>(T.Values256(ref w2), x), QuantMath.Half(ref w2), Min<T>(ref w2), ref ab);
+            a3.Add<T>(Products<T, TP>(T.Values256(ref w3), x), QuantMath.Half(ref w3), Min<T>(ref w3), ref ab);
         }
         Store<T, Tokens4>(ref dst, a0, a1, a2, a3);
-
-        static void RowBlock<TR, TQ>(ref byte wb, Vector256<sbyte> x, ref byte ab, ref Accumulator acc) where TR : IBlock32 where TQ : IByteProducts =>
-            acc.Add<TR>(Products<TR, TQ>(TR.Values256(ref wb), x), QuantMath.Half(ref wb), TR.HasMin ? QuantMath.Half(ref Unsafe.Add(ref wb, 2)) : 0, ref ab);
     }
+
+    /// <summary>A block's minimum (0 for the signed formats, which have none).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Min<T>(ref byte block) where T : IBlock32 => T.HasMin ? QuantMath.Half(ref Unsafe.Add(ref block, 2)) : 0;
 
     /// <summary>Sixteen packed bytes as 32 nibbles in element order: low nibbles (elements 0-15), then high nibbles (16-31).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -154,6 +158,7 @@ internal static partial class Block32
             if (T.HasMin) Min = MathF.FusedMultiplyAdd(min, QuantMath.Single(ref Unsafe.Add(ref activation, 4)), Min);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public readonly float Result<T>() where T : IBlock32
         {
             float sum = QuantMath.Sum8(Lanes);
@@ -172,7 +177,7 @@ internal static partial class Block32
         ref byte wb = ref Unsafe.Add(ref w, b * T.BlockBytes);
         ref byte ab = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
         var v = T.Values256(ref wb);
-        float dw = QuantMath.Half(ref wb), min = T.HasMin ? QuantMath.Half(ref Unsafe.Add(ref wb, 2)) : 0;
+        float dw = QuantMath.Half(ref wb), min = Min<T>(ref wb);
         a0.Add<T>(Products<T, TP>(v, Activations(ref ab)), dw, min, ref ab);
         if (TN.Count > 1) a1.Add<T>(Products<T, TP>(v, Activations(ref Unsafe.Add(ref ab, aStride))), dw, min, ref Unsafe.Add(ref ab, aStride));
         if (TN.Count > 2) a2.Add<T>(Products<T, TP>(v, Activations(ref Unsafe.Add(ref ab, 2 * aStride))), dw, min, ref Unsafe.Add(ref ab, 2 * aStride));
@@ -213,7 +218,7 @@ internal static partial class Block32
             ref byte ab = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
             var v = Vector512.Create(T.Values256(ref wb), T.Values256(ref wc));
             float d0 = QuantMath.Half(ref wb), d1 = QuantMath.Half(ref wc);
-            float m0 = T.HasMin ? QuantMath.Half(ref Unsafe.Add(ref wb, 2)) : 0, m1 = T.HasMin ? QuantMath.Half(ref Unsafe.Add(ref wc, 2)) : 0;
+            float m0 = Min<T>(ref wb), m1 = Min<T>(ref wc);
             Pair<T>(v, d0, d1, m0, m1, ref ab, ref a0);
             if (TN.Count > 1) Pair<T>(v, d0, d1, m0, m1, ref Unsafe.Add(ref ab, aStride), ref a1);
             if (TN.Count > 2) Pair<T>(v, d0, d1, m0, m1, ref Unsafe.Add(ref ab, 2 * aStride), ref a2);
@@ -223,6 +228,7 @@ internal static partial class Block32
         Store<T, TN>(ref dst, a0, a1, a2, a3);
 
         // Two blocks' integer sums in one 512-bit pass; their float steps stay one block after the other.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void Pair<TP>(Vector512<byte> v, float d0, float d1, float m0, float m1, ref byte ab, ref Accumulator acc) where TP : IBlock32
         {
             ref byte ac = ref Unsafe.Add(ref ab, QuantizedActivations.Q8Bytes);
@@ -233,7 +239,7 @@ internal static partial class Block32
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store<T, TN>(ref float dst, in Accumulator a0, in Accumulator a1, in Accumulator a2, in Accumulator a3) where T : IBlock32 where TN : ITokens
+    private static void Store<T, TN>(ref float dst, Accumulator a0, Accumulator a1, Accumulator a2, Accumulator a3) where T : IBlock32 where TN : ITokens
     {
         dst = a0.Result<T>();
         if (TN.Count > 1) Unsafe.Add(ref dst, 1) = a1.Result<T>();

@@ -23,6 +23,7 @@ internal readonly struct Q4_0Format : IBlock32
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Values256(ref byte block) => Block32.Nibbles(ref Unsafe.Add(ref block, 2)) - Vector256.Create((byte)8);
 
     public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q4_0Format>(ref block, destination);

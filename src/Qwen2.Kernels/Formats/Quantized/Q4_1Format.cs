@@ -23,6 +23,7 @@ internal readonly struct Q4_1Format : IBlock32
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Values256(ref byte block) => Block32.Nibbles(ref Unsafe.Add(ref block, 4));
 
     public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q4_1Format>(ref block, destination);

@@ -24,6 +24,7 @@ internal readonly struct Q5_1Format : IBlock32
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Values256(ref byte block) =>
         Block32.Nibbles(ref Unsafe.Add(ref block, 8)) | (Block32.Bits(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref block, 4))) & Vector256.Create((byte)0x10));
 

@@ -18,6 +18,7 @@ internal readonly struct Q8_0Format : IBlock32
         for (int i = 0; i < 32; i++) q[i] = (sbyte)Unsafe.Add(ref block, 2 + i);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Values256(ref byte block) => Vector256.LoadUnsafe(ref Unsafe.Add(ref block, 2));
 
     public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q8_0Format>(ref block, destination);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Qwen2.Kernels;
 
@@ -9,18 +10,19 @@ internal static class QuantMath
     private const float TwoTo112 = 5.192296858534828e33f; // 2^112, exactly: the gap between the float32 and binary16 exponent biases
 
     /// <summary>
-    /// The binary16 at <paramref name="p"/> as float32 (exact). A block's scale is read once per block in every hot
-    /// loop, so finite values take a few inline instructions instead of the library's conversion: the exponent and
-    /// mantissa shifted into float32's fields are the value times 2^−112 (subnormals included, as float32 subnormals),
-    /// and one exact multiply by 2^112 rebiases them. Infinities and NaNs, which no valid block holds, take the library path.
+    /// The binary16 at <paramref name="p"/> as float32 (exact; NaNs stay NaNs, payload kept). A block's scale is read
+    /// once per block in every hot loop, so this is a few inline instructions with no call (a call there would make the
+    /// JIT spill every vector register around it): the exponent and mantissa shifted into float32's fields are the value
+    /// times 2^−112, subnormals included (as float32 subnormals), and one exact multiply by 2^112 rebiases them;
+    /// infinities and NaNs, which no valid block holds, are rebiased in the integer fields instead.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Half(ref byte p)
     {
         uint h = Unsafe.ReadUnaligned<ushort>(ref p), em = h & 0x7FFF;
-        if (em >= 0x7C00) return (float)BitConverter.UInt16BitsToHalf((ushort)h);
-        float magnitude = BitConverter.UInt32BitsToSingle(em << 13) * TwoTo112;
-        return BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(magnitude) | ((h & 0x8000) << 16));
+        uint finite = BitConverter.SingleToUInt32Bits(BitConverter.UInt32BitsToSingle(em << 13) * TwoTo112);
+        uint bits = em >= 0x7C00 ? (em << 13) + 0x70000000 : finite;
+        return BitConverter.UInt32BitsToSingle(bits | ((h & 0x8000) << 16));
     }
 
     /// <summary>The float32 at <paramref name="p"/>.</summary>
@@ -36,8 +38,17 @@ internal static class QuantMath
 
     /// <summary><see cref="Sum8(ReadOnlySpan{float})"/> of a vector's eight lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Sum8(Vector256<float> a) =>
-        ((a.GetElement(0) + a.GetElement(1)) + (a.GetElement(2) + a.GetElement(3))) + ((a.GetElement(4) + a.GetElement(5)) + (a.GetElement(6) + a.GetElement(7)));
+    public static float Sum8(Vector256<float> a)
+    {
+        // Reading lanes one by one would keep the accumulator in memory for the whole loop that feeds it.
+        if (Avx.IsSupported)
+        {
+            var h = Avx.HorizontalAdd(a, a);
+            h = Avx.HorizontalAdd(h, h);
+            return h.GetLower().ToScalar() + h.GetUpper().ToScalar();
+        }
+        return ((a.GetElement(0) + a.GetElement(1)) + (a.GetElement(2) + a.GetElement(3))) + ((a.GetElement(4) + a.GetElement(5)) + (a.GetElement(6) + a.GetElement(7)));
+    }
 
     /// <summary>Sub-block <paramref name="j"/>'s 6-bit scale and minimum from the 12 packed bytes of a Q4_K or Q5_K super-block (ggml's get_scale_min_k4).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
