@@ -79,15 +79,14 @@ internal static class KQuant
     /// <summary>The 256-bit shuffle control that broadcasts int16 lane 0 of each 128-bit half (step it by 2 per lane).</summary>
     public static Vector256<byte> Broadcast16 => Vector256.Create((ushort)0x0100).AsByte();
 
-    /// <summary>The quantized activation block <paramref name="b"/> of token <paramref name="t"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ref byte Token(ref byte a, nint aStride, int t, int b) =>
-        ref Unsafe.Add(ref a, aStride * t + (nint)b * QuantizedActivations.Q8KBytes);
-
     /// <summary>Σ value · activation · scale over 64 elements (pairs, then times the int16 scales) in 16 int32 lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> Product512(Vector512<byte> values, Vector512<short> scales, ref byte a) =>
         Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(values, Vector512.LoadUnsafe(ref a).AsSByte()), scales);
+
+    /// <summary>The two halves of a 512-bit sum added (exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Fold(Vector512<int> a) => a.GetLower() + a.GetUpper();
 
     /// <summary>The sum of eight int32 lanes, exactly.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -98,59 +97,71 @@ internal static class KQuant
         return (h + Sse2.Shuffle(h, 0b_10_11_00_01)).ToScalar();
     }
 
-    /// <summary>Writes the first <typeparamref name="TN"/>.Count accumulators to dst[0..].</summary>
+    /// <summary>Adds <paramref name="p"/>'s products with each token's activations (token t's at <paramref name="a"/> + t · <paramref name="aStride"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store<TN>(ref float dst, float acc0, float acc1, float acc2, float acc3) where TN : struct, ITokens
+    public static void Accumulate<TN, TP>(ref TokenSums sums, in TP p, ref byte a, nint aStride) where TN : struct, ITokens where TP : struct, ITokenProduct
     {
+        sums.S0 += p.Apply(ref a);
+        if (TN.Count > 1) sums.S1 += p.Apply(ref Unsafe.Add(ref a, aStride));
+        if (TN.Count > 2) sums.S2 += p.Apply(ref Unsafe.Add(ref a, 2 * aStride));
+        if (TN.Count > 3) sums.S3 += p.Apply(ref Unsafe.Add(ref a, 3 * aStride));
+    }
+
+    /// <summary>
+    /// One row of super-blocks against <typeparamref name="TN"/>.Count tokens on kernel <typeparamref name="TB"/>:
+    /// dst[t] is the scalar twin's dot product with token t, the float steps in super-block order.
+    /// </summary>
+    public static void Run<TB, TN>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where TB : ISuperBlockKernel where TN : struct, ITokens
+    {
+        float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            ref byte wb = ref Unsafe.Add(ref w, (nint)b * TB.SuperBlockBytes);
+            ref byte a0 = ref Unsafe.Add(ref a, (nint)b * QuantizedActivations.Q8KBytes);
+            TokenSums sums = default;
+            var scales = TB.Sums<TN>(ref wb, ref a0, aStride, ref sums);
+            TB.Step(ref acc0, sums.S0, scales, ref wb, ref a0);
+            if (TN.Count > 1) TB.Step(ref acc1, sums.S1, scales, ref wb, ref Unsafe.Add(ref a0, aStride));
+            if (TN.Count > 2) TB.Step(ref acc2, sums.S2, scales, ref wb, ref Unsafe.Add(ref a0, 2 * aStride));
+            if (TN.Count > 3) TB.Step(ref acc3, sums.S3, scales, ref wb, ref Unsafe.Add(ref a0, 3 * aStride));
+        }
         dst = acc0;
         if (TN.Count > 1) Unsafe.Add(ref dst, 1) = acc1;
         if (TN.Count > 2) Unsafe.Add(ref dst, 2) = acc2;
         if (TN.Count > 3) Unsafe.Add(ref dst, 3) = acc3;
     }
 
-    /// <summary>One row against one token on the 256-bit kernel of <typeparamref name="TK"/>.</summary>
-    public static float Dot256<TK>(ref byte w, ref byte a, int blocks) where TK : IKQuantKernel
+    /// <summary>One row against one token on kernel <typeparamref name="TB"/>.</summary>
+    public static float Dot<TB>(ref byte w, ref byte a, int blocks) where TB : ISuperBlockKernel
     {
         float r = 0;
-        TK.Tokens256<OneToken>(ref w, ref a, 0, blocks, ref r);
+        Run<TB, OneToken>(ref w, ref a, 0, blocks, ref r);
         return r;
     }
 
-    /// <summary>One row against one token on the 512-bit kernel of <typeparamref name="TK"/>.</summary>
-    public static float Dot512<TK>(ref byte w, ref byte a, int blocks) where TK : IKQuantKernel
-    {
-        float r = 0;
-        TK.Tokens512<OneToken>(ref w, ref a, 0, blocks, ref r);
-        return r;
-    }
-
-    /// <summary><see cref="IQuantFormat.DotTokens"/> for a K-quant: its specialized kernels, or the scalar twin per token.</summary>
-    public static void DotTokens<TK>(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa)
-        where TK : IKQuantKernel, IQuantFormat
+    /// <summary>
+    /// <see cref="IQuantFormat.DotTokens"/> for K-quant <typeparamref name="TQ"/>: its 512-bit kernel
+    /// <typeparamref name="T512"/> or 256-bit kernel <typeparamref name="T256"/>, or the scalar twin per token.
+    /// </summary>
+    public static void DotTokens<TQ, T256, T512>(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa)
+        where TQ : IQuantFormat where T256 : ISuperBlockKernel where T512 : ISuperBlockKernel
     {
         CheckTokens(tokens, destination);
         ref float d = ref MemoryMarshal.GetReference(destination);
-        if (isa == Isa.Vector512)
+        if (isa == Isa.Vector512) Run<T512>(ref w, ref a, aStride, tokens, blocks, ref d);
+        else if (isa == Isa.Vector256) Run<T256>(ref w, ref a, aStride, tokens, blocks, ref d);
+        else QuantMath.DotEachToken<TQ>(ref w, ref a, aStride, tokens, blocks, destination, Isa.Scalar);
+    }
+
+    private static void Run<TB>(ref byte w, ref byte a, nint aStride, int tokens, int blocks, ref float d) where TB : ISuperBlockKernel
+    {
+        switch (tokens)
         {
-            switch (tokens)
-            {
-                case 1: TK.Tokens512<OneToken>(ref w, ref a, aStride, blocks, ref d); break;
-                case 2: TK.Tokens512<Tokens2>(ref w, ref a, aStride, blocks, ref d); break;
-                case 3: TK.Tokens512<Tokens3>(ref w, ref a, aStride, blocks, ref d); break;
-                default: TK.Tokens512<Tokens4>(ref w, ref a, aStride, blocks, ref d); break;
-            }
+            case 1: Run<TB, OneToken>(ref w, ref a, aStride, blocks, ref d); break;
+            case 2: Run<TB, Tokens2>(ref w, ref a, aStride, blocks, ref d); break;
+            case 3: Run<TB, Tokens3>(ref w, ref a, aStride, blocks, ref d); break;
+            default: Run<TB, Tokens4>(ref w, ref a, aStride, blocks, ref d); break;
         }
-        else if (isa == Isa.Vector256)
-        {
-            switch (tokens)
-            {
-                case 1: TK.Tokens256<OneToken>(ref w, ref a, aStride, blocks, ref d); break;
-                case 2: TK.Tokens256<Tokens2>(ref w, ref a, aStride, blocks, ref d); break;
-                case 3: TK.Tokens256<Tokens3>(ref w, ref a, aStride, blocks, ref d); break;
-                default: TK.Tokens256<Tokens4>(ref w, ref a, aStride, blocks, ref d); break;
-            }
-        }
-        else QuantMath.DotEachToken<TK>(ref w, ref a, aStride, tokens, blocks, destination, Isa.Scalar);
     }
 
     /// <summary>Checks the arguments of <see cref="IQuantFormat.DotTokens"/> that a specialized kernel relies on.</summary>

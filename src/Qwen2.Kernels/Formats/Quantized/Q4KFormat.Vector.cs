@@ -3,16 +3,10 @@ using System.Runtime.Intrinsics;
 
 namespace Qwen2.Kernels;
 
-internal readonly partial struct Q4KFormat : IKQuantKernel, IScaleMinWeights
+internal readonly partial struct Q4KFormat : IScaleMinWeights
 {
-    private static partial float DotV512(ref byte w, ref byte a, int blocks) => KQuant.Dot512<Q4KFormat>(ref w, ref a, blocks);
-    private static partial float DotV256(ref byte w, ref byte a, int blocks) => KQuant.Dot256<Q4KFormat>(ref w, ref a, blocks);
-
-    public static void Tokens256<TN>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where TN : struct, ITokens =>
-        ScaleMinKernels.Tokens256<Q4KFormat, TN>(ref w, ref a, aStride, blocks, ref dst);
-
-    public static void Tokens512<TN>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where TN : struct, ITokens =>
-        ScaleMinKernels.Tokens512<Q4KFormat, TN>(ref w, ref a, aStride, blocks, ref dst);
+    private static partial float DotV512(ref byte w, ref byte a, int blocks) => KQuant.Dot<ScaleMinKernels.V512<Q4KFormat>>(ref w, ref a, blocks);
+    private static partial float DotV256(ref byte w, ref byte a, int blocks) => KQuant.Dot<ScaleMinKernels.V256<Q4KFormat>>(ref w, ref a, blocks);
 
     public static int SuperBlockBytes => BlockBytes;
 

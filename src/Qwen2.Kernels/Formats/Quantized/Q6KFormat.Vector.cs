@@ -10,10 +10,10 @@ namespace Qwen2.Kernels;
 /// 4 · 63 · 128) packed to int16 and then times the scale where AVX-VNNI exists. The −32 offset is subtracted once per
 /// super-block as 32 · Σ_g sc_g · bsum_g, so every sum is the scalar twin's exact integer, and the float step is its.
 /// </summary>
-internal readonly partial struct Q6KFormat : IKQuantKernel
+internal readonly partial struct Q6KFormat
 {
-    private static partial float DotV512(ref byte w, ref byte a, int blocks) => KQuant.Dot512<Q6KFormat>(ref w, ref a, blocks);
-    private static partial float DotV256(ref byte w, ref byte a, int blocks) => KQuant.Dot256<Q6KFormat>(ref w, ref a, blocks);
+    private static partial float DotV512(ref byte w, ref byte a, int blocks) => KQuant.Dot<V512>(ref w, ref a, blocks);
+    private static partial float DotV256(ref byte w, ref byte a, int blocks) => KQuant.Dot<V256>(ref w, ref a, blocks);
 
     /// <summary>
     /// Elements 32k .. 32k + 31 of half <paramref name="h"/> as unsigned q: a nibble of 32 low bytes (k mod 2 picks the
@@ -32,31 +32,40 @@ internal readonly partial struct Q6KFormat : IKQuantKernel
             ((la.AsUInt16() >> 4).AsByte() & nibble) | (qh.AsByte() & top), ((lb.AsUInt16() >> 4).AsByte() & nibble) | ((qh >> 2).AsByte() & top));
     }
 
-    public static void Tokens256<TN>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where TN : struct, ITokens
+    /// <summary>sumi = Σ sc · q · a − 32 · Σ_g sc_g · bsum_g, then the scalar twin's fma.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Step(ref float acc, Vector256<int> products, Vector256<short> sc16, ref byte block, ref byte activationBlock)
     {
-        float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
-        for (int b = 0; b < blocks; b++)
+        var bsums = Vector256.LoadUnsafe(ref activationBlock, QuantizedActivations.Q8KSums).AsInt16();
+        int sumi = KQuant.Sum(products - (Avx2.MultiplyAddAdjacent(bsums, sc16) << 5));
+        acc = MathF.FusedMultiplyAdd(KQuant.Half(ref Unsafe.Add(ref block, 208)) * QuantMath.Single(ref activationBlock), sumi, acc);
+    }
+
+    /// <summary>The 16 int8 scales widened to int16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> Scales16(ref byte block) => Avx2.ConvertToVector256Int16(Vector128.LoadUnsafe(ref block, 192).AsSByte());
+
+    /// <summary>The 256-bit kernel: each half of 128 elements as four vectors of 32.</summary>
+    internal readonly struct V256 : ISuperBlockKernel
+    {
+        public static int SuperBlockBytes => BlockBytes;
+
+        public static Vector256<short> Sums<TN>(ref byte block, ref byte a, nint aStride, ref TokenSums sums) where TN : struct, ITokens
         {
-            ref byte wb = ref Unsafe.Add(ref w, (nint)b * BlockBytes);
-            var sc8 = Vector128.LoadUnsafe(ref wb, 192).AsSByte();
+            var sc8 = Vector128.LoadUnsafe(ref block, 192).AsSByte();
             // Without VNNI, vector k of the super-block (groups 2k, 2k + 1) meets [sc_2k x 8, sc_2k+1 x 8]; with it, the
             // packed quads of vectors 2p and 2p + 1 meet [sc_4p x 4, sc_4p+2 x 4 | sc_4p+1 x 4, sc_4p+3 x 4].
             var control = AvxVnni.IsSupported ? Vector128.Create(0x0202_0202_0000_0000ul, 0x0303_0303_0101_0101ul).AsSByte()
                 : Vector128.Create(0x0000_0000_0000_0000ul, 0x0101_0101_0101_0101ul).AsSByte();
-            Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
             for (int h = 0; h < 2; h++)
             {
-                var (k0, k1, k2, k3) = Half256(ref wb, h);
-                nint at = QuantizedActivations.Q8KValues + 128 * h;
+                var (k0, k1, k2, k3) = Half256(ref block, h);
+                ref byte ah = ref Unsafe.Add(ref a, QuantizedActivations.Q8KValues + 128 * h);
                 if (AvxVnni.IsSupported)
                 {
                     var scA = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc8, control));
                     var scB = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc8, control + Vector128.Create((sbyte)4)));
-                    control += Vector128.Create((sbyte)8);
-                    s0 += Quads(k0, k1, k2, k3, scA, scB, ref Unsafe.Add(ref KQuant.Token(ref a, aStride, 0, b), at));
-                    if (TN.Count > 1) s1 += Quads(k0, k1, k2, k3, scA, scB, ref Unsafe.Add(ref KQuant.Token(ref a, aStride, 1, b), at));
-                    if (TN.Count > 2) s2 += Quads(k0, k1, k2, k3, scA, scB, ref Unsafe.Add(ref KQuant.Token(ref a, aStride, 2, b), at));
-                    if (TN.Count > 3) s3 += Quads(k0, k1, k2, k3, scA, scB, ref Unsafe.Add(ref KQuant.Token(ref a, aStride, 3, b), at));
+                    KQuant.Accumulate<TN, Quads>(ref sums, new Quads(k0, k1, k2, k3, scA, scB), ref ah, aStride);
                 }
                 else
                 {
@@ -65,95 +74,84 @@ internal readonly partial struct Q6KFormat : IKQuantKernel
                     var sc1 = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc8, control + step));
                     var sc2 = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc8, control + step + step));
                     var sc3 = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc8, control + step + step + step));
-                    control += Vector128.Create((sbyte)8);
-                    s0 += Pairs(k0, k1, k2, k3, sc0, sc1, sc2, sc3, ref Unsafe.Add(ref KQuant.Token(ref a, aStride, 0, b), at));
-                    if (TN.Count > 1) s1 += Pairs(k0, k1, k2, k3, sc0, sc1, sc2, sc3, ref Unsafe.Add(ref KQuant.Token(ref a, aStride, 1, b), at));
-                    if (TN.Count > 2) s2 += Pairs(k0, k1, k2, k3, sc0, sc1, sc2, sc3, ref Unsafe.Add(ref KQuant.Token(ref a, aStride, 2, b), at));
-                    if (TN.Count > 3) s3 += Pairs(k0, k1, k2, k3, sc0, sc1, sc2, sc3, ref Unsafe.Add(ref KQuant.Token(ref a, aStride, 3, b), at));
+                    KQuant.Accumulate<TN, Pairs>(ref sums, new Pairs(k0, k1, k2, k3, sc0, sc1, sc2, sc3), ref ah, aStride);
                 }
+                control += Vector128.Create((sbyte)8);
             }
-            var sc16 = Avx2.ConvertToVector256Int16(sc8);
-            float d = KQuant.Half(ref Unsafe.Add(ref wb, 208));
-            Finish(ref acc0, s0, d, sc16, ref KQuant.Token(ref a, aStride, 0, b));
-            if (TN.Count > 1) Finish(ref acc1, s1, d, sc16, ref KQuant.Token(ref a, aStride, 1, b));
-            if (TN.Count > 2) Finish(ref acc2, s2, d, sc16, ref KQuant.Token(ref a, aStride, 2, b));
-            if (TN.Count > 3) Finish(ref acc3, s3, d, sc16, ref KQuant.Token(ref a, aStride, 3, b));
+            return Scales16(ref block);
         }
-        KQuant.Store<TN>(ref dst, acc0, acc1, acc2, acc3);
+
+        public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
+            Q6KFormat.Step(ref acc, sums, scales, ref block, ref activationBlock);
+
+        /// <summary>Σ sc · q · a over one half (128 activations), pairs then scales.</summary>
+        private readonly struct Pairs(Vector256<byte> k0, Vector256<byte> k1, Vector256<byte> k2, Vector256<byte> k3,
+            Vector256<short> sc0, Vector256<short> sc1, Vector256<short> sc2, Vector256<short> sc3) : ITokenProduct
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public Vector256<int> Apply(ref byte a)
+            {
+                var p0 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(k0, Vector256.LoadUnsafe(ref a).AsSByte()), sc0);
+                var p1 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(k1, Vector256.LoadUnsafe(ref a, 32).AsSByte()), sc1);
+                var p2 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(k2, Vector256.LoadUnsafe(ref a, 64).AsSByte()), sc2);
+                var p3 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(k3, Vector256.LoadUnsafe(ref a, 96).AsSByte()), sc3);
+                return (p0 + p1) + (p2 + p3);
+            }
+        }
+
+        /// <summary>Σ sc · q · a over one half with VNNI quads: vectors 0 and 1 packed together, then 2 and 3.</summary>
+        private readonly struct Quads(Vector256<byte> k0, Vector256<byte> k1, Vector256<byte> k2, Vector256<byte> k3,
+            Vector256<short> scA, Vector256<short> scB) : ITokenProduct
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public Vector256<int> Apply(ref byte a)
+            {
+                var z = Vector256<int>.Zero;
+                var q01 = Avx2.PackSignedSaturate(AvxVnni.MultiplyWideningAndAdd(z, k0, Vector256.LoadUnsafe(ref a).AsSByte()),
+                    AvxVnni.MultiplyWideningAndAdd(z, k1, Vector256.LoadUnsafe(ref a, 32).AsSByte()));
+                var q23 = Avx2.PackSignedSaturate(AvxVnni.MultiplyWideningAndAdd(z, k2, Vector256.LoadUnsafe(ref a, 64).AsSByte()),
+                    AvxVnni.MultiplyWideningAndAdd(z, k3, Vector256.LoadUnsafe(ref a, 96).AsSByte()));
+                return Avx2.MultiplyAddAdjacent(q01, scA) + Avx2.MultiplyAddAdjacent(q23, scB);
+            }
+        }
     }
 
-    public static void Tokens512<TN>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where TN : struct, ITokens
+    /// <summary>The 512-bit kernel: each half of 128 elements as two vectors of 64.</summary>
+    internal readonly struct V512 : ISuperBlockKernel
     {
-        float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
-        var nibble = Vector512.Create((byte)0x0F);
-        var top = Vector512.Create((byte)0x30);
-        for (int b = 0; b < blocks; b++)
+        public static int SuperBlockBytes => BlockBytes;
+
+        public static Vector256<short> Sums<TN>(ref byte block, ref byte a, nint aStride, ref TokenSums sums) where TN : struct, ITokens
         {
-            ref byte wb = ref Unsafe.Add(ref w, (nint)b * BlockBytes);
-            var sc16 = Avx2.ConvertToVector256Int16(Vector128.LoadUnsafe(ref wb, 192).AsSByte());
+            var nibble = Vector512.Create((byte)0x0F);
+            var top = Vector512.Create((byte)0x30);
+            var sc16 = Scales16(ref block);
             var scales = sc16.ToVector512Unsafe(); // lanes 0-15 are selected, never the undefined upper half
             // A vector of 64 elements spans four groups of 16: [sc_g x 8, sc_g+1 x 8, sc_g+2 x 8, sc_g+3 x 8].
             var index = Vector512.Create(Vector256.Create(Vector128<short>.Zero, Vector128<short>.One), Vector256.Create(Vector128.Create((short)2), Vector128.Create((short)3)));
-            Vector512<int> s0 = default, s1 = default, s2 = default, s3 = default;
             for (int h = 0; h < 2; h++)
             {
-                var low = Vector512.LoadUnsafe(ref wb, (nuint)(64 * h));
-                var qh = Vector256.LoadUnsafe(ref wb, (nuint)(128 + 32 * h)).AsUInt16();
+                // Elements 0-63 of the half are the low nibbles of its 64 low bytes with high-byte fields 0 and 1;
+                // elements 64-127 the high nibbles with fields 2 and 3.
+                var low = Vector512.LoadUnsafe(ref block, (nuint)(64 * h));
+                var qh = Vector256.LoadUnsafe(ref block, (nuint)(128 + 32 * h)).AsUInt16();
                 var v0 = (low & nibble) | (Vector512.Create((qh << 4).AsByte(), (qh << 2).AsByte()) & top);
                 var v1 = ((low.AsUInt16() >> 4).AsByte() & nibble) | (Vector512.Create(qh.AsByte(), (qh >> 2).AsByte()) & top);
-                var sc0 = Avx512BW.PermuteVar32x16(scales, index);
-                var sc1 = Avx512BW.PermuteVar32x16(scales, index + Vector512.Create((short)4));
+                var half = new Half512(v0, v1, Avx512BW.PermuteVar32x16(scales, index), Avx512BW.PermuteVar32x16(scales, index + Vector512.Create((short)4)));
                 index += Vector512.Create((short)8);
-                nint at = QuantizedActivations.Q8KValues + 128 * h;
-                s0 += Halves512(v0, v1, sc0, sc1, ref Unsafe.Add(ref KQuant.Token(ref a, aStride, 0, b), at));
-                if (TN.Count > 1) s1 += Halves512(v0, v1, sc0, sc1, ref Unsafe.Add(ref KQuant.Token(ref a, aStride, 1, b), at));
-                if (TN.Count > 2) s2 += Halves512(v0, v1, sc0, sc1, ref Unsafe.Add(ref KQuant.Token(ref a, aStride, 2, b), at));
-                if (TN.Count > 3) s3 += Halves512(v0, v1, sc0, sc1, ref Unsafe.Add(ref KQuant.Token(ref a, aStride, 3, b), at));
+                KQuant.Accumulate<TN, Half512>(ref sums, half, ref Unsafe.Add(ref a, QuantizedActivations.Q8KValues + 128 * h), aStride);
             }
-            float d = KQuant.Half(ref Unsafe.Add(ref wb, 208));
-            Finish(ref acc0, s0.GetLower() + s0.GetUpper(), d, sc16, ref KQuant.Token(ref a, aStride, 0, b));
-            if (TN.Count > 1) Finish(ref acc1, s1.GetLower() + s1.GetUpper(), d, sc16, ref KQuant.Token(ref a, aStride, 1, b));
-            if (TN.Count > 2) Finish(ref acc2, s2.GetLower() + s2.GetUpper(), d, sc16, ref KQuant.Token(ref a, aStride, 2, b));
-            if (TN.Count > 3) Finish(ref acc3, s3.GetLower() + s3.GetUpper(), d, sc16, ref KQuant.Token(ref a, aStride, 3, b));
+            return sc16;
         }
-        KQuant.Store<TN>(ref dst, acc0, acc1, acc2, acc3);
-    }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Halves512(Vector512<byte> v0, Vector512<byte> v1, Vector512<short> sc0, Vector512<short> sc1, ref byte a) =>
-        KQuant.Product512(v0, sc0, ref a) + KQuant.Product512(v1, sc1, ref Unsafe.Add(ref a, 64));
+        public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
+            Q6KFormat.Step(ref acc, sums, scales, ref block, ref activationBlock);
 
-    /// <summary>Σ sc · q · a over one half (128 elements at <paramref name="a"/>), pairs then scales.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Pairs(Vector256<byte> k0, Vector256<byte> k1, Vector256<byte> k2, Vector256<byte> k3,
-        Vector256<short> sc0, Vector256<short> sc1, Vector256<short> sc2, Vector256<short> sc3, ref byte a)
-    {
-        var p0 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(k0, Vector256.LoadUnsafe(ref a).AsSByte()), sc0);
-        var p1 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(k1, Vector256.LoadUnsafe(ref a, 32).AsSByte()), sc1);
-        var p2 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(k2, Vector256.LoadUnsafe(ref a, 64).AsSByte()), sc2);
-        var p3 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(k3, Vector256.LoadUnsafe(ref a, 96).AsSByte()), sc3);
-        return (p0 + p1) + (p2 + p3);
-    }
-
-    /// <summary>Σ sc · q · a over one half with VNNI quads: vectors 0 and 1 packed together, then 2 and 3.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Quads(Vector256<byte> k0, Vector256<byte> k1, Vector256<byte> k2, Vector256<byte> k3,
-        Vector256<short> scA, Vector256<short> scB, ref byte a)
-    {
-        var z = Vector256<int>.Zero;
-        var q01 = Avx2.PackSignedSaturate(AvxVnni.MultiplyWideningAndAdd(z, k0, Vector256.LoadUnsafe(ref a).AsSByte()),
-            AvxVnni.MultiplyWideningAndAdd(z, k1, Vector256.LoadUnsafe(ref a, 32).AsSByte()));
-        var q23 = Avx2.PackSignedSaturate(AvxVnni.MultiplyWideningAndAdd(z, k2, Vector256.LoadUnsafe(ref a, 64).AsSByte()),
-            AvxVnni.MultiplyWideningAndAdd(z, k3, Vector256.LoadUnsafe(ref a, 96).AsSByte()));
-        return Avx2.MultiplyAddAdjacent(q01, scA) + Avx2.MultiplyAddAdjacent(q23, scB);
-    }
-
-    /// <summary>sumi = Σ sc · q · a − 32 · Σ_g sc_g · bsum_g, then the scalar twin's fma.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Finish(ref float acc, Vector256<int> products, float d, Vector256<short> sc16, ref byte activationBlock)
-    {
-        var bsums = Vector256.LoadUnsafe(ref activationBlock, QuantizedActivations.Q8KSums).AsInt16();
-        int sumi = KQuant.Sum(products - (Avx2.MultiplyAddAdjacent(bsums, sc16) << 5));
-        acc = MathF.FusedMultiplyAdd(d * QuantMath.Single(ref activationBlock), sumi, acc);
+        private readonly struct Half512(Vector512<byte> v0, Vector512<byte> v1, Vector512<short> sc0, Vector512<short> sc1) : ITokenProduct
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public Vector256<int> Apply(ref byte a) =>
+                KQuant.Fold(KQuant.Product512(v0, sc0, ref a) + KQuant.Product512(v1, sc1, ref Unsafe.Add(ref a, 64)));
+        }
     }
 }
