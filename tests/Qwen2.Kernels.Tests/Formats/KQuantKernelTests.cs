@@ -146,6 +146,55 @@ public class KQuantKernelTests
 
     [Theory]
     [MemberData(nameof(Types))]
+    public void PairAndQuadProductLayoutsGiveTheScalarTwinsBits(WeightType type)
+    {
+        // The 256-bit kernels run quads (vpdpbusd) only where AVX-VNNI exists; forcing each layout here checks the
+        // packing and scale shuffles of both on any AVX2 CPU (quads then from their exact AVX2 equivalent).
+        var rnd = new Random(Cases.Seed(5, (int)type));
+        var dst = new float[4];
+        if (!IsaSupport.IsSupported(Isa.Vector256))
+        {
+            // Without AVX2 (DOTNET_EnableHWIntrinsic=0) the kernels must refuse rather than compute something else.
+            var w1 = KQuantReference.RandomRow(rnd, type, 1, wild: false);
+            var a1 = KQuantReference.RandomActivations(rnd, 1).A;
+            Assert.Throws<PlatformNotSupportedException>(() => RunForced(type, true, w1, a1, 0, 1, 1, dst));
+            return;
+        }
+        for (int trial = 0; trial < 120; trial++)
+        {
+            int blocks = 1 + rnd.Next(12), tokens = 1 + trial % 4, rowBytes = blocks * QuantizedActivations.Q8KBytes;
+            var w = KQuantReference.RandomRow(rnd, type, blocks, wild: trial % 3 == 2);
+            var a = new byte[tokens * rowBytes];
+            for (int t = 0; t < tokens; t++) KQuantReference.RandomActivations(rnd, blocks).A.CopyTo(a, t * rowBytes);
+            foreach (bool quads in new[] { false, true })
+            {
+                Array.Fill(dst, float.NaN);
+                RunForced(type, quads, w, a, rowBytes, tokens, blocks, dst);
+                for (int t = 0; t < tokens; t++)
+                    Check.SameValue(KQuantReference.DotScalar(type, w, a.AsSpan(t * rowBytes, rowBytes).ToArray(), blocks), dst[t],
+                        $"{type} {(quads ? "quads" : "pairs")}, token {t} of {tokens}, {blocks} super-blocks, trial {trial}");
+            }
+        }
+    }
+
+    private static void RunForced(WeightType type, bool quads, byte[] w, byte[] a, nint stride, int tokens, int blocks, float[] dst)
+    {
+        ref byte wr = ref w[0];
+        ref byte ar = ref a[0];
+        ref float d = ref dst[0];
+        switch (type, quads)
+        {
+            case (WeightType.Q4_K, false): KQuant.Run<ScaleMinKernels.V256<Q4KFormat, PairProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            case (WeightType.Q4_K, true): KQuant.Run<ScaleMinKernels.V256<Q4KFormat, QuadProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            case (WeightType.Q5_K, false): KQuant.Run<ScaleMinKernels.V256<Q5KFormat, PairProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            case (WeightType.Q5_K, true): KQuant.Run<ScaleMinKernels.V256<Q5KFormat, QuadProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            case (_, false): KQuant.Run<Q6KFormat.V256<PairProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            default: KQuant.Run<Q6KFormat.V256<QuadProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Types))]
     public void DotTokensRejectsCountsItCannotServe(WeightType type)
     {
         var w = new byte[KQuantReference.BlockBytes(type)];

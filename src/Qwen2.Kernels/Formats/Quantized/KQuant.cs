@@ -84,6 +84,15 @@ internal static class KQuant
     public static Vector512<int> Product512(Vector512<byte> values, Vector512<short> scales, ref byte a) =>
         Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(values, Vector512.LoadUnsafe(ref a).AsSByte()), scales);
 
+    /// <summary>
+    /// Sums of four adjacent unsigned × signed byte products in int32 lanes: vpdpbusd, or without AVX-VNNI the same
+    /// exact sums from pairs (at most 2 · 63 · 128, so vpmaddubsw cannot saturate) times 1.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Quads(Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.IsSupported
+        ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u, s)
+        : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256.Create((short)1));
+
     /// <summary>The two halves of a 512-bit sum added (exact).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Fold(Vector512<int> a) => a.GetLower() + a.GetUpper();
@@ -153,7 +162,8 @@ internal static class KQuant
         else QuantMath.DotEachToken<TQ>(ref w, ref a, aStride, tokens, blocks, destination, Isa.Scalar);
     }
 
-    private static void Run<TB>(ref byte w, ref byte a, nint aStride, int tokens, int blocks, ref float d) where TB : ISuperBlockKernel
+    /// <summary><see cref="Run{TB, TN}"/> for 1 to 4 <paramref name="tokens"/>, known only at run time.</summary>
+    public static void Run<TB>(ref byte w, ref byte a, nint aStride, int tokens, int blocks, ref float d) where TB : ISuperBlockKernel
     {
         switch (tokens)
         {

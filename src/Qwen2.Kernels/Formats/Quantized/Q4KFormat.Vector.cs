@@ -6,7 +6,7 @@ namespace Qwen2.Kernels;
 internal readonly partial struct Q4KFormat : IScaleMinWeights
 {
     private static partial float DotV512(ref byte w, ref byte a, int blocks) => KQuant.Dot<ScaleMinKernels.V512<Q4KFormat>>(ref w, ref a, blocks);
-    private static partial float DotV256(ref byte w, ref byte a, int blocks) => KQuant.Dot<ScaleMinKernels.V256<Q4KFormat>>(ref w, ref a, blocks);
+    private static partial float DotV256(ref byte w, ref byte a, int blocks) => KQuant.Dot<ScaleMinKernels.V256<Q4KFormat, NativeProducts>>(ref w, ref a, blocks);
 
     public static int SuperBlockBytes => BlockBytes;
 

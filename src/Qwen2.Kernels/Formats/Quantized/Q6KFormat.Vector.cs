@@ -13,7 +13,7 @@ namespace Qwen2.Kernels;
 internal readonly partial struct Q6KFormat
 {
     private static partial float DotV512(ref byte w, ref byte a, int blocks) => KQuant.Dot<V512>(ref w, ref a, blocks);
-    private static partial float DotV256(ref byte w, ref byte a, int blocks) => KQuant.Dot<V256>(ref w, ref a, blocks);
+    private static partial float DotV256(ref byte w, ref byte a, int blocks) => KQuant.Dot<V256<NativeProducts>>(ref w, ref a, blocks);
 
     /// <summary>
     /// Elements 32k .. 32k + 31 of half <paramref name="h"/> as unsigned q: a nibble of 32 low bytes (k mod 2 picks the
@@ -45,23 +45,23 @@ internal readonly partial struct Q6KFormat
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<short> Scales16(ref byte block) => Avx2.ConvertToVector256Int16(Vector128.LoadUnsafe(ref block, 192).AsSByte());
 
-    /// <summary>The 256-bit kernel: each half of 128 elements as four vectors of 32.</summary>
-    internal readonly struct V256 : ISuperBlockKernel
+    /// <summary>The 256-bit kernel: each half of 128 elements as four vectors of 32, products formed as <typeparamref name="TM"/> says.</summary>
+    internal readonly struct V256<TM> : ISuperBlockKernel where TM : struct, IProductMode
     {
         public static int SuperBlockBytes => BlockBytes;
 
         public static Vector256<short> Sums<TN>(ref byte block, ref byte a, nint aStride, ref TokenSums sums) where TN : struct, ITokens
         {
             var sc8 = Vector128.LoadUnsafe(ref block, 192).AsSByte();
-            // Without VNNI, vector k of the super-block (groups 2k, 2k + 1) meets [sc_2k x 8, sc_2k+1 x 8]; with it, the
+            // With pair sums, vector k of the super-block (groups 2k, 2k + 1) meets [sc_2k x 8, sc_2k+1 x 8]; the
             // packed quads of vectors 2p and 2p + 1 meet [sc_4p x 4, sc_4p+2 x 4 | sc_4p+1 x 4, sc_4p+3 x 4].
-            var control = AvxVnni.IsSupported ? Vector128.Create(0x0202_0202_0000_0000ul, 0x0303_0303_0101_0101ul).AsSByte()
+            var control = TM.Quads ? Vector128.Create(0x0202_0202_0000_0000ul, 0x0303_0303_0101_0101ul).AsSByte()
                 : Vector128.Create(0x0000_0000_0000_0000ul, 0x0101_0101_0101_0101ul).AsSByte();
             for (int h = 0; h < 2; h++)
             {
                 var (k0, k1, k2, k3) = Half256(ref block, h);
                 ref byte ah = ref Unsafe.Add(ref a, QuantizedActivations.Q8KValues + 128 * h);
-                if (AvxVnni.IsSupported)
+                if (TM.Quads)
                 {
                     var scA = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc8, control));
                     var scB = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc8, control + Vector128.Create((sbyte)4)));
@@ -99,18 +99,15 @@ internal readonly partial struct Q6KFormat
             }
         }
 
-        /// <summary>Σ sc · q · a over one half with VNNI quads: vectors 0 and 1 packed together, then 2 and 3.</summary>
+        /// <summary>Σ sc · q · a over one half with quads: vectors 0 and 1 packed together, then 2 and 3.</summary>
         private readonly struct Quads(Vector256<byte> k0, Vector256<byte> k1, Vector256<byte> k2, Vector256<byte> k3,
             Vector256<short> scA, Vector256<short> scB) : ITokenProduct
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
             public Vector256<int> Apply(ref byte a)
             {
-                var z = Vector256<int>.Zero;
-                var q01 = Avx2.PackSignedSaturate(AvxVnni.MultiplyWideningAndAdd(z, k0, Vector256.LoadUnsafe(ref a).AsSByte()),
-                    AvxVnni.MultiplyWideningAndAdd(z, k1, Vector256.LoadUnsafe(ref a, 32).AsSByte()));
-                var q23 = Avx2.PackSignedSaturate(AvxVnni.MultiplyWideningAndAdd(z, k2, Vector256.LoadUnsafe(ref a, 64).AsSByte()),
-                    AvxVnni.MultiplyWideningAndAdd(z, k3, Vector256.LoadUnsafe(ref a, 96).AsSByte()));
+                var q01 = Avx2.PackSignedSaturate(KQuant.Quads(k0, Vector256.LoadUnsafe(ref a).AsSByte()), KQuant.Quads(k1, Vector256.LoadUnsafe(ref a, 32).AsSByte()));
+                var q23 = Avx2.PackSignedSaturate(KQuant.Quads(k2, Vector256.LoadUnsafe(ref a, 64).AsSByte()), KQuant.Quads(k3, Vector256.LoadUnsafe(ref a, 96).AsSByte()));
                 return Avx2.MultiplyAddAdjacent(q01, scA) + Avx2.MultiplyAddAdjacent(q23, scB);
             }
         }

@@ -23,8 +23,8 @@ internal static class ScaleMinKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<short> ScalesMins(ref byte block) => Avx2.ConvertToVector256Int16(KQuant.ScalesMins(ref Unsafe.Add(ref block, 4)));
 
-    /// <summary>The 256-bit kernel: a chunk of 64 values as two vectors of 32.</summary>
-    internal readonly struct V256<TW> : ISuperBlockKernel where TW : IScaleMinWeights
+    /// <summary>The 256-bit kernel: a chunk of 64 values as two vectors of 32, products formed as <typeparamref name="TM"/> says.</summary>
+    internal readonly struct V256<TW, TM> : ISuperBlockKernel where TW : IScaleMinWeights where TM : struct, IProductMode
     {
         public static int SuperBlockBytes => TW.SuperBlockBytes;
 
@@ -32,16 +32,16 @@ internal static class ScaleMinKernels
         {
             var sm = ScalesMins(ref block);
             var scales = Avx2.Permute2x128(sm, sm, 0).AsByte(); // the eight scales in both halves, for in-lane shuffles
-            // Without VNNI each sub-block's pair sums meet one broadcast scale; with it, the packed quads of sub-blocks 2c
+            // Pair sums of a sub-block meet one broadcast scale; the packed quads of sub-blocks 2c
             // and 2c + 1 meet four copies of each in each half (see Pair).
-            var control = AvxVnni.IsSupported
+            var control = TM.Quads
                 ? Vector256.Create(0x0100_0100_0100_0100ul, 0x0302_0302_0302_0302ul, 0x0100_0100_0100_0100ul, 0x0302_0302_0302_0302ul).AsByte()
                 : KQuant.Broadcast16;
             for (int c = 0; c < 4; c++)
             {
                 var (lo, hi) = TW.Chunk256(ref block, c);
                 var scA = Avx2.Shuffle(scales, control).AsInt16();
-                var scB = AvxVnni.IsSupported ? scA : Avx2.Shuffle(scales, control + Vector256.Create((byte)2)).AsInt16();
+                var scB = TM.Quads ? scA : Avx2.Shuffle(scales, control + Vector256.Create((byte)2)).AsInt16();
                 control += Vector256.Create((byte)4);
                 KQuant.Accumulate<TN, Pair>(ref sums, new Pair(lo, hi, scA, scB), ref Unsafe.Add(ref a, QuantizedActivations.Q8KValues + 64 * c), aStride);
             }
@@ -52,7 +52,7 @@ internal static class ScaleMinKernels
             ScaleMinKernels.Step(ref acc, sums, scales, ref block, ref activationBlock);
 
         /// <summary>
-        /// Sub-blocks 2c (<c>lo</c>, activations a[0..31]) and 2c + 1 (<c>hi</c>, a[32..63]). With VNNI, <c>scA</c> holds
+        /// Sub-blocks 2c (<c>lo</c>, activations a[0..31]) and 2c + 1 (<c>hi</c>, a[32..63]). With quads, <c>scA</c> holds
         /// 2c's scale in int16 lanes 0-3 of each half and 2c + 1's in lanes 4-7, the layout packing two quad sums gives.
         /// </summary>
         private readonly struct Pair(Vector256<byte> lo, Vector256<byte> hi, Vector256<short> scA, Vector256<short> scB) : ITokenProduct
@@ -62,11 +62,7 @@ internal static class ScaleMinKernels
             {
                 var a0 = Vector256.LoadUnsafe(ref a).AsSByte();
                 var a1 = Vector256.LoadUnsafe(ref a, 32).AsSByte();
-                if (AvxVnni.IsSupported)
-                {
-                    var z = Vector256<int>.Zero;
-                    return Avx2.MultiplyAddAdjacent(Avx2.PackSignedSaturate(AvxVnni.MultiplyWideningAndAdd(z, lo, a0), AvxVnni.MultiplyWideningAndAdd(z, hi, a1)), scA);
-                }
+                if (TM.Quads) return Avx2.MultiplyAddAdjacent(Avx2.PackSignedSaturate(KQuant.Quads(lo, a0), KQuant.Quads(hi, a1)), scA);
                 return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(lo, a0), scA) + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(hi, a1), scB);
             }
         }
