@@ -146,10 +146,11 @@ public class KQuantKernelTests
 
     [Theory]
     [MemberData(nameof(Types))]
-    public void PairAndQuadProductLayoutsGiveTheScalarTwinsBits(WeightType type)
+    public void EveryKernelLayoutGivesTheScalarTwinsBitsOnAnyAvx2Cpu(WeightType type)
     {
-        // The 256-bit kernels run quads (vpdpbusd) only where AVX-VNNI exists; forcing each layout here checks the
-        // packing and scale shuffles of both on any AVX2 CPU (quads then from their exact AVX2 equivalent).
+        // The 256-bit kernels run quads (vpdpbusd) only where AVX-VNNI exists, the 512-bit ones only with AVX-512; forced
+        // here, each layout's packing, shuffles and permutes run on any AVX2 CPU (quads then from their exact AVX2
+        // equivalent, the 512-bit products and permutes from their portable forms).
         var rnd = new Random(Cases.Seed(5, (int)type));
         var dst = new float[4];
         if (!IsaSupport.IsSupported(Isa.Vector256))
@@ -157,7 +158,7 @@ public class KQuantKernelTests
             // Without AVX2 (DOTNET_EnableHWIntrinsic=0) the kernels must refuse rather than compute something else.
             var w1 = KQuantReference.RandomRow(rnd, type, 1, wild: false);
             var a1 = KQuantReference.RandomActivations(rnd, 1).A;
-            Assert.Throws<PlatformNotSupportedException>(() => RunForced(type, true, w1, a1, 0, 1, 1, dst));
+            Assert.Throws<PlatformNotSupportedException>(() => RunForced(type, Kernel.Quads256, w1, a1, 0, 1, 1, dst));
             return;
         }
         for (int trial = 0; trial < 120; trial++)
@@ -166,30 +167,35 @@ public class KQuantKernelTests
             var w = KQuantReference.RandomRow(rnd, type, blocks, wild: trial % 3 == 2);
             var a = new byte[tokens * rowBytes];
             for (int t = 0; t < tokens; t++) KQuantReference.RandomActivations(rnd, blocks).A.CopyTo(a, t * rowBytes);
-            foreach (bool quads in new[] { false, true })
+            foreach (var kernel in new[] { Kernel.Pairs256, Kernel.Quads256, Kernel.Portable512 })
             {
                 Array.Fill(dst, float.NaN);
-                RunForced(type, quads, w, a, rowBytes, tokens, blocks, dst);
+                RunForced(type, kernel, w, a, rowBytes, tokens, blocks, dst);
                 for (int t = 0; t < tokens; t++)
                     Check.SameValue(KQuantReference.DotScalar(type, w, a.AsSpan(t * rowBytes, rowBytes).ToArray(), blocks), dst[t],
-                        $"{type} {(quads ? "quads" : "pairs")}, token {t} of {tokens}, {blocks} super-blocks, trial {trial}");
+                        $"{type} {kernel}, token {t} of {tokens}, {blocks} super-blocks, trial {trial}");
             }
         }
     }
 
-    private static void RunForced(WeightType type, bool quads, byte[] w, byte[] a, nint stride, int tokens, int blocks, float[] dst)
+    public enum Kernel { Pairs256, Quads256, Portable512 }
+
+    private static void RunForced(WeightType type, Kernel kernel, byte[] w, byte[] a, nint stride, int tokens, int blocks, float[] dst)
     {
         ref byte wr = ref w[0];
         ref byte ar = ref a[0];
         ref float d = ref dst[0];
-        switch (type, quads)
+        switch (type, kernel)
         {
-            case (WeightType.Q4_K, false): KQuant.Run<ScaleMinKernels.V256<Q4KFormat, PairProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
-            case (WeightType.Q4_K, true): KQuant.Run<ScaleMinKernels.V256<Q4KFormat, QuadProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
-            case (WeightType.Q5_K, false): KQuant.Run<ScaleMinKernels.V256<Q5KFormat, PairProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
-            case (WeightType.Q5_K, true): KQuant.Run<ScaleMinKernels.V256<Q5KFormat, QuadProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
-            case (_, false): KQuant.Run<Q6KFormat.V256<PairProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
-            default: KQuant.Run<Q6KFormat.V256<QuadProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            case (WeightType.Q4_K, Kernel.Pairs256): KQuant.Run<ScaleMinKernels.V256<Q4KFormat, PairProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            case (WeightType.Q4_K, Kernel.Quads256): KQuant.Run<ScaleMinKernels.V256<Q4KFormat, QuadProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            case (WeightType.Q4_K, _): KQuant.Run<ScaleMinKernels.V512<Q4KFormat>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            case (WeightType.Q5_K, Kernel.Pairs256): KQuant.Run<ScaleMinKernels.V256<Q5KFormat, PairProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            case (WeightType.Q5_K, Kernel.Quads256): KQuant.Run<ScaleMinKernels.V256<Q5KFormat, QuadProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            case (WeightType.Q5_K, _): KQuant.Run<ScaleMinKernels.V512<Q5KFormat>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            case (_, Kernel.Pairs256): KQuant.Run<Q6KFormat.V256<PairProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            case (_, Kernel.Quads256): KQuant.Run<Q6KFormat.V256<QuadProducts>>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
+            default: KQuant.Run<Q6KFormat.V512>(ref wr, ref ar, stride, tokens, blocks, ref d); break;
         }
     }
 

@@ -79,10 +79,24 @@ internal static class KQuant
     /// <summary>The 256-bit shuffle control that broadcasts int16 lane 0 of each 128-bit half (step it by 2 per lane).</summary>
     public static Vector256<byte> Broadcast16 => Vector256.Create((ushort)0x0100).AsByte();
 
-    /// <summary>Σ value · activation · scale over 64 elements (pairs, then times the int16 scales) in 16 int32 lanes.</summary>
+    /// <summary>
+    /// Σ value · activation · scale over 64 elements (pairs, then times the int16 scales) in 16 int32 lanes. Without
+    /// AVX-512BW (never so in production, where Vector512 runs only when accelerated) the same lane-wise operations run
+    /// on the two 256-bit halves, so tests check the 512-bit kernels' layouts on AVX2 CPUs too.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<int> Product512(Vector512<byte> values, Vector512<short> scales, ref byte a) =>
-        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(values, Vector512.LoadUnsafe(ref a).AsSByte()), scales);
+    public static Vector512<int> Product512(Vector512<byte> values, Vector512<short> scales, ref byte a)
+    {
+        var s = Vector512.LoadUnsafe(ref a).AsSByte();
+        if (Avx512BW.IsSupported) return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(values, s), scales);
+        return Vector512.Create(Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(values.GetLower(), s.GetLower()), scales.GetLower()),
+            Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(values.GetUpper(), s.GetUpper()), scales.GetUpper()));
+    }
+
+    /// <summary>Int16 lane i of the result is lane index[i] of <paramref name="v"/> (vpermw; portable where AVX-512BW is absent, as in <see cref="Product512"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<short> Permute(Vector512<short> v, Vector512<short> index) =>
+        Avx512BW.IsSupported ? Avx512BW.PermuteVar32x16(v, index) : Vector512.Shuffle(v, index);
 
     /// <summary>
     /// Sums of four adjacent unsigned × signed byte products in int32 lanes: vpdpbusd, or without AVX-VNNI the same

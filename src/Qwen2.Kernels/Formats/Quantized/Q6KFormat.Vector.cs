@@ -123,7 +123,7 @@ internal readonly partial struct Q6KFormat
             var nibble = Vector512.Create((byte)0x0F);
             var top = Vector512.Create((byte)0x30);
             var sc16 = Scales16(ref block);
-            var scales = sc16.ToVector512Unsafe(); // lanes 0-15 are selected, never the undefined upper half
+            var scales = sc16.ToVector512(); // lanes 0-15 are selected, never the zero upper half
             // A vector of 64 elements spans four groups of 16: [sc_g x 8, sc_g+1 x 8, sc_g+2 x 8, sc_g+3 x 8].
             var index = Vector512.Create(Vector256.Create(Vector128<short>.Zero, Vector128<short>.One), Vector256.Create(Vector128.Create((short)2), Vector128.Create((short)3)));
             for (int h = 0; h < 2; h++)
@@ -134,7 +134,7 @@ internal readonly partial struct Q6KFormat
                 var qh = Vector256.LoadUnsafe(ref block, (nuint)(128 + 32 * h)).AsUInt16();
                 var v0 = (low & nibble) | (Vector512.Create((qh << 4).AsByte(), (qh << 2).AsByte()) & top);
                 var v1 = ((low.AsUInt16() >> 4).AsByte() & nibble) | (Vector512.Create(qh.AsByte(), (qh >> 2).AsByte()) & top);
-                var half = new Half512(v0, v1, Avx512BW.PermuteVar32x16(scales, index), Avx512BW.PermuteVar32x16(scales, index + Vector512.Create((short)4)));
+                var half = new Half512(v0, v1, KQuant.Permute(scales, index), KQuant.Permute(scales, index + Vector512.Create((short)4)));
                 index += Vector512.Create((short)8);
                 KQuant.Accumulate<TN, Half512>(ref sums, half, ref Unsafe.Add(ref a, QuantizedActivations.Q8KValues + 128 * h), aStride);
             }

@@ -76,11 +76,11 @@ internal static class ScaleMinKernels
         public static Vector256<short> Sums<TN>(ref byte block, ref byte a, nint aStride, ref TokenSums sums) where TN : struct, ITokens
         {
             var sm = ScalesMins(ref block);
-            var scales = sm.ToVector512Unsafe(); // only int16 lanes 0-7 (the scales) are ever selected
+            var scales = sm.ToVector512(); // only int16 lanes 0-7 (the scales) are ever selected
             var index = Vector512.Create(Vector256<short>.Zero, Vector256<short>.One); // sub-block 2c's scale, then 2c + 1's
             for (int c = 0; c < 4; c++)
             {
-                var chunk = new Chunk(TW.Chunk512(ref block, c), Avx512BW.PermuteVar32x16(scales, index));
+                var chunk = new Chunk(TW.Chunk512(ref block, c), KQuant.Permute(scales, index));
                 index += Vector512.Create((short)2);
                 KQuant.Accumulate<TN, Chunk>(ref sums, chunk, ref Unsafe.Add(ref a, QuantizedActivations.Q8KValues + 64 * c), aStride);
             }
