@@ -50,6 +50,7 @@ internal readonly partial struct Q6KFormat
     {
         public static int SuperBlockBytes => BlockBytes;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<short> Sums<TN>(ref byte block, ref byte a, nint aStride, ref TokenSums sums) where TN : struct, ITokens
         {
             var sc8 = Vector128.LoadUnsafe(ref block, 192).AsSByte();
@@ -81,6 +82,7 @@ internal readonly partial struct Q6KFormat
             return Scales16(ref block);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
             Q6KFormat.Step(ref acc, sums, scales, ref block, ref activationBlock);
 
@@ -118,6 +120,7 @@ internal readonly partial struct Q6KFormat
     {
         public static int SuperBlockBytes => BlockBytes;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<short> Sums<TN>(ref byte block, ref byte a, nint aStride, ref TokenSums sums) where TN : struct, ITokens
         {
             var nibble = Vector512.Create((byte)0x0F);
@@ -141,6 +144,7 @@ internal readonly partial struct Q6KFormat
             return sc16;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
             Q6KFormat.Step(ref acc, sums, scales, ref block, ref activationBlock);
 

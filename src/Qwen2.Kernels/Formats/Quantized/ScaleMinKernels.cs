@@ -28,6 +28,7 @@ internal static class ScaleMinKernels
     {
         public static int SuperBlockBytes => TW.SuperBlockBytes;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<short> Sums<TN>(ref byte block, ref byte a, nint aStride, ref TokenSums sums) where TN : struct, ITokens
         {
             var sm = ScalesMins(ref block);
@@ -48,6 +49,7 @@ internal static class ScaleMinKernels
             return sm;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
             ScaleMinKernels.Step(ref acc, sums, scales, ref block, ref activationBlock);
 
@@ -73,6 +75,7 @@ internal static class ScaleMinKernels
     {
         public static int SuperBlockBytes => TW.SuperBlockBytes;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<short> Sums<TN>(ref byte block, ref byte a, nint aStride, ref TokenSums sums) where TN : struct, ITokens
         {
             var sm = ScalesMins(ref block);
@@ -87,6 +90,7 @@ internal static class ScaleMinKernels
             return sm;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
             ScaleMinKernels.Step(ref acc, sums, scales, ref block, ref activationBlock);
 
