@@ -67,14 +67,21 @@ public class KQuantKernelTests
                 float r = ranges[rnd.Next(ranges.Length)];
                 for (int i = 0; i < 256; i++) x[b * 256 + i] = r * (2 * rnd.NextSingle() - 1);
                 if (trial % 7 == 0) x[b * 256 + rnd.Next(256)] = -r;
-                // Values that land on .5 after scaling, to exercise ties to even.
-                if (trial % 5 == 0) for (int i = 0; i < 16; i++) x[b * 256 + rnd.Next(256)] = (i - 8 + 0.5f) * r / 127f;
+                if (trial % 5 == 0)
+                {
+                    // max |x| = 127/16 makes d = 1/16 and 1/d = 16 exact, so (j + 0.5)/16 scales to an exact tie: ties to even.
+                    for (int i = 0; i < 256; i++) x[b * 256 + i] = (rnd.Next(-127, 127) + 0.5f) / 16;
+                    x[b * 256 + rnd.Next(256)] = 127f / 16;
+                }
             }
             var expected = new byte[QuantizedActivations.ByteCount(ActivationFormat.Q8K, x.Length)];
             var actual = new byte[expected.Length];
             QuantizedActivations.QuantizeQ8KScalar(ref x[0], ref expected[0], blocks);
             QuantizedActivations.Quantize(ActivationFormat.Q8K, x, actual, isa);
             Assert.Equal(expected, actual);
+            if (trial % 5 == 0)
+                for (int i = 0; i < x.Length; i++)
+                    Assert.Equal((sbyte)Math.Round(x[i] * 16.0, MidpointRounding.ToEven), (sbyte)actual[i / 256 * QuantizedActivations.Q8KBytes + QuantizedActivations.Q8KValues + i % 256]);
         }
     }
 
