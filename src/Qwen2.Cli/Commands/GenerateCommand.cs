@@ -30,7 +30,7 @@ internal static class GenerateCommand
             // The tokenizer is needed only for text in or text out: --tokens with --output ids runs on weights alone.
             Qwen2Tokenizer? tokenizer = text is not null || !wantIds ? Qwen2Tokenizer.Load(dir) : null;
             using var m = flags.Load(p, dir);
-            var options = flags.Options(p, GenerationConfig.Load(m.Directory));
+            var options = flags.Options(p, m.IsGguf ? new GenerationConfig() : GenerationConfig.Load(m.Directory)); // GGUF has no generation_config.json
             var session = new InferenceSession(m, flags.Session(p, !p.GetValue(noCache)));
             int[] promptIds;
             if (ids is not null)

@@ -22,7 +22,7 @@ internal static class InfoCommand
         var c = m.Config;
         var ic = CultureInfo.InvariantCulture;
         w.WriteLine($"checkpoint      {m.Directory}");
-        w.WriteLine($"model_type      qwen2 ({c.TorchDtype ?? "dtype not declared"})");
+        w.WriteLine(m.IsGguf ? "model_type      qwen2 (GGUF)" : $"model_type      qwen2 ({c.TorchDtype ?? "dtype not declared"})");
         w.WriteLine(string.Create(ic, $"layers          {c.NumHiddenLayers}"));
         w.WriteLine(string.Create(ic, $"hidden          {c.HiddenSize}, intermediate {c.IntermediateSize}"));
         w.WriteLine(string.Create(ic, $"heads           {c.NumAttentionHeads} query / {c.NumKeyValueHeads} kv, head_dim {c.HeadDim}"));
@@ -37,7 +37,10 @@ internal static class InfoCommand
         w.WriteLine(string.Create(ic, $"tensors         {tensors.Count} in {tensors.Select(t => t.File).Distinct().Count()} file(s), {parameters:N0} parameters, {m.WeightBytes / 1048576.0:F1} MiB"));
         foreach (var g in tensors.GroupBy(t => t.Tensor.DType).OrderBy(g => g.Key, StringComparer.Ordinal))
             w.WriteLine(string.Create(ic, $"  {g.Key,-6}        {g.Count()} tensors"));
-        foreach (var (t, file) in tensors.Where(t => !t.Tensor.Name.StartsWith("model.layers.", StringComparison.Ordinal) || t.Tensor.Name.StartsWith("model.layers.0.", StringComparison.Ordinal)))
+        static bool LaterLayer(string name) =>
+            (name.StartsWith("model.layers.", StringComparison.Ordinal) && !name.StartsWith("model.layers.0.", StringComparison.Ordinal))
+            || (name.StartsWith("blk.", StringComparison.Ordinal) && !name.StartsWith("blk.0.", StringComparison.Ordinal));
+        foreach (var (t, file) in tensors.Where(t => !LaterLayer(t.Tensor.Name)))
             w.WriteLine($"  {t.Name,-52} {t.DType,-5} {t.ShapeText,-14} {file}");
         if (c.NumHiddenLayers > 1) w.WriteLine(string.Create(ic, $"  (layers 1..{c.NumHiddenLayers - 1} have the same tensors as layer 0)"));
     }

@@ -6,7 +6,6 @@ internal interface ITokens
     static abstract int Count { get; }
 }
 
-internal readonly struct Tokens1 : ITokens { public static int Count => 1; }
 internal readonly struct Tokens2 : ITokens { public static int Count => 2; }
 internal readonly struct Tokens3 : ITokens { public static int Count => 3; }
 internal readonly struct Tokens4 : ITokens { public static int Count => 4; }

@@ -30,12 +30,13 @@ internal sealed class GenerationDefaults
     /// <summary>The options generation_config.json asks for (<see cref="GenerationOptions.FromConfig"/>, no seed).</summary>
     public GenerationOptions Options { get; }
 
-    /// <summary>The defaults of <paramref name="model"/>, reading its directory's generation_config.json the first time.</summary>
+    /// <summary>The defaults of <paramref name="model"/>, reading its directory's generation_config.json (none for GGUF) the first time.</summary>
     /// <exception cref="CheckpointException">generation_config.json is malformed; the message names the field.</exception>
     public static GenerationDefaults For(Qwen2Model model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return ByModel.GetValue(model, m => new GenerationDefaults(GenerationConfig.Load(m.Directory), m.Config));
+        // A GGUF file has no generation_config.json: the engine's no-config defaults (greedy), eos from the tokenizer metadata.
+        return ByModel.GetValue(model, m => new GenerationDefaults(m.IsGguf ? new GenerationConfig() : GenerationConfig.Load(m.Directory), m.Config));
     }
 
     /// <summary><paramref name="options"/>, or these defaults when null, checked.</summary>

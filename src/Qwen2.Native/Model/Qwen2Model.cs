@@ -4,13 +4,13 @@ using Qwen2.Kernels;
 namespace Qwen2.Native;
 
 /// <summary>
-/// A Qwen2 / Qwen2.5 causal language model loaded from a Hugging Face checkpoint directory. Weights stay in the
-/// memory-mapped safetensors files (BF16 and F16 are widened in registers, never copied to float32). The model is
+/// A Qwen2 / Qwen2.5 causal language model loaded from a Hugging Face checkpoint directory or a GGUF file. Weights
+/// stay in the memory-mapped files (BF16, F16 and the quantized formats are widened in registers, never copied to float32). The model is
 /// immutable after load and may be shared by many callers; each sequence keeps its own <see cref="PastKeyValues"/>.
 /// </summary>
 public sealed class Qwen2Model : IDisposable
 {
-    private readonly CheckpointFiles _files;
+    private readonly ITensorSource _source;
     private readonly Qwen2Weights _weights;
     private readonly WorkerPool _pool;
     private readonly CallGuard _guard = new();
@@ -21,48 +21,85 @@ public sealed class Qwen2Model : IDisposable
     private readonly ArrayPool<BatchSlice> _slicePool = ArrayPool<BatchSlice>.Create(1 << 20, 4);
     private readonly ArrayPool<CacheWrite> _writePool = ArrayPool<CacheWrite>.Create(1 << 20, 4);
 
-    private Qwen2Model(string directory, Qwen2Config config, CheckpointFiles files, ModelOptions options)
+    private Qwen2Model(string directory, Qwen2Config config, ITensorSource source, TensorNames names, ModelOptions options, bool isGguf)
     {
-        Directory = directory; Config = config; Options = options; _files = files;
-        _weights = WeightLoader.Load(files, config);
+        Directory = directory; Config = config; Options = options; _source = source; IsGguf = isGguf;
+        _weights = WeightLoader.Load(source, names, config);
         // An untied embedding is looked up one row per token; a tied one is read whole as the lm_head.
         DecodeBytesPerToken = WeightBytes - (config.TieWordEmbeddings ? 0 : _weights.Embed.ByteLength - _weights.Embed.RowBytes);
         _pool = new WorkerPool(options.Threads);
     }
 
-    /// <summary>Loads <c>config.json</c> and the safetensors weights (single file or sharded) of <paramref name="directory"/>.</summary>
+    /// <summary>
+    /// Loads a model from <paramref name="path"/>: a Hugging Face checkpoint directory (<c>config.json</c> and the
+    /// safetensors weights, single file or sharded), a <c>.gguf</c> file (the first part of a split one), or a directory
+    /// without config.json that holds one GGUF model. GGUF tensors of every supported type (F32, F16, BF16, Q8_0, Q4_0,
+    /// Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) stay in the mapped file, as safetensors ones do.
+    /// </summary>
     /// <exception cref="CheckpointException">A file is missing or malformed; the message names the file and tensor or field.</exception>
-    public static Qwen2Model Load(string directory, ModelOptions? options = null)
+    public static Qwen2Model Load(string path, ModelOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(directory);
+        ArgumentNullException.ThrowIfNull(path);
         options ??= new ModelOptions();
         if (options.Threads is < 1) throw new ArgumentOutOfRangeException(nameof(options), options.Threads, "Threads must be at least 1");
         if (options.DefaultCacheCapacity < 1) throw new ArgumentOutOfRangeException(nameof(options), options.DefaultCacheCapacity, "DefaultCacheCapacity must be at least 1");
-        if (!System.IO.Directory.Exists(directory)) throw new CheckpointException(directory, "checkpoint directory not found");
-        var config = Qwen2Config.Load(Path.Combine(directory, "config.json"));
-        var files = new CheckpointFiles(directory);
+        if (File.Exists(path)) return LoadGguf(path, options);
+        if (!System.IO.Directory.Exists(path)) throw new CheckpointException(path, "checkpoint directory not found");
+        if (!File.Exists(Path.Combine(path, "config.json")) && GgufLocator.FindInDirectory(path) is { } gguf) return LoadGguf(gguf, options);
+        var config = Qwen2Config.Load(Path.Combine(path, "config.json"));
+        var source = new SafeTensorsSource(new CheckpointFiles(path));
+        return Create(path, config, source, TensorNames.HuggingFace, options, isGguf: false);
+    }
+
+    private static Qwen2Model LoadGguf(string path, ModelOptions options)
+    {
+        if (!GgufFile.HasMagic(path))
+            throw new CheckpointException(path, "is a file but not a GGUF file; pass a checkpoint directory (config.json and safetensors) or a .gguf file", field: "magic");
+        var files = new GgufModelFiles(path);
+        var source = new GgufTensorSource(files);
         try
         {
-            return new Qwen2Model(directory, config, files, options);
+            string archName = files.First.MetadataReader.String("general.architecture")
+                ?? throw new CheckpointException(path, "is missing", field: "general.architecture");
+            var arch = GgufArchitectures.Get(archName, path);
+            var config = GgufConfigReader.Read(files.First, arch);
+            return Create(path, config, source, arch.Names, options, isGguf: true);
         }
         catch
         {
-            files.Dispose();
+            source.Dispose();
+            throw;
+        }
+    }
+
+    private static Qwen2Model Create(string path, Qwen2Config config, ITensorSource source, TensorNames names, ModelOptions options, bool isGguf)
+    {
+        try
+        {
+            return new Qwen2Model(path, config, source, names, options, isGguf);
+        }
+        catch
+        {
+            source.Dispose();
             throw;
         }
     }
 
     /// <summary>
     /// Loads a model as Hugging Face's <c>from_pretrained</c> does: <paramref name="idOrDirectory"/> is a checkpoint
-    /// directory or a hub id (<c>Qwen/Qwen2.5-0.5B-Instruct</c>) found in the Hugging Face cache; null reads the
+    /// directory, a <c>.gguf</c> file, or a hub id found in the Hugging Face cache (<c>Qwen/Qwen2.5-0.5B-Instruct</c>, or
+    /// a GGUF repo with a quantization tag, <c>Qwen/Qwen2.5-0.5B-Instruct-GGUF:q4_k_m</c>); null reads the
     /// <c>QWEN2_MODEL</c> environment variable (see <see cref="ModelLocator"/>).
     /// </summary>
     /// <exception cref="ModelNotFoundException">The id names no downloaded checkpoint; the message lists where it looked.</exception>
     /// <exception cref="CheckpointException">A file is missing or malformed; the message names the file and tensor or field.</exception>
     public static Qwen2Model FromPretrained(string? idOrDirectory, ModelOptions? options = null) => Load(ModelLocator.Resolve(idOrDirectory), options);
 
-    /// <summary>The checkpoint directory.</summary>
+    /// <summary>The checkpoint directory, or the <c>.gguf</c> file (its first part) for a GGUF model.</summary>
     public string Directory { get; }
+
+    /// <summary>Whether the model was loaded from a GGUF file (which has no generation_config.json: generation keeps the engine's defaults).</summary>
+    public bool IsGguf { get; }
 
     /// <summary>The architecture.</summary>
     public Qwen2Config Config { get; }
@@ -79,12 +116,14 @@ public sealed class Qwen2Model : IDisposable
     /// <summary>Threads used by a forward call.</summary>
     public int Threads => _pool.Threads;
 
-    /// <summary>Every tensor in the checkpoint with the file that holds it.</summary>
-    public IEnumerable<(TensorInfo Tensor, string File)> Tensors =>
-        _files.TensorFiles.Select(kv => (kv.Value.Tensors[kv.Key], Path.GetFileName(kv.Value.Path)));
+    /// <summary>
+    /// Every tensor in the checkpoint with the file that holds it; shapes outermost first. For a GGUF file the dtype is
+    /// the ggml type's name (<c>Q4_K</c>, <c>F32</c>, ...) and the offsets are relative to its data section.
+    /// </summary>
+    public IEnumerable<(TensorInfo Tensor, string File)> Tensors => _source.Listing;
 
     /// <summary>Bytes of the mapped weight files' data sections.</summary>
-    public long WeightBytes => _files.Files.Sum(f => f.DataLength);
+    public long WeightBytes => _source.DataBytes;
 
     /// <summary>Creates one ring-buffer cache per layer, preallocated for <paramref name="capacity"/> tokens.</summary>
     /// <param name="capacity">Tokens each layer holds; null means <see cref="ModelOptions.DefaultCacheCapacity"/> capped by max_position_embeddings.</param>
@@ -269,6 +308,6 @@ public sealed class Qwen2Model : IDisposable
     {
         if (!_guard.BeginDispose()) return;
         _pool.Dispose();
-        _files.Dispose();
+        _source.Dispose();
     }
 }

@@ -58,11 +58,15 @@ public sealed class Qwen2Tokenizer
         _normalizedMatcher = new AddedTokenMatcher(files.AddedTokens.Where(t => t.Normalized), normalizer.Normalize);
     }
 
-    /// <summary>Loads tokenizer.json (or tokenizer.json.gz) and, if present, tokenizer_config.json from <paramref name="directory"/>.</summary>
+    /// <summary>
+    /// Loads tokenizer.json (or tokenizer.json.gz) and, if present, tokenizer_config.json from <paramref name="directory"/>;
+    /// when <paramref name="directory"/> is a <c>.gguf</c> file, the tokenizer in its metadata (<see cref="FromGguf(string)"/>).
+    /// </summary>
     /// <exception cref="CheckpointException">A file is missing or malformed; the message names it and the field at fault.</exception>
     public static Qwen2Tokenizer Load(string directory)
     {
         ArgumentNullException.ThrowIfNull(directory);
+        if (File.Exists(directory) && GgufFile.HasMagic(directory)) return FromGguf(directory);
         string json = Path.Combine(directory, TokenizerJsonFile);
         if (!File.Exists(json) && File.Exists(json + ".gz")) json += ".gz";
         if (!File.Exists(json))
@@ -88,6 +92,26 @@ public sealed class Qwen2Tokenizer
         ArgumentNullException.ThrowIfNull(tokenizerJson);
         ArgumentNullException.ThrowIfNull(sourceName);
         return Create(tokenizerJson, tokenizerConfig, Path.Combine(sourceName, TokenizerJsonFile), Path.Combine(sourceName, TokenizerConfigFile));
+    }
+
+    /// <summary>
+    /// The tokenizer and chat template a GGUF file's metadata carries (<c>tokenizer.ggml.*</c>, <c>tokenizer.chat_template</c>),
+    /// giving the same ids as the Hugging Face tokenizer it was converted from.
+    /// </summary>
+    /// <exception cref="CheckpointException">The file is malformed, or its tokenizer is not Qwen's byte-level BPE; the message names the key.</exception>
+    public static Qwen2Tokenizer FromGguf(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        using var file = GgufFile.Open(path);
+        return FromGguf(file);
+    }
+
+    /// <summary>The tokenizer in an open GGUF file's metadata (see <see cref="FromGguf(string)"/>).</summary>
+    /// <exception cref="CheckpointException">The tokenizer metadata is missing or malformed; the message names the key.</exception>
+    public static Qwen2Tokenizer FromGguf(GgufFile file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        return new(GgufTokenizerReader.Read(file), NfcNormalizer.Instance);
     }
 
     internal static Qwen2Tokenizer Create(Stream json, Stream? config, string jsonName, string configName, Normalizer? normalizer = null) =>

@@ -18,14 +18,14 @@ internal static partial class Block32
     private static float DotV512<T>(ref byte w, ref byte a, int blocks) where T : IBlock32
     {
         float r = 0;
-        RowV512<T, Tokens1>(ref w, ref a, 0, blocks, ref r);
+        RowV512<T, OneToken>(ref w, ref a, 0, blocks, ref r);
         return r;
     }
 
     private static float DotV256<T>(ref byte w, ref byte a, int blocks) where T : IBlock32
     {
         float r = 0;
-        RowV256<T, Tokens1>(ref w, ref a, 0, blocks, ref r);
+        RowV256<T, OneToken>(ref w, ref a, 0, blocks, ref r);
         return r;
     }
 
@@ -38,8 +38,8 @@ internal static partial class Block32
         if (vnni && !AvxVnni.IsSupported) throw new PlatformNotSupportedException("AVX-VNNI is not supported on this CPU");
         if (!Avx2.IsSupported) throw new PlatformNotSupportedException("AVX2 is not supported on this CPU");
         float r = 0;
-        if (vnni) RowV256<T, Tokens1, VnniProducts>(ref w, ref a, 0, blocks, ref r);
-        else RowV256<T, Tokens1, MaddProducts>(ref w, ref a, 0, blocks, ref r);
+        if (vnni) RowV256<T, OneToken, VnniProducts>(ref w, ref a, 0, blocks, ref r);
+        else RowV256<T, OneToken, MaddProducts>(ref w, ref a, 0, blocks, ref r);
         return r;
     }
 
@@ -56,7 +56,7 @@ internal static partial class Block32
         bool wide = isa == Isa.Vector512;
         switch (tokens)
         {
-            case 1: if (wide) RowV512<T, Tokens1>(ref w, ref a, aStride, blocks, ref d); else RowV256<T, Tokens1>(ref w, ref a, aStride, blocks, ref d); break;
+            case 1: if (wide) RowV512<T, OneToken>(ref w, ref a, aStride, blocks, ref d); else RowV256<T, OneToken>(ref w, ref a, aStride, blocks, ref d); break;
             case 2: if (wide) RowV512<T, Tokens2>(ref w, ref a, aStride, blocks, ref d); else RowV256<T, Tokens2>(ref w, ref a, aStride, blocks, ref d); break;
             case 3: if (wide) RowV512<T, Tokens3>(ref w, ref a, aStride, blocks, ref d); else RowV256<T, Tokens3>(ref w, ref a, aStride, blocks, ref d); break;
             case 4: if (wide) RowV512<T, Tokens4>(ref w, ref a, aStride, blocks, ref d); else RowV256<T, Tokens4>(ref w, ref a, aStride, blocks, ref d); break;

@@ -6,7 +6,8 @@ namespace Qwen2.Kernels;
 /// <remarks>
 /// Q8's vector paths do the scalar twin's float operations element by element (|x|, the maximum, x · (1/d) rounded to
 /// nearest even, d · Σq), and integer sums are exact in any order, so the bytes are the same. Vector Max, like MathF.Max,
-/// propagates NaN; conversions saturate like the scalar cast; narrowing truncates like the scalar (sbyte) cast.
+/// propagates NaN; conversions saturate like the scalar cast; narrowing truncates like the scalar (sbyte) cast. The last
+/// four lanes' maximum is the one Q8K's vector path uses.
 /// </remarks>
 internal static partial class QuantizedActivations
 {
@@ -57,14 +58,6 @@ internal static partial class QuantizedActivations
             Vector512.Narrow(s, s).GetLower().StoreUnsafe(ref Unsafe.As<byte, sbyte>(ref Unsafe.Add(ref o, Q8Values)));
             Finish(ref o, d, Vector512.Sum(q0 + q1));
         }
-    }
-
-    /// <summary>The largest of eight lanes (the maximum is exact, so any order gives the scalar loop's value).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Max(Vector128<float> a, Vector128<float> b)
-    {
-        var m = Vector128.Max(a, b);
-        return MathF.Max(MathF.Max(m.GetElement(0), m.GetElement(1)), MathF.Max(m.GetElement(2), m.GetElement(3)));
     }
 
     /// <summary>Writes a Q8 block's d and s = d · Σq.</summary>

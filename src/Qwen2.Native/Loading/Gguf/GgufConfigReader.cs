@@ -1,0 +1,60 @@
+namespace Qwen2.Native;
+
+/// <summary>
+/// Builds a <see cref="Qwen2Config"/> from a GGUF file's metadata, with the checks <see cref="Qwen2Config.Parse"/> makes
+/// on config.json; errors name the GGUF key.
+/// </summary>
+internal static class GgufConfigReader
+{
+    public static Qwen2Config Read(GgufFile file, GgufArchitecture arch)
+    {
+        var m = file.MetadataReader;
+        string path = file.Path, p = arch.Name + ".";
+        int Required(string key) => m.PositiveInt(p + key) ?? throw new CheckpointException(path, "is missing", field: p + key);
+
+        int hidden = Required("embedding_length");
+        int heads = Required("attention.head_count");
+        int kvHeads = m.PositiveInt(p + "attention.head_count_kv") ?? heads;
+        if (heads % kvHeads != 0)
+            throw new CheckpointException(path, $"{kvHeads} does not divide {p}attention.head_count ({heads})", field: p + "attention.head_count_kv");
+        int? keyLength = m.PositiveInt(p + "attention.key_length");
+        if (keyLength is null && hidden % heads != 0)
+            throw new CheckpointException(path, $"{p}embedding_length {hidden} is not a multiple of {p}attention.head_count {heads}, and no key_length is given", field: p + "attention.key_length");
+        int headDim = keyLength ?? hidden / heads;
+        if (headDim % 2 != 0) throw new CheckpointException(path, $"is {headDim}; RoPE needs an even head dimension", field: p + "attention.key_length");
+        if (m.PositiveInt(p + "attention.value_length") is { } valueLength && valueLength != headDim)
+            throw new CheckpointException(path, $"is {valueLength}, but key_length is {headDim}; the engine needs equal key and value heads", field: p + "attention.value_length");
+        if ((long)heads * headDim > int.MaxValue)
+            throw new CheckpointException(path, $"head_count ({heads}) x head dimension ({headDim}) exceeds {int.MaxValue}", field: p + "attention.key_length");
+        if (m.String(p + "rope.scaling.type") is { } scaling && scaling != "none")
+            throw new CheckpointException(path, $"rope scaling \"{scaling}\" is not supported (only the default RoPE)", field: p + "rope.scaling.type");
+
+        double theta = m.Float(p + "rope.freq_base") ?? 10000.0;
+        if (!(theta > 0) || double.IsInfinity(theta)) throw new CheckpointException(path, $"is {theta}; it must be positive", field: p + "rope.freq_base");
+        double eps = m.Float(p + "attention.layer_norm_rms_epsilon") ?? throw new CheckpointException(path, "is missing", field: p + "attention.layer_norm_rms_epsilon");
+        if (!(eps > 0)) throw new CheckpointException(path, $"is {eps}; it must be positive", field: p + "attention.layer_norm_rms_epsilon");
+
+        int vocab = m.StringArray("tokenizer.ggml.tokens")?.Length
+            ?? throw new CheckpointException(path, "is missing; the vocabulary size is the length of the token list", field: "tokenizer.ggml.tokens");
+        if (vocab == 0) throw new CheckpointException(path, "is empty", field: "tokenizer.ggml.tokens");
+        int? Token(string key) => (int?)m.Integer(key, 0, vocab - 1);
+        int? eos = Token("tokenizer.ggml.eos_token_id");
+        return new Qwen2Config
+        {
+            HiddenSize = hidden,
+            IntermediateSize = Required("feed_forward_length"),
+            NumHiddenLayers = Required("block_count"),
+            NumAttentionHeads = heads,
+            NumKeyValueHeads = kvHeads,
+            HeadDim = headDim,
+            VocabSize = vocab,
+            MaxPositionEmbeddings = Required("context_length"),
+            RopeTheta = theta,
+            RmsNormEps = eps,
+            // GGUF has no tie flag: llama.cpp reuses token_embd when output.weight is absent, and so does the engine.
+            TieWordEmbeddings = !file.TryGetTensor(arch.Names.LmHead, out _),
+            BosTokenId = Token("tokenizer.ggml.bos_token_id"),
+            EosTokenIds = eos is { } e ? [e] : [],
+        };
+    }
+}

@@ -1,0 +1,7 @@
+namespace Qwen2.Native;
+
+/// <summary>The tensors of one decoder layer, whatever a format calls them.</summary>
+internal enum LayerTensor
+{
+    AttentionNorm, Q, QBias, K, KBias, V, VBias, O, FfnNorm, Gate, Up, Down,
+}
