@@ -37,11 +37,7 @@ internal static class Block32Quantizer
     /// <summary>Q4_1: d = (max − min) / 15, m = min; q = min(15, trunc((x − min) / d + 0.5)).</summary>
     public static void Q4_1(ReadOnlySpan<float> x, Span<byte> y)
     {
-        var (min, max) = Range(x);
-        float d = (max - min) / 15;
-        float id = d != 0 ? 1.0f / d : 0.0f;
-        BinaryPrimitives.WriteUInt16LittleEndian(y, QuantSearch.ToHalfBits(d));
-        BinaryPrimitives.WriteUInt16LittleEndian(y[2..], QuantSearch.ToHalfBits(min));
+        var (min, id) = MinAndScale(x, y, 15);
         for (int j = 0; j < 16; j++)
         {
             int q0 = Math.Min(15, (int)((x[j] - min) * id + 0.5f));
@@ -71,11 +67,7 @@ internal static class Block32Quantizer
     /// <summary>Q5_1: d = (max − min) / 31, m = min; q = trunc((x − min) / d + 0.5), fifth bits in a 32-bit word.</summary>
     public static void Q5_1(ReadOnlySpan<float> x, Span<byte> y)
     {
-        var (min, max) = Range(x);
-        float d = (max - min) / 31;
-        float id = d != 0 ? 1.0f / d : 0.0f;
-        BinaryPrimitives.WriteUInt16LittleEndian(y, QuantSearch.ToHalfBits(d));
-        BinaryPrimitives.WriteUInt16LittleEndian(y[2..], QuantSearch.ToHalfBits(min));
+        var (min, id) = MinAndScale(x, y, 31);
         uint qh = 0;
         for (int j = 0; j < 16; j++)
         {
@@ -101,7 +93,8 @@ internal static class Block32Quantizer
         return max;
     }
 
-    private static (float Min, float Max) Range(ReadOnlySpan<float> x)
+    /// <summary>Writes d = (max − min) / <paramref name="levels"/> and m = min; returns min and 1 / d (0 when d is 0).</summary>
+    private static (float Min, float Inverse) MinAndScale(ReadOnlySpan<float> x, Span<byte> y, int levels)
     {
         float min = float.MaxValue, max = -float.MaxValue;
         for (int j = 0; j < 32; j++)
@@ -109,6 +102,9 @@ internal static class Block32Quantizer
             if (x[j] < min) min = x[j];
             if (x[j] > max) max = x[j];
         }
-        return (min, max);
+        float d = (max - min) / levels;
+        BinaryPrimitives.WriteUInt16LittleEndian(y, QuantSearch.ToHalfBits(d));
+        BinaryPrimitives.WriteUInt16LittleEndian(y[2..], QuantSearch.ToHalfBits(min));
+        return (min, d != 0 ? 1.0f / d : 0.0f);
     }
 }
