@@ -17,7 +17,14 @@ internal static class Block32Quantizer
         float d = amax / 127;
         float id = d != 0 ? 1.0f / d : 0.0f;
         BinaryPrimitives.WriteUInt16LittleEndian(y, QuantSearch.ToHalfBits(d));
-        for (int j = 0; j < 32; j++) y[2 + j] = (byte)(sbyte)MathF.Round(x[j] * id, MidpointRounding.AwayFromZero);
+        for (int j = 0; j < 32; j++) y[2 + j] = (byte)(sbyte)RoundHalfAway(x[j] * id);
+    }
+
+    /// <summary>C's roundf: to nearest, ties away from zero (v − trunc(v) is exact, so the comparison is too).</summary>
+    private static int RoundHalfAway(float v)
+    {
+        float t = MathF.Truncate(v), f = v - t;
+        return (int)t + (f >= 0.5f ? 1 : f <= -0.5f ? -1 : 0);
     }
 
     /// <summary>Q4_0: d = max / −8 where max is the first value of largest magnitude; q = min(15, trunc(x / d + 8.5)).</summary>

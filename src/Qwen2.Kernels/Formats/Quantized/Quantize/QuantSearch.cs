@@ -43,15 +43,18 @@ internal static class QuantSearch
             levels[..n].Clear();
             return 0f;
         }
+        // The weights x² and the products w·x, formed once: every pass computes the same float values from them.
+        Span<float> w = stackalloc float[n];
+        Span<float> wx = stackalloc float[n];
+        for (int i = 0; i < n; i++) { w[i] = x[i] * x[i]; wx[i] = w[i] * x[i]; }
         float iscale = -nmax / max;
         float sumlx = 0, suml2 = 0;
         for (int i = 0; i < n; i++)
         {
             int l = Math.Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
             levels[i] = (sbyte)(l + nmax);
-            float w = x[i] * x[i];
-            sumlx += w * x[i] * l;
-            suml2 += w * l * l;
+            sumlx += wx[i] * l;
+            suml2 += w[i] * l * l;
         }
         float scale = suml2 != 0 ? sumlx / suml2 : 0f;
         float best = scale * sumlx;
@@ -63,9 +66,8 @@ internal static class QuantSearch
             for (int i = 0; i < n; i++)
             {
                 int l = Math.Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
-                float w = x[i] * x[i];
-                sumlx += w * x[i] * l;
-                suml2 += w * l * l;
+                sumlx += wx[i] * l;
+                suml2 += w[i] * l * l;
             }
             if (suml2 > 0 && sumlx * sumlx > best * suml2)
             {
@@ -104,12 +106,15 @@ internal static class QuantSearch
             theMin = -min;
             return 0f;
         }
+        // x − min, formed once per minimum: every pass computes the same float values from it.
+        Span<float> shifted = stackalloc float[n];
+        for (int i = 0; i < n; i++) shifted[i] = x[i] - min;
         float iscale = nmax / (max - min);
         float scale = 1 / iscale;
         float bestError = 0;
         for (int i = 0; i < n; i++)
         {
-            int l = Math.Clamp(NearestInt(iscale * (x[i] - min)), 0, nmax);
+            int l = Math.Clamp(NearestInt(iscale * shifted[i]), 0, nmax);
             levels[i] = (byte)l;
             float diff = scale * l + min - x[i];
             bestError += weights[i] * (diff * diff);
@@ -120,12 +125,12 @@ internal static class QuantSearch
             float sumL = 0, sumL2 = 0, sumXL = 0;
             for (int i = 0; i < n; i++)
             {
-                int l = Math.Clamp(NearestInt(iscale * (x[i] - min)), 0, nmax);
+                int l = Math.Clamp(NearestInt(iscale * shifted[i]), 0, nmax);
                 scratch[i] = (byte)l;
-                float w = weights[i];
-                sumL += w * l;
-                sumL2 += w * l * l;
-                sumXL += w * l * x[i];
+                float wl = weights[i] * l;
+                sumL += wl;
+                sumL2 += wl * l;
+                sumXL += wl * x[i];
             }
             float det = sumW * sumL2 - sumL * sumL;
             if (det > 0)
@@ -149,6 +154,7 @@ internal static class QuantSearch
                     bestError = error;
                     scale = thisScale;
                     min = thisMin;
+                    for (int i = 0; i < n; i++) shifted[i] = x[i] - min; // later trials start from the new minimum, as ggml's do
                 }
             }
         }
