@@ -17,4 +17,7 @@ public sealed record ModelOptions
     /// weights as stored.
     /// </summary>
     public Kernels.WeightType? Quantize { get; init; }
+
+    /// <summary>With <see cref="Quantize"/> a K-quant: give attn_v and ffn_down llama.cpp's _s or _m extra bits, as its files of that mix have (tests compare against them).</summary>
+    internal LayerBoost QuantizeBoost { get; init; }
 }

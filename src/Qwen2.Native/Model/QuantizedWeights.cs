@@ -22,13 +22,13 @@ internal sealed unsafe class QuantizedWeights : IDisposable
     public long DecodeBytesPerToken { get; private set; }
 
     /// <summary>Quantizes <paramref name="loaded"/>'s matrices to <paramref name="type"/> on <paramref name="threads"/> threads.</summary>
-    public static QuantizedWeights Create(Qwen2Weights loaded, Qwen2Config c, WeightType type, int threads, string directory)
+    public static QuantizedWeights Create(Qwen2Weights loaded, Qwen2Config c, WeightType type, LayerBoost boost, int threads, string directory)
     {
         var q = new QuantizedWeights();
         try
         {
             bool tied = c.TieWordEmbeddings;
-            WeightMatrix Q(WeightMatrix m, string name) => q.Quantize(m, name, type, c, threads, directory);
+            WeightMatrix Q(WeightMatrix m, string name) => q.Quantize(m, name, type, boost, c, threads, directory);
             var embed = Q(loaded.Embed, "token_embd.weight");
             var layers = new LayerWeights[loaded.Layers.Length];
             long vectors = (loaded.Norm.Length + (long)loaded.InverseFrequencies.Length) * sizeof(float);
@@ -59,9 +59,9 @@ internal sealed unsafe class QuantizedWeights : IDisposable
         }
     }
 
-    private WeightMatrix Quantize(WeightMatrix m, string name, WeightType type, Qwen2Config c, int threads, string directory)
+    private WeightMatrix Quantize(WeightMatrix m, string name, WeightType type, LayerBoost boost, Qwen2Config c, int threads, string directory)
     {
-        var target = TensorTypeRules.Choose(type, LayerBoost.None, name, m.Cols, 2, c.NumHiddenLayers, c.TieWordEmbeddings);
+        var target = TensorTypeRules.Choose(type, boost, name, m.Cols, 2, c.NumHiddenLayers, c.TieWordEmbeddings);
         if (!WeightTypes.IsQuantized(target)) return m;
         long bytes = WeightTypes.ByteCount(target, (long)m.Rows * m.Cols);
         byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), 64);

@@ -28,7 +28,7 @@ public sealed class Qwen2Model : IDisposable
         _weights = WeightLoader.Load(files, config);
         if (options.Quantize is { } type)
         {
-            _quantized = QuantizedWeights.Create(_weights, config, type, options.Threads ?? Environment.ProcessorCount, directory);
+            _quantized = QuantizedWeights.Create(_weights, config, type, options.QuantizeBoost, options.Threads ?? Environment.ProcessorCount, directory);
             _weights = _quantized.Weights;
         }
         // An untied embedding is looked up one row per token; a tied one is read whole as the lm_head.
