@@ -30,6 +30,7 @@ public static class Program
         root.Subcommands.Add(TokenizeCommand.Create(stdout, stderr));
         root.Subcommands.Add(SynthCommand.Create(stdout, stderr));
         root.Subcommands.Add(ExportGgufCommand.Create(stdout, stderr));
+        root.Subcommands.Add(QuantizeCommand.Create(stdout, stderr));
         root.Subcommands.Add(InfoCommand.Create(stdout, stderr));
         root.Subcommands.Add(LogitsCommand.Create(stdout, stderr));
         root.Subcommands.Add(CpuCommand.Create(stdout));

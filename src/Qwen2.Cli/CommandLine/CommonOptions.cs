@@ -9,6 +9,29 @@ internal static class CommonOptions
         Description = $"Checkpoint directory, a .gguf file (or a directory holding one), or a Hugging Face hub id found in the local Hugging Face cache (e.g. {ModelLocator.SuggestedHubId}, or Qwen/Qwen2.5-0.5B-Instruct-GGUF:q4_k_m for a GGUF repo). Default: ${ModelLocator.ModelVariable}.",
     };
 
+    /// <summary>--quantize: quantize a float checkpoint's matrices at load (<see cref="ModelOptions.Quantize"/>).</summary>
+    internal static Option<string?> Quantize() => new("--quantize")
+    {
+        Description = "Quantize the matrices at load, in memory, with llama.cpp's reference quantizers: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k " +
+            "(norms and biases stay f32; the lm_head gets q6_k or q8_0, as in llama.cpp's files). Default: the weights as stored.",
+        HelpName = "q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k",
+    };
+
+    /// <summary>The type --quantize names, or null when it is not given; a usage error for any other text.</summary>
+    internal static Qwen2.Kernels.WeightType? ParseQuantize(string? text) => text?.ToLowerInvariant() switch
+    {
+        null => null,
+        "q8_0" => Qwen2.Kernels.WeightType.Q8_0,
+        "q4_0" => Qwen2.Kernels.WeightType.Q4_0,
+        "q4_1" => Qwen2.Kernels.WeightType.Q4_1,
+        "q5_0" => Qwen2.Kernels.WeightType.Q5_0,
+        "q5_1" => Qwen2.Kernels.WeightType.Q5_1,
+        "q4_k" => Qwen2.Kernels.WeightType.Q4_K,
+        "q5_k" => Qwen2.Kernels.WeightType.Q5_K,
+        "q6_k" => Qwen2.Kernels.WeightType.Q6_K,
+        _ => throw new UsageException($"--quantize: unknown type \"{text}\"; expected q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k"),
+    };
+
     /// <summary><paramref name="value"/> when it is at least 1, else a usage error naming <paramref name="option"/>.</summary>
     internal static int AtLeast1(int value, string option) =>
         value >= 1 ? value : throw new UsageException($"{option} must be at least 1, got {value}");

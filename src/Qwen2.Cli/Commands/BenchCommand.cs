@@ -29,9 +29,10 @@ internal static class BenchCommand
                 "with prompts of about 1/2, 3/4, 1 and 5/4 times --prompt-tokens in a paged KV cache and decodes --gen-tokens steps; " +
                 "reports total tokens/s, the speed-up over batch 1, and KV memory paged against padded.",
         };
+        var quantize = CommonOptions.Quantize();
         var cmd = new Command("bench", "Measure load time, prefill and decode tokens/s, and decode's weight reads against this machine's read bandwidth.")
         {
-            model, promptTokens, genTokens, threads, repeat, json, bandwidthMib, batch,
+            model, promptTokens, genTokens, threads, repeat, json, bandwidthMib, batch, quantize,
         };
         cmd.SetAction(p => Guard.Run(stderr, () =>
         {
@@ -41,7 +42,8 @@ internal static class BenchCommand
                 CommonOptions.AtLeast1(p.GetValue(threads), "--threads"),
                 CommonOptions.AtLeast1(p.GetValue(repeat), "--repeat"),
                 CommonOptions.AtLeast1(p.GetValue(bandwidthMib), "--bandwidth-mib"),
-                ParseBatches(p.GetValue(batch)));
+                ParseBatches(p.GetValue(batch)),
+                CommonOptions.ParseQuantize(p.GetValue(quantize)));
             string checkpoint = p.GetValue(model) is { } m ? CommonOptions.ResolveModel(m) : DemoCommand.Synthesize("qwen2-0.5b", "bf16", null, stderr);
             var report = Measure(checkpoint, settings, stderr);
             if (p.GetValue(json)) stdout.WriteLine(System.Text.Json.JsonSerializer.Serialize(report, BenchJsonContext.Default.BenchReport));
@@ -52,7 +54,7 @@ internal static class BenchCommand
         return cmd;
     }
 
-    private sealed record Settings(int PromptTokens, int GenTokens, int? Threads, int Repeat, int BandwidthMib, int[] Batches);
+    private sealed record Settings(int PromptTokens, int GenTokens, int? Threads, int Repeat, int BandwidthMib, int[] Batches, Qwen2.Kernels.WeightType? Quantize);
 
     private static int[] ParseBatches(string? text)
     {
@@ -70,7 +72,7 @@ internal static class BenchCommand
     private static BenchReport Measure(string dir, Settings s, TextWriter log)
     {
         long t0 = Stopwatch.GetTimestamp();
-        using var model = Qwen2Model.Load(dir, new ModelOptions { Threads = s.Threads });
+        using var model = Qwen2Model.Load(dir, new ModelOptions { Threads = s.Threads, Quantize = s.Quantize });
         double loadMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
 
         var c = model.Config;

@@ -8,7 +8,7 @@ internal static class ExportGgufCommand
     internal static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var model = CommonOptions.Model();
-        var output = new Option<string>("--out", "-o") { Description = "The GGUF file to write (replaced once the new one is complete).", Required = true };
+        var output = Output();
         var type = new Option<string>("--type")
         {
             Description = "Element type of the matrices; norms and biases are always f32.",
@@ -23,10 +23,6 @@ internal static class ExportGgufCommand
         cmd.SetAction(p => Guard.Run(stderr, () =>
         {
             var fileType = ParseType(p.GetValue(type)!);
-            string path = p.GetValue(output)!;
-            if (path.Length == 0) throw new UsageException("--out: the file name is empty");
-            if (Directory.Exists(path)) throw new UsageException($"--out: '{path}' is a directory; give a file name");
-            string dir = CommonOptions.ResolveModel(p.GetValue(model));
             int lastPercent = -1;
             // Progress on stderr, a line every 10 %, so a multi-gigabyte export shows it is alive.
             var progress = new SynchronousProgress(e =>
@@ -36,12 +32,26 @@ internal static class ExportGgufCommand
                 lastPercent = percent;
                 stderr.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{percent,3}% {e.Tensor}"));
             });
-            var r = GgufExporter.Export(dir, path, fileType, progress);
-            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"wrote {Path.GetFullPath(r.Path)}: {r.Type}, {r.TensorCount} tensors, {r.TokenCount} tokens, {r.FileBytes:N0} bytes, {r.Elapsed.TotalSeconds:F1} s"));
-            return 0;
+            return Export(p, model, output, fileType, progress, stdout);
         }));
         return cmd;
+    }
+
+    /// <summary>--out (-o): the GGUF file a writing verb produces.</summary>
+    internal static Option<string> Output() =>
+        new("--out", "-o") { Description = "The GGUF file to write (replaced once the new one is complete).", Required = true };
+
+    /// <summary>Checks --out, writes the file from --model's checkpoint, and reports what was written on stdout.</summary>
+    internal static int Export(ParseResult p, Option<string?> model, Option<string> output, GgufFileType fileType, IProgress<GgufExportProgress> progress, TextWriter stdout)
+    {
+        string path = p.GetValue(output)!;
+        if (path.Length == 0) throw new UsageException("--out: the file name is empty");
+        if (Directory.Exists(path)) throw new UsageException($"--out: '{path}' is a directory; give a file name");
+        string dir = CommonOptions.ResolveModel(p.GetValue(model));
+        var r = GgufExporter.Export(dir, path, fileType, progress);
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"wrote {Path.GetFullPath(r.Path)}: {r.Type}, {r.TensorCount} tensors, {r.TokenCount} tokens, {r.FileBytes:N0} bytes, {r.Elapsed.TotalSeconds:F1} s"));
+        return 0;
     }
 
     internal static GgufFileType ParseType(string text) => text.ToLowerInvariant() switch

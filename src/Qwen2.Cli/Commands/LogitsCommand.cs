@@ -11,12 +11,14 @@ internal static class LogitsCommand
         var tokens = new Option<string>("--tokens") { Description = "Comma-separated token ids, e.g. 1,17,42.", Required = true };
         var incremental = new Option<bool>("--incremental") { Description = "Feed the first token alone, then each later one through the KV cache." };
         var threads = new Option<int?>("--threads") { Description = "Threads (default: processor count). Logits are bit-identical for any count." };
-        var cmd = new Command("logits", "Print the logits of every input position as JSON: {\"logits\": [[...], ...]}.") { model, tokens, incremental, threads };
+        var quantize = CommonOptions.Quantize();
+        var cmd = new Command("logits", "Print the logits of every input position as JSON: {\"logits\": [[...], ...]}.") { model, tokens, incremental, threads, quantize };
         cmd.SetAction(p => Guard.Run(stderr, () =>
         {
             int[] ids = TokenIds.Parse(p.GetValue(tokens)!);
             int? t = CommonOptions.AtLeast1(p.GetValue(threads), "--threads");
-            using var m = Qwen2Model.FromPretrained(p.GetValue(model), new ModelOptions { Threads = t });
+            var q = CommonOptions.ParseQuantize(p.GetValue(quantize));
+            using var m = Qwen2Model.FromPretrained(p.GetValue(model), new ModelOptions { Threads = t, Quantize = q });
             var rows = new List<float[]>();
             if (p.GetValue(incremental))
             {

@@ -17,7 +17,9 @@ internal sealed class SamplingFlags
     public Option<int?> Threads { get; } = new("--threads") { Description = "Threads (default: processor count)." };
     public Option<int?> Context { get; } = new("--context", "-c") { Description = "KV cache size in tokens (default: 4096, capped by max_position_embeddings)." };
 
-    public IEnumerable<Option> All => [MaxTokens, Temperature, TopK, TopP, MinP, RepetitionPenalty, Seed, Stop, IgnoreEos, Threads, Context];
+    public Option<string?> Quantize { get; } = CommonOptions.Quantize();
+
+    public IEnumerable<Option> All => [MaxTokens, Temperature, TopK, TopP, MinP, RepetitionPenalty, Seed, Stop, IgnoreEos, Threads, Context, Quantize];
 
     public GenerationOptions Options(ParseResult p, GenerationConfig g)
     {
@@ -51,7 +53,11 @@ internal sealed class SamplingFlags
 
     public Qwen2Model Load(ParseResult p, string model)
     {
-        return Qwen2Model.Load(model, new ModelOptions { Threads = CommonOptions.AtLeast1(p.GetValue(Threads), "--threads") });
+        return Qwen2Model.Load(model, new ModelOptions
+        {
+            Threads = CommonOptions.AtLeast1(p.GetValue(Threads), "--threads"),
+            Quantize = CommonOptions.ParseQuantize(p.GetValue(Quantize)),
+        });
     }
 
     public SessionOptions Session(ParseResult p, bool useCache)

@@ -12,6 +12,7 @@ public sealed class Qwen2Model : IDisposable
 {
     private readonly ITensorSource _source;
     private readonly Qwen2Weights _weights;
+    private readonly QuantizedWeights? _quantized; // ModelOptions.Quantize's matrices, owned by the model
     private readonly WorkerPool _pool;
     private readonly CallGuard _guard = new();
     // The model's own pools: the shared ones give arrays back to the GC under memory pressure, and a decode step must
@@ -25,8 +26,14 @@ public sealed class Qwen2Model : IDisposable
     {
         Directory = directory; Config = config; Options = options; _source = source; IsGguf = isGguf;
         _weights = WeightLoader.Load(source, names, config);
+        if (options.Quantize is { } type)
+        {
+            _quantized = QuantizedWeights.Create(_weights, config, type, options.QuantizeBoost, options.Threads ?? Environment.ProcessorCount, directory);
+            _weights = _quantized.Weights;
+        }
         // An untied embedding is looked up one row per token; a tied one is read whole as the lm_head.
-        DecodeBytesPerToken = WeightBytes - (config.TieWordEmbeddings ? 0 : _weights.Embed.ByteLength - _weights.Embed.RowBytes);
+        DecodeBytesPerToken = _quantized?.DecodeBytesPerToken
+            ?? WeightBytes - (config.TieWordEmbeddings ? 0 : _weights.Embed.ByteLength - _weights.Embed.RowBytes);
         _pool = new WorkerPool(options.Threads);
     }
 
@@ -42,6 +49,7 @@ public sealed class Qwen2Model : IDisposable
         ArgumentNullException.ThrowIfNull(path);
         options ??= new ModelOptions();
         if (options.Threads is < 1) throw new ArgumentOutOfRangeException(nameof(options), options.Threads, "Threads must be at least 1");
+        if (options.Quantize is { } q && !WeightTypes.IsQuantized(q)) throw new ArgumentOutOfRangeException(nameof(options), q, "Quantize must be a block-quantized type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K)");
         if (options.DefaultCacheCapacity < 1) throw new ArgumentOutOfRangeException(nameof(options), options.DefaultCacheCapacity, "DefaultCacheCapacity must be at least 1");
         if (File.Exists(path)) return LoadGguf(path, options);
         if (!System.IO.Directory.Exists(path)) throw new CheckpointException(path, "checkpoint directory not found");
@@ -309,5 +317,6 @@ public sealed class Qwen2Model : IDisposable
         if (!_guard.BeginDispose()) return;
         _pool.Dispose();
         _source.Dispose();
+        _quantized?.Dispose();
     }
 }

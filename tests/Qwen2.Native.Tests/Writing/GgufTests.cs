@@ -171,11 +171,11 @@ public class GgufTests
     public void Bad_type_is_refused()
     {
         using var dir = Fixtures.TempDir();
-        Assert.Throws<ArgumentOutOfRangeException>(() => GgufExporter.Export(dir.Path, dir.File("x.gguf"), (GgufFileType)7));
+        Assert.Throws<ArgumentOutOfRangeException>(() => GgufExporter.Export(dir.Path, dir.File("x.gguf"), (GgufFileType)99));
     }
 
     /// <summary>A minimal GGUF v3 reader, written from the format description, independent of the writer.</summary>
-    private sealed class GgufFile
+    internal sealed class GgufFile
     {
         public required uint Version { get; init; }
         public required Dictionary<string, (GgufValueType Type, object Value)> Kv { get; init; }
@@ -186,9 +186,23 @@ public class GgufTests
         public ReadOnlySpan<byte> Data(string name)
         {
             var t = Tensors[name];
-            long count = t.Dims.Aggregate(1L, (a, d) => a * (long)d);
-            int size = t.Type == GgufTensorType.F32 ? 4 : 2;
-            return Bytes.AsSpan((int)(DataStart + (long)t.Offset), (int)(count * size));
+            return Bytes.AsSpan((int)(DataStart + (long)t.Offset), (int)ByteCount(t.Dims, t.Type));
+        }
+
+        /// <summary>Bytes of a tensor: ggml's block sizes (32 elements in 34, 18, 20, 22, 24 bytes; 256 in 144, 176, 210).</summary>
+        private static long ByteCount(ulong[] dims, GgufTensorType type)
+        {
+            long count = dims.Aggregate(1L, (a, d) => a * (long)d);
+            var (size, bytes) = type switch
+            {
+                GgufTensorType.F32 => (1, 4), GgufTensorType.F16 => (1, 2),
+                GgufTensorType.Q8_0 => (32, 34), GgufTensorType.Q4_0 => (32, 18), GgufTensorType.Q4_1 => (32, 20),
+                GgufTensorType.Q5_0 => (32, 22), GgufTensorType.Q5_1 => (32, 24),
+                GgufTensorType.Q4_K => (256, 144), GgufTensorType.Q5_K => (256, 176), GgufTensorType.Q6_K => (256, 210),
+                _ => throw new InvalidDataException($"tensor type {type} not expected"),
+            };
+            Assert.True(dims[0] % (ulong)size == 0, $"rows of {dims[0]} are not whole {type} blocks");
+            return count / size * bytes;
         }
 
         public static GgufFile Read(string path)
@@ -251,7 +265,7 @@ public class GgufTests
             long end = 0;
             foreach (var (name, t) in tensors.OrderBy(t => t.Value.Item3))
             {
-                long bytes = t.Item1.Aggregate(1L, (x, y) => x * (long)y) * (t.Item2 == GgufTensorType.F32 ? 4 : 2);
+                long bytes = ByteCount(t.Item1, t.Item2);
                 Assert.True((long)t.Item3 >= end, $"{name} overlaps the tensor before it");
                 end = (long)t.Item3 + bytes;
             }

@@ -15,7 +15,9 @@ namespace Qwen2.Native.Gguf;
 /// <remarks>
 /// Tensor data is streamed one chunk at a time, so a multi-gigabyte export needs little memory. BF16 widens to float32
 /// exactly; narrowing to float16 rounds to nearest even, overflowing to infinity and underflowing through subnormals
-/// as numpy's <c>astype(float16)</c> does. llama.cpp's qwen2 graph has no sliding-window attention, so a config with
+/// as numpy's <c>astype(float16)</c> does. A quantization mix (<see cref="GgufFileType.Q4_K_M"/> and the others) gives each
+/// tensor the type llama.cpp's quantizer would (<see cref="GgufQuantization.TensorType"/>) and quantizes it with llama.cpp's
+/// reference algorithms (<see cref="WeightQuantizer"/>), rows in parallel on every core. llama.cpp's qwen2 graph has no sliding-window attention, so a config with
 /// <c>use_sliding_window</c> exports the same as one without (as llama.cpp's converter does).
 /// </remarks>
 public static class GgufExporter
@@ -29,18 +31,17 @@ public static class GgufExporter
     /// <summary>Writes <paramref name="outputPath"/> from the checkpoint in <paramref name="checkpointDirectory"/>.</summary>
     /// <param name="checkpointDirectory">A Hugging Face Qwen2 checkpoint directory.</param>
     /// <param name="outputPath">The GGUF file to write; replaced only once the new one is complete.</param>
-    /// <param name="type">Element type of the matrices; norms and biases are always float32.</param>
+    /// <param name="type">Element type of the matrices, or a quantization mix; norms and biases are always float32.</param>
     /// <param name="progress">Told the bytes written after each chunk.</param>
     /// <param name="cancellationToken">Stops the export; the partial file is deleted.</param>
     /// <exception cref="CheckpointException">A checkpoint file is missing or malformed, or a tensor is missing or misshapen; the message names the file and tensor or field.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="type"/> is not F16 or F32.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="type"/> is not a defined file type.</exception>
     public static unsafe GgufExportResult Export(string checkpointDirectory, string outputPath, GgufFileType type,
         IProgress<GgufExportProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(checkpointDirectory);
         ArgumentException.ThrowIfNullOrEmpty(outputPath);
-        if (type is not (GgufFileType.F16 or GgufFileType.F32))
-            throw new ArgumentOutOfRangeException(nameof(type), type, "the GGUF file type must be F16 or F32");
+        if (!Enum.IsDefined(type)) throw new ArgumentOutOfRangeException(nameof(type), type, "unknown GGUF file type");
         var clock = Stopwatch.StartNew();
         if (!Directory.Exists(checkpointDirectory)) throw new CheckpointException(checkpointDirectory, "checkpoint directory not found");
         var config = Qwen2Config.Load(Path.Combine(checkpointDirectory, "config.json"));
@@ -55,11 +56,16 @@ public static class GgufExporter
         foreach (var t in tensors) writer.AddTensor(t.Name, t.Info.Shape, t.Target);
         writer.Begin();
 
-        long total = tensors.Sum(t => t.Info.Shape.Aggregate(1L, (a, d) => a * d) * GgufWriter.ElementSize(t.Target)), written = 0;
+        long total = tensors.Sum(t => WeightTypes.ByteCount(GgufTensorTypes.ToWeightType(t.Target), t.Info.Shape.Aggregate(1L, (a, d) => a * d))), written = 0;
         float[] wide = new float[ChunkElements];
         byte[] narrow = new byte[ChunkElements * sizeof(float)];
         foreach (var t in tensors)
         {
+            if (WeightTypes.IsQuantized(GgufTensorTypes.ToWeightType(t.Target)))
+            {
+                written = WriteQuantized(writer, t, written, total, progress, cancellationToken);
+                continue;
+            }
             var source = t.File.WeightTypeOf(t.Info);
             int sourceSize = WeightTypes.SizeOf(source), targetSize = GgufWriter.ElementSize(t.Target);
             long count = t.Info.Shape.Aggregate(1L, (a, d) => a * d);
@@ -88,6 +94,30 @@ public static class GgufExporter
         return new GgufExportResult(outputPath, type, tensors.Count, tokenCount, new FileInfo(outputPath).Length, clock.Elapsed);
     }
 
+    /// <summary>Quantizes a matrix a chunk of rows at a time, in parallel over the rows of each chunk.</summary>
+    private static unsafe long WriteQuantized(GgufWriter writer, PlannedTensor t, long written, long total, IProgress<GgufExportProgress>? progress, CancellationToken cancellationToken)
+    {
+        var target = GgufTensorTypes.ToWeightType(t.Target);
+        int rows = checked((int)t.Info.Shape[0]), cols = checked((int)t.Info.Shape[1]);
+        var source = new WeightMatrix(t.File.Pointer(t.Info), rows, cols, t.File.WeightTypeOf(t.Info));
+        long rowBytes = WeightTypes.ByteCount(target, cols);
+        int chunkRows = Math.Clamp(ChunkElements / cols, 1, rows);
+        byte[] buffer = new byte[chunkRows * rowBytes];
+        fixed (byte* b = buffer)
+        {
+            for (int first = 0; first < rows; first += chunkRows)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                int n = Math.Min(chunkRows, rows - first);
+                MatrixQuantizer.QuantizeRows(source, first, n, target, b, Environment.ProcessorCount, t.File.Path, t.Info.Name, cancellationToken);
+                writer.Write(buffer.AsSpan(0, checked((int)(n * rowBytes))));
+                written += n * rowBytes;
+                progress?.Report(new GgufExportProgress(written, total, t.Name));
+            }
+        }
+        return written;
+    }
+
     private sealed record PlannedTensor(string Name, SafeTensorsFile File, TensorInfo Info, GgufTensorType Target);
 
     /// <summary>Every tensor llama.cpp's qwen2 loader expects, under its GGUF name, checked against config.json.</summary>
@@ -106,7 +136,9 @@ public static class GgufExporter
                 throw new CheckpointException(file.Path, $"has shape {info.ShapeText}, expected [{string.Join(", ", shape)}] from config.json", hf, "shape");
             file.WeightTypeOf(info); // refuses dtypes other than F32, BF16 and F16, naming the tensor
             // llama.cpp's converter keeps 1-D tensors (norms, biases) in float32 whatever the file type.
-            var target = shape.Length >= 2 && type == GgufFileType.F16 ? GgufTensorType.F16 : GgufTensorType.F32;
+            var target = GgufQuantization.IsQuantized(type)
+                ? GgufTensorTypes.FromWeightType(GgufQuantization.TensorType(type, gguf, shape, c.NumHiddenLayers, c.TieWordEmbeddings))
+                : shape.Length >= 2 && type == GgufFileType.F16 ? GgufTensorType.F16 : GgufTensorType.F32;
             list.Add(new PlannedTensor(gguf, file, info, target));
         }
         Add("token_embd.weight", "model.embed_tokens.weight", c.VocabSize, h);
@@ -151,6 +183,7 @@ public static class GgufExporter
         string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
         w.AddString("general.name", name.Length > 0 ? name : "qwen2");
         w.AddUInt32("general.file_type", (uint)type);
+        if (GgufQuantization.IsQuantized(type)) w.AddUInt32("general.quantization_version", 2); // GGML_QNT_VERSION
         w.AddUInt32("general.alignment", (uint)w.Alignment);
 
         w.AddUInt32("qwen2.context_length", (uint)c.MaxPositionEmbeddings);

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using Qwen2.Kernels;
 
 namespace Qwen2.Native.Gguf;
 
@@ -138,13 +139,23 @@ public sealed class GgufWriter : IDisposable
             if (d < 0) throw new ArgumentException($"tensor '{name}' has a negative dimension in [{string.Join(", ", shape)}]", nameof(shape));
             elements = checked(elements * d);
         }
-        long bytes = checked(elements * ElementSize(type));
+        long bytes;
+        var weightType = GgufTensorTypes.ToWeightType(type);
+        if (WeightTypes.IsQuantized(weightType))
+        {
+            // Blocks run along the innermost dimension: each row must be whole blocks.
+            int block = WeightTypes.BlockSize(weightType);
+            if (shape[^1] % block != 0)
+                throw new ArgumentException($"tensor '{name}': rows of {shape[^1]} are not whole {type} blocks of {block}", nameof(shape));
+            bytes = WeightTypes.ByteCount(weightType, elements);
+        }
+        else bytes = checked(elements * ElementSize(type));
         var dims = shape.Reverse().ToArray();
         _tensors.Add((name, dims, type, bytes, _dataBytes));
         _dataBytes = checked(_dataBytes + Align(bytes, Alignment));
     }
 
-    /// <summary>Bytes per element of <paramref name="type"/>.</summary>
+    /// <summary>Bytes per element of <paramref name="type"/>, for the float types (block types: <see cref="WeightTypes.ByteCount"/>).</summary>
     public static int ElementSize(GgufTensorType type) => type switch
     {
         GgufTensorType.F32 => 4,
