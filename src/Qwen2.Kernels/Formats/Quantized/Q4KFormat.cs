@@ -39,7 +39,7 @@ internal readonly partial struct Q4KFormat : IQuantFormat
     }
 
     public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>
-        QuantMath.DotEachToken<Q4KFormat>(ref w, ref a, aStride, tokens, blocks, destination, isa);
+        KQuant.DotTokens<Q4KFormat, ScaleMinKernels.V256<Q4KFormat, NativeProducts>, ScaleMinKernels.V512<Q4KFormat>>(ref w, ref a, aStride, tokens, blocks, destination, isa);
 
     public static float Dot(ref byte w, ref byte a, int blocks, Isa isa) => isa switch
     {

@@ -34,7 +34,7 @@ internal readonly partial struct Q5KFormat : IQuantFormat
     }
 
     public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>
-        QuantMath.DotEachToken<Q5KFormat>(ref w, ref a, aStride, tokens, blocks, destination, isa);
+        KQuant.DotTokens<Q5KFormat, ScaleMinKernels.V256<Q5KFormat, NativeProducts>, ScaleMinKernels.V512<Q5KFormat>>(ref w, ref a, aStride, tokens, blocks, destination, isa);
 
     public static float Dot(ref byte w, ref byte a, int blocks, Isa isa) => isa switch
     {

@@ -39,7 +39,7 @@ internal readonly partial struct Q6KFormat : IQuantFormat
     }
 
     public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>
-        QuantMath.DotEachToken<Q6KFormat>(ref w, ref a, aStride, tokens, blocks, destination, isa);
+        KQuant.DotTokens<Q6KFormat, Q6KFormat.V256<NativeProducts>, Q6KFormat.V512>(ref w, ref a, aStride, tokens, blocks, destination, isa);
 
     public static float Dot(ref byte w, ref byte a, int blocks, Isa isa) => isa switch
     {

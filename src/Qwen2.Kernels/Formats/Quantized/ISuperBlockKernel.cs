@@ -1,0 +1,23 @@
+using System.Runtime.Intrinsics;
+
+namespace Qwen2.Kernels;
+
+/// <summary>
+/// One vector path of a K-quant format, split where <see cref="KQuant.Run{TB, TN}"/> joins them: the exact integer
+/// work of a super-block for 1 to 4 tokens (the weights unpacked once), then the scalar twin's float steps per token.
+/// </summary>
+internal interface ISuperBlockKernel
+{
+    /// <summary>Bytes per weight super-block.</summary>
+    static abstract int SuperBlockBytes { get; }
+
+    /// <summary>
+    /// Adds the integer products of the super-block at <paramref name="block"/> with each token's activation block
+    /// (token t's at <paramref name="a"/> + t · <paramref name="aStride"/>) to <paramref name="sums"/>, and returns the
+    /// unpacked scales <see cref="Step"/> needs.
+    /// </summary>
+    static abstract Vector256<short> Sums<TN>(ref byte block, ref byte a, nint aStride, ref TokenSums sums) where TN : struct, ITokens;
+
+    /// <summary>Adds one token's super-block to <paramref name="acc"/>: the rest of its exact integer sums, then its float steps.</summary>
+    static abstract void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock);
+}

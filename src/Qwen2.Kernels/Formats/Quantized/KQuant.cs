@@ -1,0 +1,197 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Qwen2.Kernels;
+
+/// <summary>
+/// Pieces the vector paths of the K-quant formats (<see cref="Q4KFormat"/>, <see cref="Q5KFormat"/>,
+/// <see cref="Q6KFormat"/>) share: scale unpacking, the exact integer reduction of a super-block, the float steps in
+/// the formats' defined order, and the dispatch of 1 to 4 tokens to a specialized kernel.
+/// </summary>
+internal static class KQuant
+{
+    private const float TwoTo112 = 5.192296858534828e33f; // 2^112 = 2^(127 - 15): float32's exponent bias over binary16's
+
+    /// <summary>
+    /// The binary16 at <paramref name="p"/> as float32, the same value as <see cref="QuantMath.Half"/> for every pattern
+    /// (NaNs stay NaNs). It runs once per super-block per row, so a few integer operations and one predictable
+    /// branch instead of the general conversion: the exponent and mantissa moved into float32's fields and scaled by
+    /// 2^112 rebias a normal and turn a subnormal (a float32 subnormal before the scaling) into the right normal,
+    /// both exactly.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Half(ref byte p)
+    {
+        uint h = Unsafe.ReadUnaligned<ushort>(ref p);
+        uint em = (h & 0x7FFF) << 13;
+        uint magnitude = em >= 0x7C00u << 13 ? em | 0x7F800000u : BitConverter.SingleToUInt32Bits(BitConverter.UInt32BitsToSingle(em) * TwoTo112);
+        return BitConverter.UInt32BitsToSingle(magnitude | ((h & 0x8000) << 16));
+    }
+
+    /// <summary>
+    /// The 12 packed scale bytes of a Q4_K or Q5_K super-block as 16 bytes: the eight 6-bit scales, then the eight
+    /// 6-bit minimums (what <see cref="QuantMath.ScaleMinK4"/> reads one at a time), unpacked with four 32-bit words.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> ScalesMins(ref byte q)
+    {
+        const uint Low6 = 0x3F3F3F3F, Low4 = 0x0F0F0F0F, Low2 = 0x03030303;
+        uint u0 = Unsafe.ReadUnaligned<uint>(ref q), u1 = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref q, 4));
+        uint u2 = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref q, 8));
+        // Sub-blocks 0-3 keep the low 6 bits of bytes 0-3 (scales) and 4-7 (minimums); sub-blocks 4-7 take a nibble of
+        // bytes 8-11 and the top two bits of bytes 0-3 (scales) or 4-7 (minimums).
+        return Vector128.Create(u0 & Low6, (u2 & Low4) | (((u0 >> 6) & Low2) << 4),
+            u1 & Low6, ((u2 >> 4) & Low4) | (((u1 >> 6) & Low2) << 4)).AsByte();
+    }
+
+    /// <summary>The sum of eight int32 lanes and the sum of four, exactly (integer addition in any order).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (int A, int B) Sum(Vector256<int> a, Vector128<int> b)
+    {
+        var h = Ssse3.HorizontalAdd(a.GetLower() + a.GetUpper(), b);
+        h = Ssse3.HorizontalAdd(h, h);
+        return (h.ToScalar(), h.GetElement(1));
+    }
+
+    /// <summary>Q4_K's and Q5_K's minimum term for one token: 4 lanes whose sum is Σ_s m_s · (bsum_2s + bsum_2s+1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Mins(ref byte activationBlock, Vector128<short> mins)
+    {
+        ref byte s = ref Unsafe.Add(ref activationBlock, QuantizedActivations.Q8KSums);
+        var pairs = Ssse3.HorizontalAdd(Vector128.LoadUnsafe(ref s).AsInt16(), Vector128.LoadUnsafe(ref s, 16).AsInt16());
+        return Sse2.MultiplyAddAdjacent(pairs, mins);
+    }
+
+    /// <summary>
+    /// One super-block of Q4_K or Q5_K added to <paramref name="acc"/> in the defined order: fma(d·d_a, sumi), then
+    /// fma(−(dmin·d_a), summ). The expressions are the scalar twin's, so the bits are too.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Step(ref float acc, float d, float dmin, ref byte activationBlock, (int Sumi, int Summ) sums)
+    {
+        float da = QuantMath.Single(ref activationBlock);
+        acc = MathF.FusedMultiplyAdd(d * da, sums.Sumi, acc);
+        acc = MathF.FusedMultiplyAdd(-(dmin * da), sums.Summ, acc);
+    }
+
+    /// <summary>The 256-bit shuffle control that broadcasts int16 lane 0 of each 128-bit half (step it by 2 per lane).</summary>
+    public static Vector256<byte> Broadcast16 => Vector256.Create((ushort)0x0100).AsByte();
+
+    /// <summary>
+    /// Σ value · activation · scale over 64 elements (pairs, then times the int16 scales) in 16 int32 lanes. Without
+    /// AVX-512BW (never so in production, where Vector512 runs only when accelerated) the same lane-wise operations run
+    /// on the two 256-bit halves, so tests check the 512-bit kernels' layouts on AVX2 CPUs too.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> Product512(Vector512<byte> values, Vector512<short> scales, ref byte a)
+    {
+        var s = Vector512.LoadUnsafe(ref a).AsSByte();
+        if (Avx512BW.IsSupported) return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(values, s), scales);
+        return Vector512.Create(Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(values.GetLower(), s.GetLower()), scales.GetLower()),
+            Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(values.GetUpper(), s.GetUpper()), scales.GetUpper()));
+    }
+
+    /// <summary>Int16 lane i of the result is lane index[i] of <paramref name="v"/> (vpermw; portable where AVX-512BW is absent, as in <see cref="Product512"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<short> Permute(Vector512<short> v, Vector512<short> index) =>
+        Avx512BW.IsSupported ? Avx512BW.PermuteVar32x16(v, index) : Vector512.Shuffle(v, index);
+
+    /// <summary>
+    /// Sums of four adjacent unsigned × signed byte products in int32 lanes: vpdpbusd, or without AVX-VNNI the same
+    /// exact sums from pairs (at most 2 · 63 · 128, so vpmaddubsw cannot saturate) times 1.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Quads(Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.IsSupported
+        ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u, s)
+        : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256.Create((short)1));
+
+    /// <summary>The two halves of a 512-bit sum added (exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Fold(Vector512<int> a) => a.GetLower() + a.GetUpper();
+
+    /// <summary>The sum of eight int32 lanes, exactly.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Sum(Vector256<int> a)
+    {
+        var h = a.GetLower() + a.GetUpper();
+        h += Sse2.Shuffle(h, 0b_01_00_11_10);
+        return (h + Sse2.Shuffle(h, 0b_10_11_00_01)).ToScalar();
+    }
+
+    /// <summary>Adds <paramref name="p"/>'s products with each token's activations (token t's at <paramref name="a"/> + t · <paramref name="aStride"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Accumulate<TN, TP>(ref TokenSums sums, in TP p, ref byte a, nint aStride) where TN : struct, ITokens where TP : struct, ITokenProduct
+    {
+        sums.S0 += p.Apply(ref a);
+        if (TN.Count > 1) sums.S1 += p.Apply(ref Unsafe.Add(ref a, aStride));
+        if (TN.Count > 2) sums.S2 += p.Apply(ref Unsafe.Add(ref a, 2 * aStride));
+        if (TN.Count > 3) sums.S3 += p.Apply(ref Unsafe.Add(ref a, 3 * aStride));
+    }
+
+    /// <summary>
+    /// One row of super-blocks against <typeparamref name="TN"/>.Count tokens on kernel <typeparamref name="TB"/>:
+    /// dst[t] is the scalar twin's dot product with token t, the float steps in super-block order.
+    /// </summary>
+    public static void Run<TB, TN>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where TB : ISuperBlockKernel where TN : struct, ITokens
+    {
+        float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            ref byte wb = ref Unsafe.Add(ref w, (nint)b * TB.SuperBlockBytes);
+            ref byte a0 = ref Unsafe.Add(ref a, (nint)b * QuantizedActivations.Q8KBytes);
+            TokenSums sums = default;
+            var scales = TB.Sums<TN>(ref wb, ref a0, aStride, ref sums);
+            TB.Step(ref acc0, sums.S0, scales, ref wb, ref a0);
+            if (TN.Count > 1) TB.Step(ref acc1, sums.S1, scales, ref wb, ref Unsafe.Add(ref a0, aStride));
+            if (TN.Count > 2) TB.Step(ref acc2, sums.S2, scales, ref wb, ref Unsafe.Add(ref a0, 2 * aStride));
+            if (TN.Count > 3) TB.Step(ref acc3, sums.S3, scales, ref wb, ref Unsafe.Add(ref a0, 3 * aStride));
+        }
+        dst = acc0;
+        if (TN.Count > 1) Unsafe.Add(ref dst, 1) = acc1;
+        if (TN.Count > 2) Unsafe.Add(ref dst, 2) = acc2;
+        if (TN.Count > 3) Unsafe.Add(ref dst, 3) = acc3;
+    }
+
+    /// <summary>One row against one token on kernel <typeparamref name="TB"/>.</summary>
+    public static float Dot<TB>(ref byte w, ref byte a, int blocks) where TB : ISuperBlockKernel
+    {
+        float r = 0;
+        Run<TB, OneToken>(ref w, ref a, 0, blocks, ref r);
+        return r;
+    }
+
+    /// <summary>
+    /// <see cref="IQuantFormat.DotTokens"/> for K-quant <typeparamref name="TQ"/>: its 512-bit kernel
+    /// <typeparamref name="T512"/> or 256-bit kernel <typeparamref name="T256"/>, or the scalar twin per token.
+    /// </summary>
+    public static void DotTokens<TQ, T256, T512>(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa)
+        where TQ : IQuantFormat where T256 : ISuperBlockKernel where T512 : ISuperBlockKernel
+    {
+        CheckTokens(tokens, destination);
+        ref float d = ref MemoryMarshal.GetReference(destination);
+        if (isa == Isa.Vector512) Run<T512>(ref w, ref a, aStride, tokens, blocks, ref d);
+        else if (isa == Isa.Vector256) Run<T256>(ref w, ref a, aStride, tokens, blocks, ref d);
+        else QuantMath.DotEachToken<TQ>(ref w, ref a, aStride, tokens, blocks, destination, Isa.Scalar);
+    }
+
+    /// <summary><see cref="Run{TB, TN}"/> for 1 to 4 <paramref name="tokens"/>, known only at run time.</summary>
+    public static void Run<TB>(ref byte w, ref byte a, nint aStride, int tokens, int blocks, ref float d) where TB : ISuperBlockKernel
+    {
+        switch (tokens)
+        {
+            case 1: Run<TB, OneToken>(ref w, ref a, aStride, blocks, ref d); break;
+            case 2: Run<TB, Tokens2>(ref w, ref a, aStride, blocks, ref d); break;
+            case 3: Run<TB, Tokens3>(ref w, ref a, aStride, blocks, ref d); break;
+            default: Run<TB, Tokens4>(ref w, ref a, aStride, blocks, ref d); break;
+        }
+    }
+
+    /// <summary>Checks the arguments of <see cref="IQuantFormat.DotTokens"/> that a specialized kernel relies on.</summary>
+    private static void CheckTokens(int tokens, Span<float> destination)
+    {
+        if ((uint)(tokens - 1) > 3) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "DotTokens takes 1 to 4 tokens");
+        if (destination.Length < tokens) throw new ArgumentException($"destination holds {destination.Length} results, {tokens} needed", nameof(destination));
+    }
+}

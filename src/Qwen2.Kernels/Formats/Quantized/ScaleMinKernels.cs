@@ -1,0 +1,103 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Qwen2.Kernels;
+
+/// <summary>
+/// The vector kernels of Q4_K and Q5_K with <see cref="ActivationFormat.Q8K"/> activations. Per super-block: unsigned
+/// values × signed activations in pairs (vpmaddubsw), times the sub-block scale as int16 (vpmaddwd); or, where AVX-VNNI
+/// exists, sums of four (vpdpbusd) packed to int16 and then times the scale; the minimum term from the activations'
+/// group sums. Every sum is an exact integer (no int16 step can overflow: a pair is at most 2 · 31 · 128, a quad
+/// 4 · 31 · 128), and the two float steps per super-block are <see cref="KQuant.Step"/>, the scalar twin's.
+/// </summary>
+internal static class ScaleMinKernels
+{
+    /// <summary>The minimum term, then fma(d·d_a, sumi) and fma(−(dmin·d_a), summ).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Step(ref float acc, Vector256<int> sumi, Vector256<short> scalesMins, ref byte block, ref byte activationBlock) =>
+        KQuant.Step(ref acc, KQuant.Half(ref block), KQuant.Half(ref Unsafe.Add(ref block, 2)), ref activationBlock,
+            KQuant.Sum(sumi, KQuant.Mins(ref activationBlock, scalesMins.GetUpper())));
+
+    /// <summary>The eight scales then the eight minimums as int16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> ScalesMins(ref byte block) => Avx2.ConvertToVector256Int16(KQuant.ScalesMins(ref Unsafe.Add(ref block, 4)));
+
+    /// <summary>The 256-bit kernel: a chunk of 64 values as two vectors of 32, products formed as <typeparamref name="TM"/> says.</summary>
+    internal readonly struct V256<TW, TM> : ISuperBlockKernel where TW : IScaleMinWeights where TM : struct, IProductMode
+    {
+        public static int SuperBlockBytes => TW.SuperBlockBytes;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<short> Sums<TN>(ref byte block, ref byte a, nint aStride, ref TokenSums sums) where TN : struct, ITokens
+        {
+            var sm = ScalesMins(ref block);
+            var scales = Avx2.Permute2x128(sm, sm, 0).AsByte(); // the eight scales in both halves, for in-lane shuffles
+            // Pair sums of a sub-block meet one broadcast scale; the packed quads of sub-blocks 2c
+            // and 2c + 1 meet four copies of each in each half (see Pair).
+            var control = TM.Quads
+                ? Vector256.Create(0x0100_0100_0100_0100ul, 0x0302_0302_0302_0302ul, 0x0100_0100_0100_0100ul, 0x0302_0302_0302_0302ul).AsByte()
+                : KQuant.Broadcast16;
+            for (int c = 0; c < 4; c++)
+            {
+                var (lo, hi) = TW.Chunk256(ref block, c);
+                var scA = Avx2.Shuffle(scales, control).AsInt16();
+                var scB = TM.Quads ? scA : Avx2.Shuffle(scales, control + Vector256.Create((byte)2)).AsInt16();
+                control += Vector256.Create((byte)4);
+                KQuant.Accumulate<TN, Pair>(ref sums, new Pair(lo, hi, scA, scB), ref Unsafe.Add(ref a, QuantizedActivations.Q8KValues + 64 * c), aStride);
+            }
+            return sm;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
+            ScaleMinKernels.Step(ref acc, sums, scales, ref block, ref activationBlock);
+
+        /// <summary>
+        /// Sub-blocks 2c (<c>lo</c>, activations a[0..31]) and 2c + 1 (<c>hi</c>, a[32..63]). With quads, <c>scA</c> holds
+        /// 2c's scale in int16 lanes 0-3 of each half and 2c + 1's in lanes 4-7, the layout packing two quad sums gives.
+        /// </summary>
+        private readonly struct Pair(Vector256<byte> lo, Vector256<byte> hi, Vector256<short> scA, Vector256<short> scB) : ITokenProduct
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public Vector256<int> Apply(ref byte a)
+            {
+                var a0 = Vector256.LoadUnsafe(ref a).AsSByte();
+                var a1 = Vector256.LoadUnsafe(ref a, 32).AsSByte();
+                if (TM.Quads) return Avx2.MultiplyAddAdjacent(Avx2.PackSignedSaturate(KQuant.Quads(lo, a0), KQuant.Quads(hi, a1)), scA);
+                return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(lo, a0), scA) + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(hi, a1), scB);
+            }
+        }
+    }
+
+    /// <summary>The 512-bit kernel: a chunk of 64 values in one vector.</summary>
+    internal readonly struct V512<TW> : ISuperBlockKernel where TW : IScaleMinWeights
+    {
+        public static int SuperBlockBytes => TW.SuperBlockBytes;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<short> Sums<TN>(ref byte block, ref byte a, nint aStride, ref TokenSums sums) where TN : struct, ITokens
+        {
+            var sm = ScalesMins(ref block);
+            var scales = sm.ToVector512(); // only int16 lanes 0-7 (the scales) are ever selected
+            var index = Vector512.Create(Vector256<short>.Zero, Vector256<short>.One); // sub-block 2c's scale, then 2c + 1's
+            for (int c = 0; c < 4; c++)
+            {
+                var chunk = new Chunk(TW.Chunk512(ref block, c), KQuant.Permute(scales, index));
+                index += Vector512.Create((short)2);
+                KQuant.Accumulate<TN, Chunk>(ref sums, chunk, ref Unsafe.Add(ref a, QuantizedActivations.Q8KValues + 64 * c), aStride);
+            }
+            return sm;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
+            ScaleMinKernels.Step(ref acc, sums, scales, ref block, ref activationBlock);
+
+        private readonly struct Chunk(Vector512<byte> values, Vector512<short> scales) : ITokenProduct
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public Vector256<int> Apply(ref byte a) => KQuant.Fold(KQuant.Product512(values, scales, ref a));
+        }
+    }
+}
