@@ -11,7 +11,7 @@ internal static class TokenizeCommand
         var model = CommonOptions.Model();
         var text = new Option<string?>("--text") { Description = "Text to encode; prints a JSON array of ids." };
         var jsonIn = new Option<string?>("--json-in") { Description = "File with a JSON array of strings; prints a JSON array of id arrays." };
-        var cmd = new Command("tokenize", "Encode text with the checkpoint's tokenizer (only tokenizer.json and tokenizer_config.json are needed).") { model, text, jsonIn };
+        var cmd = new Command("tokenize", "Encode text with the checkpoint's tokenizer (only tokenizer.json and tokenizer_config.json are needed), or the tokenizer in a .gguf file's metadata.") { model, text, jsonIn };
         cmd.SetAction(p => Guard.Run(stderr, () =>
         {
             string? t = p.GetValue(text), file = p.GetValue(jsonIn);

@@ -1,4 +1,3 @@
-using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 using Qwen2.Kernels;
 
@@ -19,9 +18,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         ["BF16"] = 2, ["I32"] = 4, ["U32"] = 4, ["F32"] = 4, ["I64"] = 8, ["U64"] = 8, ["F64"] = 8,
     };
 
-    private readonly MemoryMappedFile _map;
-    private readonly MemoryMappedViewAccessor _view;
-    private byte* _base;
+    private readonly MappedFile _mapped;
     private readonly long _dataStart;
 
     /// <summary>Path of the file.</summary>
@@ -36,9 +33,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     private SafeTensorsFile(string path, Dictionary<string, TensorInfo> tensors, long dataStart, long dataLength)
     {
         Path = path; Tensors = tensors; _dataStart = dataStart; DataLength = dataLength;
-        _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref _base);
+        _mapped = new MappedFile(path);
     }
 
     /// <summary>Opens, checks and maps a safetensors file.</summary>
@@ -179,21 +174,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     };
 
     /// <summary>Address of the tensor's first byte inside the mapping.</summary>
-    public byte* Pointer(TensorInfo t)
-    {
-        ObjectDisposedException.ThrowIf(_base == null, this);
-        return _base + _dataStart + t.Begin;
-    }
+    public byte* Pointer(TensorInfo t) => _mapped.Base + _dataStart + t.Begin;
 
     /// <summary>Unmaps the file.</summary>
-    public void Dispose()
-    {
-        if (_base != null)
-        {
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            _base = null;
-        }
-        _view.Dispose();
-        _map.Dispose();
-    }
+    public void Dispose() => _mapped.Dispose();
 }

@@ -70,7 +70,7 @@ public sealed class Qwen2Model : IDisposable
             string archName = files.First.MetadataReader.String("general.architecture")
                 ?? throw new CheckpointException(path, "is missing", field: "general.architecture");
             var arch = GgufArchitectures.Get(archName, path);
-            var config = GgufConfigReader.Read(files.First, arch);
+            var config = GgufConfigReader.Read(files, arch);
             return Create(path, config, source, arch.Names, options, isGguf: true);
         }
         catch

@@ -471,7 +471,7 @@ public sealed class LoadingErrorTestsMappedWeights(ITestOutputHelper output)
 
     /// <summary>VmRSS from /proc/self/status where there is one, else the working set.</summary>
     /// <summary>Resident bytes of every mapping of <paramref name="path"/> in this process, from /proc/self/smaps.</summary>
-    private static long MappedBytes(string path)
+    internal static long MappedBytes(string path)
     {
         string full = Path.GetFullPath(path);
         long total = 0;
@@ -485,7 +485,7 @@ public sealed class LoadingErrorTestsMappedWeights(ITestOutputHelper output)
     }
 
     /// <summary>The process's resident anonymous memory (heap, GC, native allocations), after a full collection.</summary>
-    private static long AnonymousBytes()
+    internal static long AnonymousBytes()
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();

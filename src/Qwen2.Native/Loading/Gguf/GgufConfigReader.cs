@@ -6,8 +6,9 @@ namespace Qwen2.Native;
 /// </summary>
 internal static class GgufConfigReader
 {
-    public static Qwen2Config Read(GgufFile file, GgufArchitecture arch)
+    public static Qwen2Config Read(GgufModelFiles files, GgufArchitecture arch)
     {
+        var file = files.First;
         var m = file.MetadataReader;
         string path = file.Path, p = arch.Name + ".";
         int Required(string key) => m.PositiveInt(p + key) ?? throw new CheckpointException(path, "is missing", field: p + key);
@@ -52,9 +53,10 @@ internal static class GgufConfigReader
             RopeTheta = theta,
             RmsNormEps = eps,
             // GGUF has no tie flag: llama.cpp reuses token_embd when output.weight is absent, and so does the engine.
-            TieWordEmbeddings = !file.TryGetTensor(arch.Names.LmHead, out _),
+            TieWordEmbeddings = !files.TryGet(arch.Names.LmHead, out _, out _), // in any part of a split model
             BosTokenId = Token("tokenizer.ggml.bos_token_id"),
             EosTokenIds = eos is { } e ? [e] : [],
+            TorchDtype = GgufFileTypes.Describe(m),
         };
     }
 }

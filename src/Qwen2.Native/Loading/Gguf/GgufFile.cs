@@ -1,4 +1,3 @@
-using System.IO.MemoryMappedFiles;
 using Qwen2.Kernels;
 
 namespace Qwen2.Native;
@@ -17,14 +16,12 @@ namespace Qwen2.Native;
 /// </remarks>
 public sealed unsafe class GgufFile : IDisposable
 {
-    private readonly MemoryMappedFile _map;
-    private readonly MemoryMappedViewAccessor _view;
+    private readonly MappedFile _mapped;
     private readonly Dictionary<string, GgufTensorInfo> _byName;
-    private byte* _base;
 
-    private GgufFile(string path, long length, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* data, GgufHeader header)
+    private GgufFile(string path, long length, MappedFile mapped, GgufHeader header)
     {
-        Path = path; FileLength = length; _map = map; _view = view; _base = data;
+        Path = path; FileLength = length; _mapped = mapped;
         Version = header.Version; Metadata = header.Metadata; Tensors = header.Tensors; Alignment = header.Alignment; DataStart = header.DataStart;
         _byName = header.Tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
     }
@@ -63,21 +60,14 @@ public sealed unsafe class GgufFile : IDisposable
         // A mapping cannot be empty, and no valid file is shorter than magic, version and the two counts.
         if (length < GgufHeaderReader.PreambleBytes + 16)
             throw new CheckpointException(path, $"file is {length} bytes, too short for a GGUF header", field: "magic");
-        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        MemoryMappedViewAccessor? view = null;
-        byte* data = null;
+        var mapped = new MappedFile(path);
         try
         {
-            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref data);
-            var header = GgufHeaderReader.Read(path, data, length);
-            return new GgufFile(path, length, map, view, data, header);
+            return new GgufFile(path, length, mapped, GgufHeaderReader.Read(path, mapped.Base, length));
         }
         catch
         {
-            if (data != null) view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            view?.Dispose();
-            map.Dispose();
+            mapped.Dispose();
             throw;
         }
     }
@@ -113,22 +103,12 @@ public sealed unsafe class GgufFile : IDisposable
     public byte* Pointer(GgufTensorInfo t)
     {
         ArgumentNullException.ThrowIfNull(t);
-        ObjectDisposedException.ThrowIf(_base == null, this);
-        return _base + DataStart + t.Offset;
+        return _mapped.Base + DataStart + t.Offset;
     }
 
     /// <summary>The metadata reader over this file's metadata (typed lookups whose errors name the key).</summary>
     public GgufMetadata MetadataReader => new(Metadata, Path);
 
     /// <summary>Unmaps the file.</summary>
-    public void Dispose()
-    {
-        if (_base != null)
-        {
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            _base = null;
-        }
-        _view.Dispose();
-        _map.Dispose();
-    }
+    public void Dispose() => _mapped.Dispose();
 }

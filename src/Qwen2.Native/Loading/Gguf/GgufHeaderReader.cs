@@ -48,7 +48,8 @@ internal static unsafe class GgufHeaderReader
         if (tensorCount > (ulong)(c.Remaining / MinTensorInfoBytes))
             throw new CheckpointException(path, $"{tensorCount} tensor infos cannot fit in the {c.Remaining} bytes left", field: "tensor_count");
 
-        var metadata = new Dictionary<string, GgufValue>((int)kvCount, StringComparer.Ordinal);
+        // Not presized from the counts: they only passed the bytes-left check, and a large file could still claim millions.
+        var metadata = new Dictionary<string, GgufValue>(StringComparer.Ordinal);
         for (ulong i = 0; i < kvCount; i++)
         {
             string key = c.String($"metadata key {i}", MaxKeyBytes, "metadata");
@@ -59,7 +60,7 @@ internal static unsafe class GgufHeaderReader
         }
         int alignment = Alignment(path, metadata);
 
-        var tensors = new List<GgufTensorInfo>((int)tensorCount);
+        var tensors = new List<GgufTensorInfo>((int)Math.Min(tensorCount, 4096));
         var names = new HashSet<string>(StringComparer.Ordinal);
         for (ulong i = 0; i < tensorCount; i++)
         {

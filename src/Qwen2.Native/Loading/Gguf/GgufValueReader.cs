@@ -56,9 +56,10 @@ internal static class GgufValueReader
 
     private static string[] Strings(ref GgufCursor c, string key, int n)
     {
-        var a = new string[n];
-        for (int i = 0; i < n; i++) a[i] = c.String($"element {i}", long.MaxValue, key);
-        return a;
+        // Grown as read: a count that passed the bytes-left check may still be false, and fail a few strings in.
+        var a = new List<string>(Math.Min(n, 1 << 16));
+        for (int i = 0; i < n; i++) a.Add(c.String($"element {i}", long.MaxValue, key));
+        return [.. a];
     }
 
     private static bool[] Bools(ref GgufCursor c, string path, string key, int n)

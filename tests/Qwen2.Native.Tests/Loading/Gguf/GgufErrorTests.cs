@@ -64,7 +64,7 @@ public sealed class GgufErrorTests
         new("file shorter than a header", () => "GGUF"u8.ToArray(), "magic", null, "too short"),
         // model-level rules
         new("unsupported type", () => Edit(g => { var t = T(g, "blk.0.ffn_up.weight"); t.Type = (uint)GgmlType.Q3_K; t.Dims = [256, 2]; }), "type", "blk.0.ffn_up.weight", "Q3_K", ModelLoad: true),
-        new("shape against the config", () => Edit(g => T(g, "blk.0.attn_k.weight").Dims = [TinyGgufModel.Hidden, 16]), "shape", "blk.0.attn_k.weight", "expected [8, 16] from the GGUF metadata", ModelLoad: true),
+        new("shape against the config", () => Edit(g => T(g, "blk.0.attn_k.weight").Dims = [TinyGgufModel.Hidden, 8]), "shape", "blk.0.attn_k.weight", "expected [16, 32] from the GGUF metadata", ModelLoad: true),
         new("missing tensor", () => Edit(g => g.Tensors.Remove(T(g, "blk.0.attn_v.bias"))), null, "blk.0.attn_v.bias", "missing", ModelLoad: true),
         new("unknown architecture", () => Replace(TinyGgufModel.Build(), "general.architecture", g => g.String("general.architecture", "llama")), "general.architecture", null, "\"llama\"", ModelLoad: true),
         new("missing config key", () => Replace(TinyGgufModel.Build(), "qwen2.embedding_length", _ => { }), "qwen2.embedding_length", null, "missing", ModelLoad: true),

@@ -37,6 +37,7 @@ public sealed class RawGguf
     public RawGguf Raw(string key, uint type, byte[] payload) { Kv.Add((Encoding.UTF8.GetBytes(key), [.. U32(type), .. payload])); return this; }
     public RawGguf String(string key, string value) => Raw(key, 8, Str(value));
     public RawGguf UInt32(string key, uint value) => Raw(key, 4, U32(value));
+    public RawGguf Int32(string key, int value) => Raw(key, 5, U32((uint)value));
     public RawGguf Float32(string key, float value) { var b = new byte[4]; BinaryPrimitives.WriteSingleLittleEndian(b, value); return Raw(key, 6, b); }
     public RawGguf Bool(string key, bool value) => Raw(key, 7, [value ? (byte)1 : (byte)0]);
     public RawGguf Strings(string key, IEnumerable<string> values)

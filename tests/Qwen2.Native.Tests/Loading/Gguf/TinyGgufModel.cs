@@ -3,12 +3,12 @@ using Qwen2.Native.Tests.Tokenizer;
 namespace Qwen2.Native.Tests.Loading.Gguf;
 
 /// <summary>
-/// A complete, very small qwen2 GGUF model built field by field: hidden 16, 2 query heads and 1 kv head of 8, MLP 32,
+/// A complete, very small qwen2 GGUF model built field by field: hidden 32, 2 query heads and 1 kv head of 16, MLP 64,
 /// one layer, a 262-token byte-level vocabulary with merges and an added &lt;|endoftext|&gt;, seeded random F32 weights.
 /// </summary>
 public static class TinyGgufModel
 {
-    public const int Hidden = 16, Heads = 2, KvHeads = 1, HeadDim = 8, Inter = 32, Layers = 1;
+    public const int Hidden = 32, Heads = 2, KvHeads = 1, HeadDim = 16, Inter = 64, Layers = 1;
 
     public static string[] TokenList()
     {
