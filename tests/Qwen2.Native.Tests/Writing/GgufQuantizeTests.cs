@@ -46,9 +46,9 @@ public class GgufQuantizeTests
         var shape = shapeName == "h256" ? QuantizedCheckpoints.H256 : QuantizedCheckpoints.H896;
         string path = QuantizedCheckpoints.Gguf(shape, type);
         var g = GgufTests.GgufFile.Read(path);
-        Assert.Equal((GgufValueType.UInt32, (object)(uint)type), g.Kv["general.file_type"]);
-        Assert.Equal((GgufValueType.UInt32, (object)2u), g.Kv["general.quantization_version"]);
-        Assert.Equal((GgufValueType.String, (object)"qwen2"), g.Kv["tokenizer.ggml.pre"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)(uint)type), g.Kv["general.file_type"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)2u), g.Kv["general.quantization_version"]);
+        Assert.Equal((GgufMetadataType.String, (object)"qwen2"), g.Kv["tokenizer.ggml.pre"]);
         Assert.Equal(shape.VocabSize, ((string[])g.Kv["tokenizer.ggml.tokens"].Value).Length);
         Assert.Equal(1 + 12 * shape.NumHiddenLayers + 1, g.Tensors.Count);
 
@@ -70,7 +70,7 @@ public class GgufQuantizeTests
             long n = info.Shape[0] * info.Shape[1];
             var floats = new float[n];
             WeightTypes.ToSingle(file.WeightTypeOf(info), new ReadOnlySpan<byte>(file.Pointer(info), checked((int)(info.End - info.Begin))), floats);
-            var weightType = GgufTensorTypes.ToWeightType(t.Type);
+            var weightType = GgmlTypeLayout.ToWeightType(t.Type);
             var want = new byte[WeightTypes.ByteCount(weightType, n)];
             WeightQuantizer.Quantize(weightType, floats, want);
             Assert.True(g.Data(name).SequenceEqual(want), $"{name}: the bytes differ from the reference quantizer's");

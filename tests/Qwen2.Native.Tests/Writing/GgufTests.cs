@@ -30,22 +30,22 @@ public class GgufTests
         Assert.Equal(3u, g.Version);
         Assert.Equal(new FileInfo(path).Length, result.FileBytes);
         Assert.Equal(g.Tensors.Count, result.TensorCount);
-        Assert.Equal((GgufValueType.String, (object)"qwen2"), g.Kv["general.architecture"]);
-        Assert.Equal((GgufValueType.UInt32, (object)(uint)type), g.Kv["general.file_type"]);
-        Assert.Equal((GgufValueType.UInt32, (object)32u), g.Kv["general.alignment"]);
-        Assert.Equal((GgufValueType.UInt32, (object)(uint)shape.NumHiddenLayers), g.Kv["qwen2.block_count"]);
-        Assert.Equal((GgufValueType.UInt32, (object)(uint)shape.HiddenSize), g.Kv["qwen2.embedding_length"]);
-        Assert.Equal((GgufValueType.UInt32, (object)(uint)shape.IntermediateSize), g.Kv["qwen2.feed_forward_length"]);
-        Assert.Equal((GgufValueType.UInt32, (object)(uint)shape.NumAttentionHeads), g.Kv["qwen2.attention.head_count"]);
-        Assert.Equal((GgufValueType.UInt32, (object)(uint)shape.NumKeyValueHeads), g.Kv["qwen2.attention.head_count_kv"]);
-        Assert.Equal((GgufValueType.UInt32, (object)(uint)shape.MaxPositionEmbeddings), g.Kv["qwen2.context_length"]);
-        Assert.Equal((GgufValueType.Float32, (object)1e6f), g.Kv["qwen2.rope.freq_base"]);
-        Assert.Equal((GgufValueType.Float32, (object)1e-6f), g.Kv["qwen2.attention.layer_norm_rms_epsilon"]);
+        Assert.Equal((GgufMetadataType.String, (object)"qwen2"), g.Kv["general.architecture"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)(uint)type), g.Kv["general.file_type"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)32u), g.Kv["general.alignment"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)(uint)shape.NumHiddenLayers), g.Kv["qwen2.block_count"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)(uint)shape.HiddenSize), g.Kv["qwen2.embedding_length"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)(uint)shape.IntermediateSize), g.Kv["qwen2.feed_forward_length"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)(uint)shape.NumAttentionHeads), g.Kv["qwen2.attention.head_count"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)(uint)shape.NumKeyValueHeads), g.Kv["qwen2.attention.head_count_kv"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)(uint)shape.MaxPositionEmbeddings), g.Kv["qwen2.context_length"]);
+        Assert.Equal((GgufMetadataType.Float32, (object)1e6f), g.Kv["qwen2.rope.freq_base"]);
+        Assert.Equal((GgufMetadataType.Float32, (object)1e-6f), g.Kv["qwen2.attention.layer_norm_rms_epsilon"]);
 
         // Tokenizer: every row of the embedding has a token; unused ids are padded as llama.cpp's converter pads them.
         var tokenizer = Qwen2Tokenizer.Load(dir.Path);
-        Assert.Equal((GgufValueType.String, (object)"gpt2"), g.Kv["tokenizer.ggml.model"]);
-        Assert.Equal((GgufValueType.String, (object)"qwen2"), g.Kv["tokenizer.ggml.pre"]);
+        Assert.Equal((GgufMetadataType.String, (object)"gpt2"), g.Kv["tokenizer.ggml.model"]);
+        Assert.Equal((GgufMetadataType.String, (object)"qwen2"), g.Kv["tokenizer.ggml.pre"]);
         var tokens = (string[])g.Kv["tokenizer.ggml.tokens"].Value;
         var types = (int[])g.Kv["tokenizer.ggml.token_type"].Value;
         Assert.Equal(shape.VocabSize, tokens.Length);
@@ -60,10 +60,10 @@ public class GgufTests
         var merges = (string[])g.Kv["tokenizer.ggml.merges"].Value;
         Assert.Equal(151387, merges.Length);
         Assert.Equal("Ġ Ġ", merges[0]);
-        Assert.Equal((GgufValueType.UInt32, (object)151643u), g.Kv["tokenizer.ggml.bos_token_id"]);
-        Assert.Equal((GgufValueType.UInt32, (object)151645u), g.Kv["tokenizer.ggml.eos_token_id"]);
-        Assert.Equal((GgufValueType.UInt32, (object)151643u), g.Kv["tokenizer.ggml.padding_token_id"]);
-        Assert.Equal((GgufValueType.Bool, (object)false), g.Kv["tokenizer.ggml.add_bos_token"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)151643u), g.Kv["tokenizer.ggml.bos_token_id"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)151645u), g.Kv["tokenizer.ggml.eos_token_id"]);
+        Assert.Equal((GgufMetadataType.UInt32, (object)151643u), g.Kv["tokenizer.ggml.padding_token_id"]);
+        Assert.Equal((GgufMetadataType.Bool, (object)false), g.Kv["tokenizer.ggml.add_bos_token"]);
         Assert.StartsWith("{%", (string)g.Kv["tokenizer.chat_template"].Value);
 
         // Tensors: llama.cpp's names, dims innermost first, 1-D always F32, offsets aligned.
@@ -82,14 +82,14 @@ public class GgufTests
             var t = g.Tensors[gguf];
             Assert.True(files.TryGet(hf, out var file, out var info), hf);
             Assert.Equal(info.Shape.Reverse().Select(d => (ulong)d), t.Dims);
-            var expectedType = info.Shape.Length == 2 && type == GgufFileType.F16 ? GgufTensorType.F16 : GgufTensorType.F32;
+            var expectedType = info.Shape.Length == 2 && type == GgufFileType.F16 ? GgmlType.F16 : GgmlType.F32;
             Assert.Equal(expectedType, t.Type);
             Assert.Equal(0ul, t.Offset % 32);
             int n = (int)info.Shape.Aggregate(1L, (a, d) => a * d);
             var src = new float[n];
             unsafe { WeightTypes.ToSingle(file.WeightTypeOf(info), new ReadOnlySpan<byte>(file.Pointer(info), (int)(info.End - info.Begin)), src); }
             var data = g.Data(gguf);
-            if (expectedType == GgufTensorType.F32)
+            if (expectedType == GgmlType.F32)
                 Assert.True(MemoryMarshal.Cast<byte, float>(data).SequenceEqual(src), gguf);
             else
             {
@@ -178,8 +178,8 @@ public class GgufTests
     internal sealed class GgufFile
     {
         public required uint Version { get; init; }
-        public required Dictionary<string, (GgufValueType Type, object Value)> Kv { get; init; }
-        public required Dictionary<string, (ulong[] Dims, GgufTensorType Type, ulong Offset)> Tensors { get; init; }
+        public required Dictionary<string, (GgufMetadataType Type, object Value)> Kv { get; init; }
+        public required Dictionary<string, (ulong[] Dims, GgmlType Type, ulong Offset)> Tensors { get; init; }
         public required long DataStart { get; init; }
         public required byte[] Bytes { get; init; }
 
@@ -190,15 +190,15 @@ public class GgufTests
         }
 
         /// <summary>Bytes of a tensor: ggml's block sizes (32 elements in 34, 18, 20, 22, 24 bytes; 256 in 144, 176, 210).</summary>
-        private static long ByteCount(ulong[] dims, GgufTensorType type)
+        private static long ByteCount(ulong[] dims, GgmlType type)
         {
             long count = dims.Aggregate(1L, (a, d) => a * (long)d);
             var (size, bytes) = type switch
             {
-                GgufTensorType.F32 => (1, 4), GgufTensorType.F16 => (1, 2),
-                GgufTensorType.Q8_0 => (32, 34), GgufTensorType.Q4_0 => (32, 18), GgufTensorType.Q4_1 => (32, 20),
-                GgufTensorType.Q5_0 => (32, 22), GgufTensorType.Q5_1 => (32, 24),
-                GgufTensorType.Q4_K => (256, 144), GgufTensorType.Q5_K => (256, 176), GgufTensorType.Q6_K => (256, 210),
+                GgmlType.F32 => (1, 4), GgmlType.F16 => (1, 2),
+                GgmlType.Q8_0 => (32, 34), GgmlType.Q4_0 => (32, 18), GgmlType.Q4_1 => (32, 20),
+                GgmlType.Q5_0 => (32, 22), GgmlType.Q5_1 => (32, 24),
+                GgmlType.Q4_K => (256, 144), GgmlType.Q5_K => (256, 176), GgmlType.Q6_K => (256, 210),
                 _ => throw new InvalidDataException($"tensor type {type} not expected"),
             };
             Assert.True(dims[0] % (ulong)size == 0, $"rows of {dims[0]} are not whole {type} blocks");
@@ -212,14 +212,14 @@ public class GgufTests
             uint U32() { uint v = BinaryPrimitives.ReadUInt32LittleEndian(b.AsSpan(pos)); pos += 4; return v; }
             ulong U64() { ulong v = BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan(pos)); pos += 8; return v; }
             string Str() { int n = checked((int)U64()); string s = Encoding.UTF8.GetString(b, pos, n); pos += n; return s; }
-            object Value(GgufValueType t) => t switch
+            object Value(GgufMetadataType t) => t switch
             {
-                GgufValueType.UInt32 => U32(),
-                GgufValueType.Int32 => (int)U32(),
-                GgufValueType.Float32 => BitConverter.UInt32BitsToSingle(U32()),
-                GgufValueType.Bool => b[pos++] switch { 0 => false, 1 => true, var x => throw new InvalidDataException($"bool byte {x}") },
-                GgufValueType.String => Str(),
-                GgufValueType.UInt64 => U64(),
+                GgufMetadataType.UInt32 => U32(),
+                GgufMetadataType.Int32 => (int)U32(),
+                GgufMetadataType.Float32 => BitConverter.UInt32BitsToSingle(U32()),
+                GgufMetadataType.Bool => b[pos++] switch { 0 => false, 1 => true, var x => throw new InvalidDataException($"bool byte {x}") },
+                GgufMetadataType.String => Str(),
+                GgufMetadataType.UInt64 => U64(),
                 _ => throw new InvalidDataException($"value type {t} not expected in these files"),
             };
 
@@ -227,34 +227,34 @@ public class GgufTests
             pos = 4;
             uint version = U32();
             ulong tensorCount = U64(), kvCount = U64();
-            var kv = new Dictionary<string, (GgufValueType, object)>();
+            var kv = new Dictionary<string, (GgufMetadataType, object)>();
             for (ulong i = 0; i < kvCount; i++)
             {
                 string key = Str();
-                var type = (GgufValueType)U32();
+                var type = (GgufMetadataType)U32();
                 object value;
-                if (type == GgufValueType.Array)
+                if (type == GgufMetadataType.Array)
                 {
-                    var et = (GgufValueType)U32();
+                    var et = (GgufMetadataType)U32();
                     int n = checked((int)U64());
                     value = et switch
                     {
-                        GgufValueType.String => Enumerable.Range(0, n).Select(_ => Str()).ToArray(),
-                        GgufValueType.Int32 => Enumerable.Range(0, n).Select(_ => (int)U32()).ToArray(),
+                        GgufMetadataType.String => Enumerable.Range(0, n).Select(_ => Str()).ToArray(),
+                        GgufMetadataType.Int32 => Enumerable.Range(0, n).Select(_ => (int)U32()).ToArray(),
                         _ => throw new InvalidDataException($"array of {et} not expected"),
                     };
                 }
                 else value = Value(type);
                 Assert.True(kv.TryAdd(key, (type, value)), $"key {key} repeated");
             }
-            var tensors = new Dictionary<string, (ulong[], GgufTensorType, ulong)>();
+            var tensors = new Dictionary<string, (ulong[], GgmlType, ulong)>();
             for (ulong i = 0; i < tensorCount; i++)
             {
                 string name = Str();
                 uint dims = U32();
                 var d = new ulong[dims];
                 for (int j = 0; j < dims; j++) d[j] = U64();
-                var type = (GgufTensorType)U32();
+                var type = (GgmlType)U32();
                 ulong offset = U64();
                 tensors.Add(name, (d, type, offset));
             }

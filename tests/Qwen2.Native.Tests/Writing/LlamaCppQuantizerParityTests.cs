@@ -43,17 +43,17 @@ public class LlamaCppQuantizerParityTests
             var o = ours.Tensors[name];
             Assert.Equal((name, t.Type), (name, o.Type));
             Assert.Equal(t.Dims, o.Dims);
-            if (t.Type == GgufTensorType.F32) continue;
+            if (t.Type == GgmlType.F32) continue;
             var x = MemoryMarshal.Cast<byte, float>(original.Data(name));
             double rmseTheirs = Rmse(x, theirs.Data(name), t.Type), rmseOurs = Rmse(x, ours.Data(name), o.Type);
             Assert.True(rmseOurs <= 1.1 * rmseTheirs + 1e-12, $"{mix} {name} ({o.Type}): our RMSE {rmseOurs:G4} > 1.1 × llama.cpp's {rmseTheirs:G4}");
         }
     }
 
-    private static double Rmse(ReadOnlySpan<float> x, ReadOnlySpan<byte> quantized, GgufTensorType type)
+    private static double Rmse(ReadOnlySpan<float> x, ReadOnlySpan<byte> quantized, GgmlType type)
     {
         var y = new float[x.Length];
-        WeightTypes.ToSingle(GgufTensorTypes.ToWeightType(type), quantized, y);
+        WeightTypes.ToSingle(GgmlTypeLayout.ToWeightType(type), quantized, y);
         double sum = 0;
         for (int i = 0; i < x.Length; i++) sum += (double)(x[i] - y[i]) * (x[i] - y[i]);
         return Math.Sqrt(sum / x.Length);

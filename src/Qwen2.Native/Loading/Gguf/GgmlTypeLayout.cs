@@ -57,6 +57,15 @@ internal static class GgmlTypeLayout
     /// <summary>The kernel format of <paramref name="type"/>, or null when the engine does not compute with it.</summary>
     public static WeightType? WeightTypeOf(GgmlType type) => Table.TryGetValue(type, out var e) ? e.Weight : null;
 
+    /// <summary>The kernel format of <paramref name="type"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The engine does not compute with <paramref name="type"/>.</exception>
+    public static WeightType ToWeightType(GgmlType type) =>
+        WeightTypeOf(type) ?? throw new ArgumentOutOfRangeException(nameof(type), type, $"the engine computes with {SupportedList}, not {type}");
+
+    /// <summary>The ggml type that stores <paramref name="type"/> (the inverse of <see cref="ToWeightType"/>).</summary>
+    public static GgmlType FromWeightType(WeightType type) =>
+        Table.First(e => e.Value.Weight == type).Key;
+
     /// <summary>The types the engine computes with, for error messages.</summary>
     public static string SupportedList => string.Join(", ", Table.Where(e => e.Value.Weight is not null).Select(e => e.Key));
 }

@@ -56,12 +56,12 @@ public static class GgufExporter
         foreach (var t in tensors) writer.AddTensor(t.Name, t.Info.Shape, t.Target);
         writer.Begin();
 
-        long total = tensors.Sum(t => WeightTypes.ByteCount(GgufTensorTypes.ToWeightType(t.Target), t.Info.Shape.Aggregate(1L, (a, d) => a * d))), written = 0;
+        long total = tensors.Sum(t => WeightTypes.ByteCount(GgmlTypeLayout.ToWeightType(t.Target), t.Info.Shape.Aggregate(1L, (a, d) => a * d))), written = 0;
         float[] wide = new float[ChunkElements];
         byte[] narrow = new byte[ChunkElements * sizeof(float)];
         foreach (var t in tensors)
         {
-            if (WeightTypes.IsQuantized(GgufTensorTypes.ToWeightType(t.Target)))
+            if (WeightTypes.IsQuantized(GgmlTypeLayout.ToWeightType(t.Target)))
             {
                 written = WriteQuantized(writer, t, written, total, progress, cancellationToken);
                 continue;
@@ -75,14 +75,14 @@ public static class GgufExporter
                 cancellationToken.ThrowIfCancellationRequested();
                 int n = (int)Math.Min(ChunkElements, count - from);
                 var src = new ReadOnlySpan<byte>(p + from * sourceSize, n * sourceSize);
-                if ((source, t.Target) is (WeightType.F32, GgufTensorType.F32) or (WeightType.F16, GgufTensorType.F16))
+                if ((source, t.Target) is (WeightType.F32, GgmlType.F32) or (WeightType.F16, GgmlType.F16))
                     writer.Write(src); // same encoding: the bytes as they are
                 else
                 {
                     var values = wide.AsSpan(0, n);
                     WeightTypes.ToSingle(source, src, values);
                     var dst = narrow.AsSpan(0, n * targetSize);
-                    if (t.Target == GgufTensorType.F32) MemoryMarshal.AsBytes(values).CopyTo(dst);
+                    if (t.Target == GgmlType.F32) MemoryMarshal.AsBytes(values).CopyTo(dst);
                     else TensorPrimitives.ConvertToHalf(values, MemoryMarshal.Cast<byte, Half>(dst));
                     writer.Write(dst);
                 }
@@ -97,7 +97,7 @@ public static class GgufExporter
     /// <summary>Quantizes a matrix a chunk of rows at a time, in parallel over the rows of each chunk.</summary>
     private static unsafe long WriteQuantized(GgufWriter writer, PlannedTensor t, long written, long total, IProgress<GgufExportProgress>? progress, CancellationToken cancellationToken)
     {
-        var target = GgufTensorTypes.ToWeightType(t.Target);
+        var target = GgmlTypeLayout.ToWeightType(t.Target);
         int rows = checked((int)t.Info.Shape[0]), cols = checked((int)t.Info.Shape[1]);
         var source = new WeightMatrix(t.File.Pointer(t.Info), rows, cols, t.File.WeightTypeOf(t.Info));
         long rowBytes = WeightTypes.ByteCount(target, cols);
@@ -118,7 +118,7 @@ public static class GgufExporter
         return written;
     }
 
-    private sealed record PlannedTensor(string Name, SafeTensorsFile File, TensorInfo Info, GgufTensorType Target);
+    private sealed record PlannedTensor(string Name, SafeTensorsFile File, TensorInfo Info, GgmlType Target);
 
     /// <summary>Every tensor llama.cpp's qwen2 loader expects, under its GGUF name, checked against config.json.</summary>
     private static List<PlannedTensor> PlanTensors(CheckpointFiles files, Qwen2Config c, GgufFileType type)
@@ -137,8 +137,8 @@ public static class GgufExporter
             file.WeightTypeOf(info); // refuses dtypes other than F32, BF16 and F16, naming the tensor
             // llama.cpp's converter keeps 1-D tensors (norms, biases) in float32 whatever the file type.
             var target = GgufQuantization.IsQuantized(type)
-                ? GgufTensorTypes.FromWeightType(GgufQuantization.TensorType(type, gguf, shape, c.NumHiddenLayers, c.TieWordEmbeddings))
-                : shape.Length >= 2 && type == GgufFileType.F16 ? GgufTensorType.F16 : GgufTensorType.F32;
+                ? GgmlTypeLayout.FromWeightType(GgufQuantization.TensorType(type, gguf, shape, c.NumHiddenLayers, c.TieWordEmbeddings))
+                : shape.Length >= 2 && type == GgufFileType.F16 ? GgmlType.F16 : GgmlType.F32;
             list.Add(new PlannedTensor(gguf, file, info, target));
         }
         Add("token_embd.weight", "model.embed_tokens.weight", c.VocabSize, h);

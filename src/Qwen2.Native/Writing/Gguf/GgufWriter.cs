@@ -24,7 +24,7 @@ public sealed class GgufWriter : IDisposable
 
     private readonly MemoryStream _kv = new();
     private readonly HashSet<string> _keys = new(StringComparer.Ordinal);
-    private readonly List<(string Name, long[] Dims, GgufTensorType Type, long Bytes, long Offset)> _tensors = new();
+    private readonly List<(string Name, long[] Dims, GgmlType Type, long Bytes, long Offset)> _tensors = new();
     private PartialFile? _file;
     private long _dataBytes; // size of the data section as declared so far, padding included
     private int _current = -1;
@@ -66,35 +66,35 @@ public sealed class GgufWriter : IDisposable
     public void AddString(string key, string value)
     {
         ArgumentNullException.ThrowIfNull(value);
-        Key(key, GgufValueType.String);
+        Key(key, GgufMetadataType.String);
         WriteString(_kv, value);
     }
 
     /// <summary>Adds an unsigned 32-bit value.</summary>
     public void AddUInt32(string key, uint value)
     {
-        Key(key, GgufValueType.UInt32);
+        Key(key, GgufMetadataType.UInt32);
         WriteUInt32(_kv, value);
     }
 
     /// <summary>Adds a signed 32-bit value.</summary>
     public void AddInt32(string key, int value)
     {
-        Key(key, GgufValueType.Int32);
+        Key(key, GgufMetadataType.Int32);
         WriteUInt32(_kv, (uint)value);
     }
 
     /// <summary>Adds a float32 value.</summary>
     public void AddFloat32(string key, float value)
     {
-        Key(key, GgufValueType.Float32);
+        Key(key, GgufMetadataType.Float32);
         WriteUInt32(_kv, BitConverter.SingleToUInt32Bits(value));
     }
 
     /// <summary>Adds a boolean value.</summary>
     public void AddBool(string key, bool value)
     {
-        Key(key, GgufValueType.Bool);
+        Key(key, GgufMetadataType.Bool);
         _kv.WriteByte(value ? (byte)1 : (byte)0);
     }
 
@@ -102,8 +102,8 @@ public sealed class GgufWriter : IDisposable
     public void AddStringArray(string key, IReadOnlyList<string> values)
     {
         ArgumentNullException.ThrowIfNull(values);
-        Key(key, GgufValueType.Array);
-        WriteUInt32(_kv, (uint)GgufValueType.String);
+        Key(key, GgufMetadataType.Array);
+        WriteUInt32(_kv, (uint)GgufMetadataType.String);
         WriteUInt64(_kv, (ulong)values.Count);
         for (int i = 0; i < values.Count; i++)
             WriteString(_kv, values[i] ?? throw new ArgumentException($"'{key}': item {i} is null", nameof(values)));
@@ -113,8 +113,8 @@ public sealed class GgufWriter : IDisposable
     public void AddInt32Array(string key, IReadOnlyList<int> values)
     {
         ArgumentNullException.ThrowIfNull(values);
-        Key(key, GgufValueType.Array);
-        WriteUInt32(_kv, (uint)GgufValueType.Int32);
+        Key(key, GgufMetadataType.Array);
+        WriteUInt32(_kv, (uint)GgufMetadataType.Int32);
         WriteUInt64(_kv, (ulong)values.Count);
         foreach (int v in values) WriteUInt32(_kv, (uint)v);
     }
@@ -125,7 +125,7 @@ public sealed class GgufWriter : IDisposable
     /// <param name="type">Element type of the stored data.</param>
     /// <exception cref="ArgumentException">The name is empty, too long or repeated, or the shape is empty, negative or has more than 4 dimensions.</exception>
     /// <exception cref="InvalidOperationException"><see cref="Begin"/> was already called.</exception>
-    public void AddTensor(string name, IReadOnlyList<long> shape, GgufTensorType type)
+    public void AddTensor(string name, IReadOnlyList<long> shape, GgmlType type)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(shape);
@@ -140,7 +140,7 @@ public sealed class GgufWriter : IDisposable
             elements = checked(elements * d);
         }
         long bytes;
-        var weightType = GgufTensorTypes.ToWeightType(type);
+        var weightType = GgmlTypeLayout.ToWeightType(type);
         if (WeightTypes.IsQuantized(weightType))
         {
             // Blocks run along the innermost dimension: each row must be whole blocks.
@@ -156,10 +156,10 @@ public sealed class GgufWriter : IDisposable
     }
 
     /// <summary>Bytes per element of <paramref name="type"/>, for the float types (block types: <see cref="WeightTypes.ByteCount"/>).</summary>
-    public static int ElementSize(GgufTensorType type) => type switch
+    public static int ElementSize(GgmlType type) => type switch
     {
-        GgufTensorType.F32 => 4,
-        GgufTensorType.F16 => 2,
+        GgmlType.F32 => 4,
+        GgmlType.F16 => 2,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unsupported tensor type"),
     };
 
@@ -246,7 +246,7 @@ public sealed class GgufWriter : IDisposable
     /// <summary>Closes the file; an unfinished file is deleted.</summary>
     public void Dispose() => _file?.Dispose();
 
-    private void Key(string key, GgufValueType type)
+    private void Key(string key, GgufMetadataType type)
     {
         ArgumentException.ThrowIfNullOrEmpty(key);
         if (_current >= 0) throw new InvalidOperationException($"'{Path}': key '{key}' was added after the header was written");
