@@ -95,10 +95,10 @@ public sealed class GgufTestFile
             }
         }
 
-        Assert.Equal("GGUF", Encoding.ASCII.GetString(b, 0, 4));
+        if (b.Length < 24 || Encoding.ASCII.GetString(b, 0, 4) != "GGUF") throw new InvalidDataException($"{path}: not a GGUF file");
         pos = 4;
         uint version = U32();
-        Assert.InRange(version, 2u, 3u);
+        if (version is not (2 or 3)) throw new InvalidDataException($"{path}: GGUF version {version}");
         ulong tensorCount = U64(), kvCount = U64();
         var kv = new Dictionary<string, object>(StringComparer.Ordinal);
         for (ulong i = 0; i < kvCount; i++)
@@ -120,7 +120,7 @@ public sealed class GgufTestFile
         long alignment = kv.TryGetValue("general.alignment", out var a) ? Convert.ToInt64(a, System.Globalization.CultureInfo.InvariantCulture) : 32;
         long dataStart = (pos + alignment - 1) / alignment * alignment;
         foreach (var t in tensors.Values)
-            Assert.True(dataStart + t.Offset + t.Bytes <= b.Length, $"{path}: tensor {t.Name} runs past the end of the file");
+            if (dataStart + t.Offset + t.Bytes > b.Length) throw new InvalidDataException($"{path}: tensor {t.Name} runs past the end of the file");
         return new GgufTestFile(b, dataStart, kv, tensors);
     }
 }

@@ -14,7 +14,8 @@ public static class ReferenceForward
         var x = new double[n][];
         for (int p = 0; p < n; p++)
         {
-            Assert.InRange(tokens[p], 0, m.Vocab - 1);
+            ArgumentOutOfRangeException.ThrowIfNegative(tokens[p]);
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(tokens[p], m.Vocab);
             x[p] = new double[h];
             for (int j = 0; j < h; j++) x[p][j] = m.Embed[(long)tokens[p] * h + j];
         }
@@ -129,8 +130,8 @@ public static class ReferenceForward
 
     private static double[] MatVec(float[] w, int rows, int cols, double[] x, float[]? bias)
     {
-        Assert.Equal((long)rows * cols, w.LongLength);
-        Assert.Equal(cols, x.Length);
+        if (w.LongLength != (long)rows * cols || x.Length != cols)
+            throw new ArgumentException($"a [{rows}, {cols}] product got {w.LongLength} weights and {x.Length} inputs");
         var y = new double[rows];
         // Rows are independent: parallel over rows, each row's sum in order, so the result does not depend on threads.
         Parallel.For(0, rows, r =>

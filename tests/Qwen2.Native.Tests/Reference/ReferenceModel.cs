@@ -39,7 +39,7 @@ public sealed record ReferenceModel(
         using var files = new CheckpointFiles(directory);
         float[] Read(string name)
         {
-            Assert.True(files.TryGet(name, out var file, out var info), $"{directory}: no tensor {name}");
+            if (!files.TryGet(name, out var file, out var info)) throw new InvalidDataException($"{directory}: no tensor {name}");
             var values = new float[(int)info.Shape.Aggregate(1L, (a, d) => a * d)];
             unsafe { WeightTypes.ToSingle(file.WeightTypeOf(info), new ReadOnlySpan<byte>(file.Pointer(info), (int)(info.End - info.Begin)), values); }
             return values;
@@ -66,7 +66,7 @@ public sealed record ReferenceModel(
     public static ReferenceModel FromGguf(string path)
     {
         var g = GgufTestFile.Read(path);
-        Assert.Equal("qwen2", g.String("general.architecture"));
+        if (g.String("general.architecture") != "qwen2") throw new InvalidDataException($"{path}: architecture {g.String("general.architecture")}, expected qwen2");
         int U(string key) => checked((int)g.UInt("qwen2." + key));
         int hidden = U("embedding_length"), heads = U("attention.head_count");
         int headDim = g.Kv.ContainsKey("qwen2.attention.key_length") ? U("attention.key_length") : hidden / heads;
