@@ -27,6 +27,7 @@ using LLama.Native;
 using Qwen2.Kernels;
 using Qwen2.Native;
 using Qwen2.Native.Gguf;
+using Qwen2.Reference;
 
 namespace Qwen2.Bench;
 
@@ -205,8 +206,6 @@ internal sealed class TokensPerSecondColumn()
 /// <summary>The checkpoint, its GGUF exports and llama.cpp loading, shared by the benchmark's setups.</summary>
 internal static class PeersModel
 {
-    private static bool _nativeConfigured;
-
     /// <summary>QWEN2_MODEL, or the synthesized checkpoint of QWEN2_BENCH_SHAPE (default qwen2-0.5b), written once.</summary>
     public static string Checkpoint()
     {
@@ -243,40 +242,8 @@ internal static class PeersModel
         return path;
     }
 
-    /// <summary>
-    /// Loads a GGUF file on the CPU. <paramref name="exact"/> turns flash attention off and keeps the KV cache in F32,
-    /// so llama.cpp computes in float32 throughout (with its defaults, F16 K/V and flash attention's F16 rounding move
-    /// logits by about 1e-4).
-    /// </summary>
-    public static (LLamaWeights, LLamaContext) LoadLlama(string gguf, int threads, bool exact)
-    {
-        ConfigureNative();
-        var p = new ModelParams(gguf)
-        {
-            ContextSize = 1024,
-            BatchSize = 512,
-            UBatchSize = 512,
-            Threads = threads,
-            BatchThreads = threads,
-            GpuLayerCount = 0,
-        };
-        if (exact)
-        {
-            p.FlashAttention = false;
-            p.TypeK = GGMLType.GGML_TYPE_F32;
-            p.TypeV = GGMLType.GGML_TYPE_F32;
-        }
-        var weights = LLamaWeights.LoadFromFile(p);
-        try
-        {
-            return (weights, weights.CreateContext(p));
-        }
-        catch
-        {
-            weights.Dispose();
-            throw;
-        }
-    }
+    /// <summary>Loads a GGUF file on the CPU (see <see cref="LlamaCpp.Load"/>).</summary>
+    public static (LLamaWeights, LLamaContext) LoadLlama(string gguf, int threads, bool exact) => LlamaCpp.Load(gguf, threads, exact);
 
     /// <summary>
     /// Prints how far llama.cpp's logits on <paramref name="gguf"/> are from ours for a short prompt and throws above
@@ -320,24 +287,7 @@ internal static class PeersModel
         return Enumerable.Range(0, count).Select(_ => rng.Next(151643)).ToArray();
     }
 
-    public static void Check(DecodeResult result)
-    {
-        if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama.cpp decode failed: {result}");
-    }
-
-    /// <summary>
-    /// LLamaSharp picks the AVX-512 / AVX2 / AVX build of the CPU backend by itself; only its log goes through here,
-    /// dropped below warnings so llama.cpp's load chatter does not flood the benchmark's output.
-    /// </summary>
-    private static void ConfigureNative()
-    {
-        if (_nativeConfigured) return;
-        _nativeConfigured = true;
-        NativeLibraryConfig.All.WithLogCallback((level, message) =>
-        {
-            if (level is LLamaLogLevel.Warning or LLamaLogLevel.Error) Console.Write($"// llama.cpp: {message}");
-        });
-    }
+    public static void Check(DecodeResult result) => LlamaCpp.Check(result);
 
     private static string CacheRoot()
     {

@@ -1,4 +1,5 @@
 using Qwen2.Kernels;
+using Qwen2.Reference;
 using Xunit.Abstractions;
 
 namespace Qwen2.Native.Tests.Reference;
@@ -40,7 +41,7 @@ public class LlamaQuantizedTests(ITestOutputHelper output)
     {
         var shape = QuantizedFiles.Shape(shapeName);
         string gguf = QuantizedFiles.Quantized(shape, mix);
-        var file = GgufTestFile.Read(gguf);
+        var file = GgufReferenceFile.Read(gguf);
         var types = file.Tensors.Values.GroupBy(t => t.Type).OrderBy(g => g.Key).Select(g => $"{g.Key}x{g.Count()}");
         // Every matrix quantized (norms and biases stay F32), so the comparison measures quantized products.
         Assert.All(file.Tensors.Values.Where(t => t.Dims.Length == 2), t => Assert.True(WeightTypes.IsQuantized(t.Type), $"{t.Name} is {t.Type}"));

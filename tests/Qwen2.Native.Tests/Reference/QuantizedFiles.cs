@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Qwen2.Kernels;
 using Qwen2.Native.Gguf;
 using Qwen2.Native.Tests.Tokenizer;
+using Qwen2.Reference;
 
 namespace Qwen2.Native.Tests.Reference;
 

@@ -1,3 +1,5 @@
+using Qwen2.Reference;
+
 namespace Qwen2.Native.Tests.Reference;
 
 /// <summary>The float64 reference holds to the PyTorch goldens: the premise of every comparison made against it.</summary>

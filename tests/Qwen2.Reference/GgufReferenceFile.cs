@@ -2,18 +2,18 @@ using System.Buffers.Binary;
 using System.Text;
 using Qwen2.Kernels;
 
-namespace Qwen2.Native.Tests.Reference;
+namespace Qwen2.Reference;
 
 /// <summary>
 /// A GGUF (v2, v3) reader for the tests, written from the format description and independent of the engine's reader:
 /// every metadata value type, tensor infos, and tensor data of the types the engine and ggml share, widened to float.
 /// </summary>
-public sealed class GgufTestFile
+public sealed class GgufReferenceFile
 {
     private readonly byte[] _bytes;
     private readonly long _dataStart;
 
-    private GgufTestFile(byte[] bytes, long dataStart, Dictionary<string, object> kv, Dictionary<string, GgufTestTensor> tensors)
+    private GgufReferenceFile(byte[] bytes, long dataStart, Dictionary<string, object> kv, Dictionary<string, GgufReferenceTensor> tensors)
     {
         _bytes = bytes; _dataStart = dataStart; Kv = kv; Tensors = tensors;
     }
@@ -22,7 +22,7 @@ public sealed class GgufTestFile
     public Dictionary<string, object> Kv { get; }
 
     /// <summary>Tensor infos by name.</summary>
-    public Dictionary<string, GgufTestTensor> Tensors { get; }
+    public Dictionary<string, GgufReferenceTensor> Tensors { get; }
 
     /// <summary>A string value.</summary>
     public string String(string key) => (string)Kv[key];
@@ -60,7 +60,7 @@ public sealed class GgufTestFile
     }
 
     /// <summary>Reads the whole file.</summary>
-    public static GgufTestFile Read(string path)
+    public static GgufReferenceFile Read(string path)
     {
         byte[] b = File.ReadAllBytes(path);
         int pos = 0;
@@ -106,7 +106,7 @@ public sealed class GgufTestFile
             string key = Str();
             kv.Add(key, Value(U32()));
         }
-        var tensors = new Dictionary<string, GgufTestTensor>(StringComparer.Ordinal);
+        var tensors = new Dictionary<string, GgufReferenceTensor>(StringComparer.Ordinal);
         for (ulong i = 0; i < tensorCount; i++)
         {
             string name = Str();
@@ -115,22 +115,12 @@ public sealed class GgufTestFile
             for (int j = 0; j < dims; j++) d[j] = checked((long)U64());
             var type = TypeOf(U32());
             long offset = checked((long)U64());
-            tensors.Add(name, new GgufTestTensor(name, d, type, offset));
+            tensors.Add(name, new GgufReferenceTensor(name, d, type, offset));
         }
         long alignment = kv.TryGetValue("general.alignment", out var a) ? Convert.ToInt64(a, System.Globalization.CultureInfo.InvariantCulture) : 32;
         long dataStart = (pos + alignment - 1) / alignment * alignment;
         foreach (var t in tensors.Values)
             if (dataStart + t.Offset + t.Bytes > b.Length) throw new InvalidDataException($"{path}: tensor {t.Name} runs past the end of the file");
-        return new GgufTestFile(b, dataStart, kv, tensors);
+        return new GgufReferenceFile(b, dataStart, kv, tensors);
     }
-}
-
-/// <summary>One tensor's info: GGUF dimensions (innermost first), element type, offset in the data section.</summary>
-public sealed record GgufTestTensor(string Name, long[] Dims, WeightType Type, long Offset)
-{
-    /// <summary>Element count.</summary>
-    public long Elements => Dims.Aggregate(1L, (x, y) => checked(x * y));
-
-    /// <summary>Bytes of data.</summary>
-    public long Bytes => WeightTypes.ByteCount(Type, Elements);
 }

@@ -1,7 +1,8 @@
 using System.Text.Json;
 using Qwen2.Kernels;
+using Qwen2.Native;
 
-namespace Qwen2.Native.Tests.Reference;
+namespace Qwen2.Reference;
 
 /// <summary>One decoder layer's weights as float arrays, row-major [out, in].</summary>
 public sealed record ReferenceLayer(
@@ -65,7 +66,7 @@ public sealed record ReferenceModel(
     /// <summary>Reads a GGUF file of architecture qwen2 (any tensor type ggml and the engine share), dequantized.</summary>
     public static ReferenceModel FromGguf(string path)
     {
-        var g = GgufTestFile.Read(path);
+        var g = GgufReferenceFile.Read(path);
         if (g.String("general.architecture") != "qwen2") throw new InvalidDataException($"{path}: architecture {g.String("general.architecture")}, expected qwen2");
         int U(string key) => checked((int)g.UInt("qwen2." + key));
         int hidden = U("embedding_length"), heads = U("attention.head_count");

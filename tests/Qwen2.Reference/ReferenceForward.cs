@@ -1,4 +1,5 @@
-namespace Qwen2.Native.Tests.Reference;
+
+namespace Qwen2.Reference;
 
 /// <summary>
 /// Qwen2's forward pass in float64 with plain loops, written from /work/shared/QWEN2.md and sharing no code with the

@@ -1,4 +1,5 @@
-namespace Qwen2.Native.Tests.Reference;
+
+namespace Qwen2.Reference;
 
 /// <summary>Distances between logit tables (one row per position) and the float64 reference.</summary>
 public static class LogitError

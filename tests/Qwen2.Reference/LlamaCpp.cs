@@ -1,8 +1,8 @@
-using LLama;
 using LLama.Common;
 using LLama.Native;
+using LLama;
 
-namespace Qwen2.Native.Tests.Reference;
+namespace Qwen2.Reference;
 
 /// <summary>
 /// llama.cpp through LLamaSharp (tests and bench only; this file is compiled into both): its own quantizer, and its
