@@ -11,16 +11,6 @@ namespace Qwen2.Native.Tests.Reference;
 /// </summary>
 public class LlamaQuantizedTests(ITestOutputHelper output)
 {
-    private const int Positions = 12;
-
-    public static TheoryData<string, string> Cases()
-    {
-        var data = new TheoryData<string, string>();
-        foreach (var shape in new[] { QuantizedFiles.Wide256, QuantizedFiles.Wide896 })
-            foreach (string mix in LlamaCpp.Mixes) data.Add(shape.Name, mix);
-        return data;
-    }
-
     [Theory]
     [InlineData("quant-256")]
     [InlineData("quant-896")]
@@ -28,7 +18,7 @@ public class LlamaQuantizedTests(ITestOutputHelper output)
     {
         var shape = QuantizedFiles.Shape(shapeName);
         string gguf = QuantizedFiles.F32(shape);
-        var tokens = QuantizedFiles.Tokens(shape, Positions);
+        var tokens = QuantizedFiles.Tokens(shape, QuantizedCase.Positions);
         var reference = ReferenceForward.Logits(ReferenceModel.FromGguf(gguf), tokens);
         double error = LogitError.MaxAbs(LlamaCpp.Logits(gguf, tokens), reference);
         output.WriteLine($"{shapeName} f32: llama.cpp vs float64 reference, max abs {error:G3} (max |logit| {LogitError.MaxAbs(reference):G3})");
@@ -36,21 +26,16 @@ public class LlamaQuantizedTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [MemberData(nameof(Cases))]
+    [MemberData(nameof(QuantizedCase.All), MemberType = typeof(QuantizedCase))]
     public void Llama_cpp_quantized_file_matches_the_reference_on_its_dequantized_weights(string shapeName, string mix)
     {
-        var shape = QuantizedFiles.Shape(shapeName);
-        string gguf = QuantizedFiles.Quantized(shape, mix);
-        var file = GgufReferenceFile.Read(gguf);
+        var c = QuantizedCase.Get(shapeName, mix);
+        var file = GgufReferenceFile.Read(c.Path);
         var types = file.Tensors.Values.GroupBy(t => t.Type).OrderBy(g => g.Key).Select(g => $"{g.Key}x{g.Count()}");
         // Every matrix quantized (norms and biases stay F32), so the comparison measures quantized products.
         Assert.All(file.Tensors.Values.Where(t => t.Dims.Length == 2), t => Assert.True(WeightTypes.IsQuantized(t.Type), $"{t.Name} is {t.Type}"));
-
-        var tokens = QuantizedFiles.Tokens(shape, Positions);
-        var reference = ReferenceForward.Logits(ReferenceModel.FromGguf(gguf), tokens);
-        double error = LogitError.MaxAbs(LlamaCpp.Logits(gguf, tokens), reference);
-        output.WriteLine($"{shapeName} {mix} [{string.Join(' ', types)}]: llama.cpp vs float64 reference on the dequantized weights, max abs {error:G3} (max |logit| {LogitError.MaxAbs(reference):G3})");
+        output.WriteLine($"{c} [{string.Join(' ', types)}]: llama.cpp vs float64 reference on the dequantized weights, max abs {c.LlamaError:G3} (max |logit| {c.Scale:G3})");
         // llama.cpp quantizes activations to 8 bits; a block misread by the reference's dequantization costs far more.
-        Assert.True(error < 0.05 * LogitError.MaxAbs(reference), $"llama.cpp is {error:G3} from the reference on {gguf}");
+        Assert.True(c.LlamaError < 0.05 * c.Scale, $"llama.cpp is {c.LlamaError:G3} from the reference on {c.Path}");
     }
 }
