@@ -10,8 +10,9 @@ namespace Qwen2.Bench;
 /// Command-line tools over the references, for the CI's held-out checks of quantized files (tools/gguf/check.sh):
 /// <code>
 ///   quantize-peer IN.gguf OUT.gguf TYPE [THREADS]        llama.cpp's quantizer (TYPE: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k_m, q5_k_m, q6_k)
-///   peer-logits FILE.gguf 1,2,3                          llama.cpp's logits (flash attention off, F32 cache) as {"logits": [[...], ...]}
-///   reference-logits FILE.gguf 1,2,3                     the float64 reference on the dequantized weights, same JSON
+///   peer-logits FILE.gguf 1,2,3                          {"llama": [[...], ...], "reference": [[...], ...]}: llama.cpp's logits
+///                                                        (flash attention off, F32 cache) and the float64 reference's on the
+///                                                        dequantized weights, one row per position
 ///   synth-peer DIR HIDDEN LAYERS HEADS KV_HEADS INTER SEED   a random-weight F32 checkpoint with the Qwen2.5 tokenizer
 ///   hf-tokenize TOKENIZER.json CORPUS.json               Hugging Face's tokenizer (Tokenizers.DotNet): a JSON array of id arrays
 /// </code>
@@ -33,11 +34,9 @@ internal static class PeerTools
                 return true;
             case "peer-logits":
                 Need(rest, 2, "peer-logits FILE.gguf 1,2,3");
-                WriteLogits(LlamaCpp.Logits(rest[0], Ids(rest[1])).Select(r => r.Select(v => (double)v).ToArray()).ToArray());
-                return true;
-            case "reference-logits":
-                Need(rest, 2, "reference-logits FILE.gguf 1,2,3");
-                WriteLogits(ReferenceForward.Logits(ReferenceModel.FromGguf(rest[0]), Ids(rest[1])));
+                int[] ids = Ids(rest[1]);
+                var llama = LlamaCpp.Logits(rest[0], ids).Select(r => r.Select(v => (double)v).ToArray()).ToArray();
+                WriteLogits(("llama", llama), ("reference", ReferenceForward.Logits(ReferenceModel.FromGguf(rest[0]), ids)));
                 return true;
             case "synth-peer":
                 Need(rest, 7, "synth-peer DIR HIDDEN LAYERS HEADS KV_HEADS INTER SEED");
@@ -61,19 +60,22 @@ internal static class PeerTools
 
     private static int[] Ids(string list) => list.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
 
-    private static void WriteLogits(double[][] rows)
+    private static void WriteLogits(params (string Name, double[][] Rows)[] tables)
     {
         using var stdout = Console.OpenStandardOutput();
         using var w = new Utf8JsonWriter(stdout);
         w.WriteStartObject();
-        w.WriteStartArray("logits");
-        foreach (var row in rows)
+        foreach (var (name, rows) in tables)
         {
-            w.WriteStartArray();
-            foreach (double v in row) w.WriteNumberValue(v);
+            w.WriteStartArray(name);
+            foreach (var row in rows)
+            {
+                w.WriteStartArray();
+                foreach (double v in row) w.WriteNumberValue(v);
+                w.WriteEndArray();
+            }
             w.WriteEndArray();
         }
-        w.WriteEndArray();
         w.WriteEndObject();
     }
 

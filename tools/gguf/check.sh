@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Held-out quantized GGUF files through the CLI (no test reads them): a random-weight checkpoint of a shape and seed no
-# test uses (hidden 512, intermediate 1536: real K-quants; the Qwen2.5 tokenizer) is exported to F32 GGUF and quantized
+# test uses (hidden 256, intermediate 768: real K-quants; the Qwen2.5 tokenizer and vocabulary) is exported to F32 GGUF and quantized
 # by llama.cpp's own quantizer into each mix; on each file
 #   qwen2 logits            must be within twice llama.cpp's error of the float64 reference on the dequantized weights,
 #   qwen2 generate -t 0     must pick, at every step, the reference's argmax or llama.cpp's (over the same sequence),
@@ -17,7 +17,7 @@ tokens="9707,11,1879,0,2585,525,498,3351"   # "Hello, world! How are you today" 
 steps=6
 
 if [[ ! -f "$work/f32.gguf" ]]; then
-  $peer synth-peer "$work/checkpoint" 512 2 8 2 1536 20261202
+  $peer synth-peer "$work/checkpoint" 256 2 4 2 768 20261202
   $qwen2 export-gguf --model "$work/checkpoint" --out "$work/f32.gguf" --type f32 >/dev/null
 fi
 gunzip -c src/Qwen2.Cli/Assets/tokenizer/qwen2.5/tokenizer.json.gz > "$work/tokenizer.json"
@@ -29,14 +29,14 @@ for mix in $mixes; do
   $qwen2 logits --model "$gguf" --tokens "$tokens" > "$work/ours.json"
   greedy=$($qwen2 generate --model "$gguf" --tokens "$tokens" --temperature 0 --max-tokens $steps --output ids --ignore-eos 2>/dev/null)
   sequence="$tokens,$(python3 -c "import json,sys; print(','.join(map(str, json.loads(sys.argv[1]))))" "$greedy")"
-  $peer peer-logits "$gguf" "$sequence" 2>/dev/null > "$work/llama.json"
-  $peer reference-logits "$gguf" "$sequence" > "$work/reference.json"
+  $peer peer-logits "$gguf" "$sequence" 2>/dev/null > "$work/peers.json"
   $qwen2 tokenize --model "$gguf" --json-in tools/aot/corpus.json > "$work/ids.json"
   python3 - "$work" "$mix" "$tokens" "$greedy" <<'PY'
 import json, sys
 work, mix, tokens, greedy = sys.argv[1], sys.argv[2], sys.argv[3].split(","), json.loads(sys.argv[4])
 load = lambda name: json.load(open(f"{work}/{name}.json"))
-ours, llama, ref = load("ours")["logits"], load("llama")["logits"], load("reference")["logits"]
+peers = load("peers")
+ours, llama, ref = load("ours")["logits"], peers["llama"], peers["reference"]
 n = len(tokens)
 def err(rows):
     assert len(rows) >= n and all(len(a) == len(b) for a, b in zip(rows[:n], ref)), "row counts or widths differ"
