@@ -9,7 +9,8 @@
 // of 64 and 512 tokens, 128 decode steps after a 64-token prompt, 1 and 2 threads; ours is the baseline of each
 // (operation, mix, threads) group, and all cases run in one BenchmarkDotNet run, one after the other. llama.cpp runs with
 // its defaults (flash attention auto, F16 KV cache); the setup prints how far its logits (flash attention off, F32 cache)
-// are from ours on the file, and fails when they are further apart than a wrong load would put them.
+// are from ours on the file, and fails when they are further apart than a wrong load would put them. A dry run on the tiny
+// shape (QWEN2_BENCH_SHAPE=tiny ... --job dry) runs the q4_k_m cases only: llama.cpp cannot make q8_0 of its 176-wide rows.
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using Qwen2.Native.Gguf;
@@ -85,7 +86,15 @@ public class PeersQuantized : PeerRuns
         string path = f16[..^"-f16.gguf".Length] + $"-{mix}-llama.gguf";
         if (File.Exists(path)) return path;
         Console.WriteLine($"// quantizing {f16} to {mix} with llama.cpp into {path}");
-        LlamaCpp.Quantize(f16, path, mix, Environment.ProcessorCount);
+        try
+        {
+            LlamaCpp.Quantize(f16, path, mix, Environment.ProcessorCount);
+        }
+        catch (InvalidOperationException e)
+        {
+            // llama.cpp refuses rows that do not fill its 32-element blocks (the tiny shape's intermediate 176).
+            throw new InvalidOperationException($"{e.Message}; llama.cpp quantizes only rows of whole 32-element blocks: pick a real shape (QWEN2_BENCH_SHAPE=qwen2-0.5b or qwen2-1.5b)", e);
+        }
         return path;
     }
 }
