@@ -69,8 +69,11 @@ public class EngineQuantizedTests(ITestOutputHelper output)
                 $"{c}: step {s}: we chose {cached[s]} (reference logit {row[cached[s]]:G6}), the reference {expected} ({row[expected]:G6})");
         }
 
-        // Cached decoding is the uncached pass, one row at a time: the same tokens, the same logits up to rounding.
+        // Cached decoding is the uncached pass, one row at a time: the same tokens. The logits agree to float rounding
+        // only until that rounding moves an activation across a quantization step's midpoint (activations are quantized
+        // per token to int8, as llama.cpp does); one such step changes a product by d_a·|w|, so the two passes may differ
+        // by up to the quantization's own effect, which llama.cpp's error on the same file measures.
         Assert.Equal(uncached, cached);
-        Assert.True(cacheDiff <= 1e-3, $"{c}: cached and uncached logits differ by {cacheDiff:G3}");
+        Assert.True(cacheDiff <= 2 * c.LlamaError, $"{c}: cached and uncached logits differ by {cacheDiff:G3}, over twice llama.cpp's error {c.LlamaError:G3}");
     }
 }
