@@ -24,9 +24,12 @@ public abstract class PeerRuns
     private readonly LLamaBatch _batch = new();
     private int[] _tokens = null!;
 
-    /// <summary>Threads for both engines.</summary>
-    [BenchmarkDotNet.Attributes.Params(1, 2)]
+    /// <summary>Threads for both engines: 1 and 2, or the comma-separated list in QWEN2_BENCH_THREADS.</summary>
+    [BenchmarkDotNet.Attributes.ParamsSource(nameof(ThreadCounts))]
     public int Threads { get; set; }
+
+    /// <summary>The values <see cref="Threads"/> takes.</summary>
+    public static IEnumerable<int> ThreadCounts() => BenchList.FromEnvironment("QWEN2_BENCH_THREADS", ["1", "2"]).Select(int.Parse);
 
     /// <summary>Loads our model from <paramref name="path"/> (a checkpoint directory or a GGUF file).</summary>
     protected void LoadOurs(string path)

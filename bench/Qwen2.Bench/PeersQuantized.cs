@@ -2,6 +2,7 @@
 //
 //   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*PeersQuantized*'
 //   QWEN2_BENCH_SHAPE=qwen2-1.5b dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*PeersQuantized*'
+//   QWEN2_BENCH_MIXES=q4_k_m QWEN2_BENCH_THREADS=2 ... narrows the mixes and thread counts.
 //
 // The checkpoint is the Peers suite's (QWEN2_MODEL, else the synthesized BF16 checkpoint of QWEN2_BENCH_SHAPE, default
 // qwen2-0.5b), exported once to F16 GGUF, then quantized once by llama.cpp's own quantizer (as llama-quantize does from
@@ -21,9 +22,12 @@ namespace Qwen2.Bench;
 /// <summary>Prefill and decode of one llama.cpp-quantized GGUF file (Q8_0, Q4_K_M) in both engines, 1 and 2 threads.</summary>
 public class PeersQuantized : PeerRuns
 {
-    /// <summary>llama-quantize's mix name.</summary>
-    [Params("q8_0", "q4_k_m")]
+    /// <summary>llama-quantize's mix name: q8_0 and q4_k_m, or the comma-separated list in QWEN2_BENCH_MIXES.</summary>
+    [ParamsSource(nameof(Mixes))]
     public string Mix { get; set; } = "q8_0";
+
+    /// <summary>The values <see cref="Mix"/> takes.</summary>
+    public static IEnumerable<string> Mixes() => BenchList.FromEnvironment("QWEN2_BENCH_MIXES", ["q8_0", "q4_k_m"]);
 
     /// <summary>Loads the quantized file into our engine.</summary>
     [GlobalSetup(Targets = [nameof(Ours_Prefill64), nameof(Ours_Prefill512), nameof(Ours_Decode128)])]
