@@ -27,101 +27,56 @@ using LLama.Native;
 using Qwen2.Kernels;
 using Qwen2.Native;
 using Qwen2.Native.Gguf;
+using Qwen2.Reference;
 
 namespace Qwen2.Bench;
 
 /// <summary>Prefill and decode, Qwen2Managed (BF16 safetensors) against llama.cpp (F16 and F32 GGUF), 1 and 2 threads.</summary>
-[Config(typeof(PeersConfig))]
-[CategoriesColumn]
-[GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
-public class Peers
+public class Peers : PeerRuns
 {
     internal const string Prefill64 = "Prefill64", Prefill512 = "Prefill512", Decode128 = "Decode128";
-    private const int PromptTokens = 64, LongPromptTokens = 512, DecodeSteps = 128, ContextTokens = 1024;
-
-    private Qwen2Model? _ours;
-    private PastKeyValues? _cache;
-    private float[] _logits = null!;
-    private LLamaWeights? _llamaWeights;
-    private LLamaContext? _llama;
-    private readonly LLamaBatch _batch = new();
-    private int[] _tokens = null!;
-
-    /// <summary>Threads for both engines.</summary>
-    [Params(1, 2)]
-    public int Threads { get; set; }
-
-    private void Prepare()
-    {
-        _tokens = PeersModel.Tokens(LongPromptTokens + DecodeSteps);
-    }
 
     /// <summary>Loads our model.</summary>
     [GlobalSetup(Targets = [nameof(Ours_Prefill64), nameof(Ours_Prefill512), nameof(Ours_Decode128)])]
-    public void SetupOurs()
-    {
-        Prepare();
-        _ours = Qwen2Model.Load(PeersModel.Checkpoint(), new ModelOptions { Threads = Threads });
-        _cache = _ours.CreateCache(ContextTokens);
-        _logits = new float[_ours.Config.VocabSize];
-    }
+    public void SetupOurs() => LoadOurs(PeersModel.Checkpoint());
 
     /// <summary>Loads the F16 GGUF into llama.cpp.</summary>
     [GlobalSetup(Targets = [nameof(LlamaF16_Prefill64), nameof(LlamaF16_Prefill512), nameof(LlamaF16_Decode128)])]
     public void SetupLlamaF16()
     {
-        Prepare();
         string gguf = PeersModel.Gguf(GgufFileType.F16);
         PeersModel.SanityCheck(gguf, Threads, limit: null); // F16 weights round: printed, not enforced
-        (_llamaWeights, _llama) = PeersModel.LoadLlama(gguf, Threads, exact: false);
+        LoadLlama(gguf);
     }
 
     /// <summary>Checks llama.cpp's logits against ours on the F32 GGUF, then loads it for timing.</summary>
     [GlobalSetup(Targets = [nameof(LlamaF32_Prefill64), nameof(LlamaF32_Prefill512), nameof(LlamaF32_Decode128)])]
     public void SetupLlamaF32()
     {
-        Prepare();
         string gguf = PeersModel.Gguf(GgufFileType.F32);
         PeersModel.SanityCheck(gguf, Threads, limit: 1e-2);
-        (_llamaWeights, _llama) = PeersModel.LoadLlama(gguf, Threads, exact: false);
+        LoadLlama(gguf);
     }
 
     /// <summary>Every measured call starts from an empty cache; decode calls from the 64-token prompt (untimed).</summary>
     [IterationSetup(Targets = [nameof(Ours_Prefill64), nameof(Ours_Prefill512)])]
-    public void ResetOurs() => _cache!.Reset();
+    public void ResetOurs() => ResetOursCache();
 
     /// <summary>As <see cref="ResetOurs"/>, then the prompt.</summary>
     [IterationSetup(Targets = [nameof(Ours_Decode128)])]
-    public void PromptOurs()
-    {
-        _cache!.Reset();
-        _ours!.ForwardInto(_tokens.AsSpan(0, PromptTokens), _cache, _logits, LogitsSelection.Last);
-    }
+    public void PromptOurs() => PromptOursCache();
 
     /// <summary>Clears llama.cpp's KV cache.</summary>
     [IterationSetup(Targets = [nameof(LlamaF16_Prefill64), nameof(LlamaF16_Prefill512), nameof(LlamaF32_Prefill64), nameof(LlamaF32_Prefill512)])]
-    public void ResetLlama() => _llama!.NativeHandle.MemoryClear(true);
+    public void ResetLlama() => ResetLlamaCache();
 
     /// <summary>As <see cref="ResetLlama"/>, then the prompt.</summary>
     [IterationSetup(Targets = [nameof(LlamaF16_Decode128), nameof(LlamaF32_Decode128)])]
-    public void PromptLlama()
-    {
-        _llama!.NativeHandle.MemoryClear(true);
-        LlamaPrefill(PromptTokens);
-    }
-
-    /// <summary>Releases whatever the setup loaded.</summary>
-    [GlobalCleanup]
-    public void Cleanup()
-    {
-        _ours?.Dispose();
-        _llama?.Dispose();
-        _llamaWeights?.Dispose();
-    }
+    public void PromptLlama() => PromptLlamaCache();
 
     /// <summary>Ours: 64 tokens in one forward call.</summary>
     [Benchmark(Baseline = true), BenchmarkCategory(Prefill64)]
-    public void Ours_Prefill64() => _ours!.ForwardInto(_tokens.AsSpan(0, PromptTokens), _cache, _logits, LogitsSelection.Last);
+    public void Ours_Prefill64() => OursPrefill(PromptTokens);
 
     /// <summary>llama.cpp F16: 64 tokens in one batch.</summary>
     [Benchmark, BenchmarkCategory(Prefill64)]
@@ -133,7 +88,7 @@ public class Peers
 
     /// <summary>Ours: 512 tokens in one forward call.</summary>
     [Benchmark(Baseline = true), BenchmarkCategory(Prefill512)]
-    public void Ours_Prefill512() => _ours!.ForwardInto(_tokens.AsSpan(0, LongPromptTokens), _cache, _logits, LogitsSelection.Last);
+    public void Ours_Prefill512() => OursPrefill(LongPromptTokens);
 
     /// <summary>llama.cpp F16: 512 tokens in one batch.</summary>
     [Benchmark, BenchmarkCategory(Prefill512)]
@@ -145,11 +100,7 @@ public class Peers
 
     /// <summary>Ours: 128 one-token steps after the prompt.</summary>
     [Benchmark(Baseline = true), BenchmarkCategory(Decode128)]
-    public void Ours_Decode128()
-    {
-        for (int i = 0; i < DecodeSteps; i++)
-            _ours!.ForwardInto(_tokens.AsSpan(PromptTokens + i, 1), _cache, _logits, LogitsSelection.Last);
-    }
+    public void Ours_Decode128() => OursDecode();
 
     /// <summary>llama.cpp F16: 128 one-token steps after the prompt.</summary>
     [Benchmark, BenchmarkCategory(Decode128)]
@@ -158,23 +109,6 @@ public class Peers
     /// <summary>llama.cpp F32: 128 one-token steps after the prompt.</summary>
     [Benchmark, BenchmarkCategory(Decode128)]
     public void LlamaF32_Decode128() => LlamaDecode();
-
-    private void LlamaPrefill(int n)
-    {
-        _batch.Clear();
-        for (int i = 0; i < n; i++) _batch.Add((LLamaToken)_tokens[i], i, LLamaSeqId.Zero, i == n - 1);
-        PeersModel.Check(_llama!.Decode(_batch));
-    }
-
-    private void LlamaDecode()
-    {
-        for (int i = 0; i < DecodeSteps; i++)
-        {
-            _batch.Clear();
-            _batch.Add((LLamaToken)_tokens[PromptTokens + i], PromptTokens + i, LLamaSeqId.Zero, true);
-            PeersModel.Check(_llama!.Decode(_batch));
-        }
-    }
 }
 
 /// <summary>One process per case, a short fixed schedule: the suite takes minutes, not hours, on the 0.5B shape.</summary>
@@ -205,8 +139,6 @@ internal sealed class TokensPerSecondColumn()
 /// <summary>The checkpoint, its GGUF exports and llama.cpp loading, shared by the benchmark's setups.</summary>
 internal static class PeersModel
 {
-    private static bool _nativeConfigured;
-
     /// <summary>QWEN2_MODEL, or the synthesized checkpoint of QWEN2_BENCH_SHAPE (default qwen2-0.5b), written once.</summary>
     public static string Checkpoint()
     {
@@ -218,11 +150,17 @@ internal static class PeersModel
         if (File.Exists(done)) return dir;
         Console.WriteLine($"// synthesizing {shape.Name} into {dir}");
         SyntheticCheckpoint.Write(dir, shape, WeightType.BF16, seed: 0, overwrite: true);
+        CopyTokenizer(dir);
+        File.WriteAllText(done, "written by the Peers benchmark\n");
+        return dir;
+    }
+
+    /// <summary>Copies the repository's Qwen2.5 tokenizer (tokenizer.json.gz, tokenizer_config.json) into <paramref name="dir"/>.</summary>
+    public static void CopyTokenizer(string dir)
+    {
         string assets = Path.Combine(RepoRoot(), "src", "Qwen2.Cli", "Assets", "tokenizer", "qwen2.5");
         File.Copy(Path.Combine(assets, "tokenizer.json.gz"), Path.Combine(dir, "tokenizer.json.gz"), overwrite: true);
         File.Copy(Path.Combine(assets, "tokenizer_config.json"), Path.Combine(dir, "tokenizer_config.json"), overwrite: true);
-        File.WriteAllText(done, "written by the Peers benchmark\n");
-        return dir;
     }
 
     /// <summary>The checkpoint exported to <paramref name="type"/>, exported on first use and kept.</summary>
@@ -243,49 +181,18 @@ internal static class PeersModel
         return path;
     }
 
-    /// <summary>
-    /// Loads a GGUF file on the CPU. <paramref name="exact"/> turns flash attention off and keeps the KV cache in F32,
-    /// so llama.cpp computes in float32 throughout (with its defaults, F16 K/V and flash attention's F16 rounding move
-    /// logits by about 1e-4).
-    /// </summary>
-    public static (LLamaWeights, LLamaContext) LoadLlama(string gguf, int threads, bool exact)
-    {
-        ConfigureNative();
-        var p = new ModelParams(gguf)
-        {
-            ContextSize = 1024,
-            BatchSize = 512,
-            UBatchSize = 512,
-            Threads = threads,
-            BatchThreads = threads,
-            GpuLayerCount = 0,
-        };
-        if (exact)
-        {
-            p.FlashAttention = false;
-            p.TypeK = GGMLType.GGML_TYPE_F32;
-            p.TypeV = GGMLType.GGML_TYPE_F32;
-        }
-        var weights = LLamaWeights.LoadFromFile(p);
-        try
-        {
-            return (weights, weights.CreateContext(p));
-        }
-        catch
-        {
-            weights.Dispose();
-            throw;
-        }
-    }
+    /// <summary>Loads a GGUF file on the CPU (see <see cref="LlamaCpp.Load"/>).</summary>
+    public static (LLamaWeights, LLamaContext) LoadLlama(string gguf, int threads, bool exact) => LlamaCpp.Load(gguf, threads, exact);
 
     /// <summary>
-    /// Prints how far llama.cpp's logits on <paramref name="gguf"/> are from ours for a short prompt and throws above
-    /// <paramref name="limit"/>: on the F32 export they must agree, otherwise the exporter is wrong.
+    /// Prints how far llama.cpp's logits on <paramref name="gguf"/> are from ours (on <paramref name="oursPath"/>, by
+    /// default the checkpoint) for a short prompt and throws above <paramref name="limit"/>: on the F32 export they must
+    /// agree, otherwise the exporter is wrong.
     /// </summary>
-    public static void SanityCheck(string gguf, int threads, double? limit)
+    public static void SanityCheck(string gguf, int threads, double? limit, string? oursPath = null)
     {
         int[] ids = Tokens(8);
-        using var ours = Qwen2Model.Load(Checkpoint(), new ModelOptions { Threads = threads });
+        using var ours = Qwen2Model.Load(oursPath ?? Checkpoint(), new ModelOptions { Threads = threads });
         var expected = ours.Forward(ids);
         var (weights, context) = LoadLlama(gguf, threads, exact: true);
         using (weights)
@@ -320,24 +227,7 @@ internal static class PeersModel
         return Enumerable.Range(0, count).Select(_ => rng.Next(151643)).ToArray();
     }
 
-    public static void Check(DecodeResult result)
-    {
-        if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama.cpp decode failed: {result}");
-    }
-
-    /// <summary>
-    /// LLamaSharp picks the AVX-512 / AVX2 / AVX build of the CPU backend by itself; only its log goes through here,
-    /// dropped below warnings so llama.cpp's load chatter does not flood the benchmark's output.
-    /// </summary>
-    private static void ConfigureNative()
-    {
-        if (_nativeConfigured) return;
-        _nativeConfigured = true;
-        NativeLibraryConfig.All.WithLogCallback((level, message) =>
-        {
-            if (level is LLamaLogLevel.Warning or LLamaLogLevel.Error) Console.Write($"// llama.cpp: {message}");
-        });
-    }
+    public static void Check(DecodeResult result) => LlamaCpp.Check(result);
 
     private static string CacheRoot()
     {

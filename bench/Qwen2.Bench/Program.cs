@@ -15,6 +15,10 @@ using Qwen2.Bench;
 // A dry run checks that the suites run, not their speed: with neither variable set it uses the tiny fixture rather than
 // loading (or first writing) the 0.99 GB checkpoint:
 //   cd bench/Qwen2.Bench && dotnet run -c Release --no-build -- --filter '*CacheVsNoCache*' --job dry
+// Tools for the held-out checks of quantized files (tools/gguf/check.sh), e.g. llama.cpp's quantizer:
+//   dotnet run -c Release --project bench/Qwen2.Bench -- quantize-peer IN.gguf OUT.gguf q4_k_m
+// (see PeerTools for the list); anything else goes to BenchmarkDotNet.
+if (PeerTools.TryRun(args, out int toolExit)) return toolExit;
 bool dry = args.Select((a, i) => (a, i)).Any(p => p.a is "--job" or "-j" && p.i + 1 < args.Length && args[p.i + 1].Equals("dry", StringComparison.OrdinalIgnoreCase));
 if (dry && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(Qwen2.Native.ModelLocator.ModelVariable))
         && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(BenchCheckpoint.ShapeVariable)))
@@ -23,3 +27,4 @@ if (dry && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(Qwen2.Native.
     Console.WriteLine($"dry run: {BenchCheckpoint.ShapeVariable}=tiny (set it, or {Qwen2.Native.ModelLocator.ModelVariable}, to time another checkpoint)");
 }
 BenchmarkSwitcher.FromAssembly(typeof(CacheVsNoCache).Assembly).Run(args);
+return 0;

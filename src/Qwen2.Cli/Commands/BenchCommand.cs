@@ -107,7 +107,7 @@ internal static class BenchCommand
         {
             Model = dir,
             ModelName = Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)),
-            Dtype = c.TorchDtype ?? "unknown",
+            Dtype = c.TorchDtype ?? MatrixTypes(model),
             Layers = c.NumHiddenLayers,
             HiddenSize = c.HiddenSize,
             IntermediateSize = c.IntermediateSize,
@@ -244,6 +244,19 @@ internal static class BenchCommand
         {
             foreach (var seq in Sequences) seq.Rewind(tokens);
         }
+    }
+
+    /// <summary>
+    /// The element types of the weight matrices, most bytes first (e.g. <c>Q4_K+Q6_K</c> for a q4_k_m GGUF file, which
+    /// has no torch_dtype): what the bytes per token are made of.
+    /// </summary>
+    private static string MatrixTypes(Qwen2Model model)
+    {
+        var types = model.Tensors.Where(t => t.Tensor.Shape.Length == 2)
+            .GroupBy(t => t.Tensor.DType)
+            .OrderByDescending(g => g.Sum(t => t.Tensor.End - t.Tensor.Begin))
+            .Select(g => g.Key).ToArray();
+        return types.Length > 0 ? string.Join('+', types) : "unknown";
     }
 
     private static double Median(double[] values)

@@ -1,0 +1,90 @@
+using System.Globalization;
+using System.Text.Json;
+using Qwen2.Kernels;
+using Qwen2.Native;
+using Qwen2.Reference;
+
+namespace Qwen2.Bench;
+
+/// <summary>
+/// Command-line tools over the references, for the CI's held-out checks of quantized files (tools/gguf/check.sh):
+/// <code>
+///   quantize-peer IN.gguf OUT.gguf TYPE [THREADS]        llama.cpp's quantizer (TYPE: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k_m, q5_k_m, q6_k)
+///   peer-logits FILE.gguf 1,2,3                          {"llama": [[...], ...], "reference": [[...], ...]}: llama.cpp's logits
+///                                                        (flash attention off, F32 cache) and the float64 reference's on the
+///                                                        dequantized weights, one row per position
+///   synth-peer DIR HIDDEN LAYERS HEADS KV_HEADS INTER SEED   a random-weight F32 checkpoint with the Qwen2.5 tokenizer
+///   hf-tokenize TOKENIZER.json CORPUS.json               Hugging Face's tokenizer (Tokenizers.DotNet): a JSON array of id arrays
+/// </code>
+/// </summary>
+internal static class PeerTools
+{
+    /// <summary>Runs a tool when <paramref name="args"/> names one; false when they are benchmark arguments.</summary>
+    public static bool TryRun(string[] args, out int exitCode)
+    {
+        exitCode = 0;
+        if (args.Length == 0) return false;
+        string[] rest = args[1..];
+        switch (args[0])
+        {
+            case "quantize-peer":
+                Need(rest, 3, "quantize-peer IN.gguf OUT.gguf TYPE [THREADS]");
+                LlamaCpp.Quantize(rest[0], rest[1], rest[2], rest.Length > 3 ? int.Parse(rest[3], CultureInfo.InvariantCulture) : Environment.ProcessorCount);
+                Console.Error.WriteLine($"llama.cpp quantized {rest[0]} to {rest[2]}: {rest[1]} ({new FileInfo(rest[1]).Length:N0} bytes)");
+                return true;
+            case "peer-logits":
+                Need(rest, 2, "peer-logits FILE.gguf 1,2,3");
+                int[] ids = Ids(rest[1]);
+                var llama = LlamaCpp.Logits(rest[0], ids).Select(r => r.Select(v => (double)v).ToArray()).ToArray();
+                WriteLogits(("llama", llama), ("reference", ReferenceForward.Logits(ReferenceModel.FromGguf(rest[0]), ids)));
+                return true;
+            case "synth-peer":
+                Need(rest, 7, "synth-peer DIR HIDDEN LAYERS HEADS KV_HEADS INTER SEED");
+                Synthesize(rest);
+                return true;
+            case "hf-tokenize":
+                Need(rest, 2, "hf-tokenize TOKENIZER.json CORPUS.json");
+                var hf = new Tokenizers.DotNet.Tokenizer(vocabPath: rest[0]);
+                var texts = JsonSerializer.Deserialize<string[]>(File.ReadAllText(rest[1])) ?? throw new InvalidDataException($"{rest[1]}: not a JSON array of strings");
+                Console.WriteLine(JsonSerializer.Serialize(texts.Select(t => hf.Encode(t).Select(id => (int)id).ToArray()).ToArray()));
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    private static void Need(string[] rest, int count, string usage)
+    {
+        if (rest.Length < count) throw new ArgumentException($"usage: {usage}");
+    }
+
+    private static int[] Ids(string list) => list.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+
+    private static void WriteLogits(params (string Name, double[][] Rows)[] tables)
+    {
+        using var stdout = Console.OpenStandardOutput();
+        using var w = new Utf8JsonWriter(stdout);
+        w.WriteStartObject();
+        foreach (var (name, rows) in tables)
+        {
+            w.WriteStartArray(name);
+            foreach (var row in rows)
+            {
+                w.WriteStartArray();
+                foreach (double v in row) w.WriteNumberValue(v);
+                w.WriteEndArray();
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    private static void Synthesize(string[] a)
+    {
+        int I(int i) => int.Parse(a[i], CultureInfo.InvariantCulture);
+        var shape = new SyntheticShape($"peer-h{I(1)}", I(1), I(2), I(3), I(4), I(5), SyntheticShape.Qwen2_0_5B.VocabSize, true, 4096);
+        SyntheticCheckpoint.Write(a[0], shape, WeightType.F32, ulong.Parse(a[6], CultureInfo.InvariantCulture), overwrite: true);
+        PeersModel.CopyTokenizer(a[0]);
+        Console.Error.WriteLine($"wrote {a[0]}: {shape}");
+    }
+}

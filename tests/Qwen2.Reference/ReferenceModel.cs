@@ -1,0 +1,93 @@
+using System.Text.Json;
+using Qwen2.Kernels;
+using Qwen2.Native;
+
+namespace Qwen2.Reference;
+
+/// <summary>One decoder layer's weights as float arrays, row-major [out, in].</summary>
+public sealed record ReferenceLayer(
+    float[] InputNorm, float[] Wq, float[] Bq, float[] Wk, float[] Bk, float[] Wv, float[] Bv, float[] Wo,
+    float[] PostNorm, float[] Gate, float[] Up, float[] Down);
+
+/// <summary>
+/// The hyper-parameters and float weights of a Qwen2 model, read into plain arrays (F32, BF16, F16 and the ggml block
+/// types widened through <see cref="WeightTypes.ToSingle"/>) for <see cref="ReferenceForward"/>. Loading reads
+/// config.json or GGUF metadata itself, so the reference shares no configuration code with the engine.
+/// </summary>
+public sealed record ReferenceModel(
+    int Hidden, int Layers, int Heads, int KvHeads, int HeadDim, int Intermediate, int Vocab,
+    double RopeTheta, double Eps, int? SlidingWindow, int MaxWindowLayers,
+    float[] Embed, ReferenceLayer[] Blocks, float[] Norm, float[] LmHead)
+{
+    /// <summary>Reads a Hugging Face checkpoint directory (config.json and safetensors).</summary>
+    public static ReferenceModel FromCheckpoint(string directory)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "config.json")));
+        var c = doc.RootElement;
+        int Int(string key) => c.GetProperty(key).GetInt32();
+        bool Has(string key, out JsonElement e) => c.TryGetProperty(key, out e) && e.ValueKind != JsonValueKind.Null;
+        int hidden = Int("hidden_size"), heads = Int("num_attention_heads");
+        int kvHeads = Has("num_key_value_heads", out var kv) ? kv.GetInt32() : heads;
+        int headDim = Has("head_dim", out var hd) ? hd.GetInt32() : hidden / heads;
+        double theta = Has("rope_theta", out var rt) ? rt.GetDouble()
+            : Has("rope_parameters", out var rp) ? rp.GetProperty("rope_theta").GetDouble() : 10000.0;
+        double eps = Has("rms_norm_eps", out var e) ? e.GetDouble() : 1e-6;
+        bool tied = Has("tie_word_embeddings", out var t) && t.GetBoolean();
+        bool sliding = Has("use_sliding_window", out var us) && us.GetBoolean();
+        int? window = sliding && Has("sliding_window", out var sw) ? sw.GetInt32() : null;
+        int maxWindowLayers = Has("max_window_layers", out var mw) ? mw.GetInt32() : int.MaxValue;
+
+        using var files = new CheckpointFiles(directory);
+        float[] Read(string name)
+        {
+            if (!files.TryGet(name, out var file, out var info)) throw new InvalidDataException($"{directory}: no tensor {name}");
+            var values = new float[(int)info.Shape.Aggregate(1L, (a, d) => a * d)];
+            unsafe { WeightTypes.ToSingle(file.WeightTypeOf(info), new ReadOnlySpan<byte>(file.Pointer(info), (int)(info.End - info.Begin)), values); }
+            return values;
+        }
+        int layers = Int("num_hidden_layers");
+        var blocks = new ReferenceLayer[layers];
+        for (int i = 0; i < layers; i++)
+        {
+            string p = $"model.layers.{i}.";
+            blocks[i] = new ReferenceLayer(
+                Read(p + "input_layernorm.weight"),
+                Read(p + "self_attn.q_proj.weight"), Read(p + "self_attn.q_proj.bias"),
+                Read(p + "self_attn.k_proj.weight"), Read(p + "self_attn.k_proj.bias"),
+                Read(p + "self_attn.v_proj.weight"), Read(p + "self_attn.v_proj.bias"),
+                Read(p + "self_attn.o_proj.weight"), Read(p + "post_attention_layernorm.weight"),
+                Read(p + "mlp.gate_proj.weight"), Read(p + "mlp.up_proj.weight"), Read(p + "mlp.down_proj.weight"));
+        }
+        float[] embed = Read("model.embed_tokens.weight");
+        return new ReferenceModel(hidden, layers, heads, kvHeads, headDim, Int("intermediate_size"), Int("vocab_size"),
+            theta, eps, window, maxWindowLayers, embed, blocks, Read("model.norm.weight"), tied ? embed : Read("lm_head.weight"));
+    }
+
+    /// <summary>Reads a GGUF file of architecture qwen2 (any tensor type ggml and the engine share), dequantized.</summary>
+    public static ReferenceModel FromGguf(string path)
+    {
+        var g = GgufReferenceFile.Read(path);
+        if (g.String("general.architecture") != "qwen2") throw new InvalidDataException($"{path}: architecture {g.String("general.architecture")}, expected qwen2");
+        int U(string key) => checked((int)g.UInt("qwen2." + key));
+        int hidden = U("embedding_length"), heads = U("attention.head_count");
+        int headDim = g.Kv.ContainsKey("qwen2.attention.key_length") ? U("attention.key_length") : hidden / heads;
+        int layers = U("block_count");
+        var blocks = new ReferenceLayer[layers];
+        for (int i = 0; i < layers; i++)
+        {
+            string b = $"blk.{i}.";
+            blocks[i] = new ReferenceLayer(
+                g.Floats(b + "attn_norm.weight"),
+                g.Floats(b + "attn_q.weight"), g.Floats(b + "attn_q.bias"),
+                g.Floats(b + "attn_k.weight"), g.Floats(b + "attn_k.bias"),
+                g.Floats(b + "attn_v.weight"), g.Floats(b + "attn_v.bias"),
+                g.Floats(b + "attn_output.weight"), g.Floats(b + "ffn_norm.weight"),
+                g.Floats(b + "ffn_gate.weight"), g.Floats(b + "ffn_up.weight"), g.Floats(b + "ffn_down.weight"));
+        }
+        float[] embed = g.Floats("token_embd.weight");
+        int vocab = checked((int)g.Tensors["token_embd.weight"].Dims[1]);
+        return new ReferenceModel(hidden, layers, heads, U("attention.head_count_kv"), headDim, U("feed_forward_length"), vocab,
+            g.Float("qwen2.rope.freq_base"), g.Float("qwen2.attention.layer_norm_rms_epsilon"), null, int.MaxValue,
+            embed, blocks, g.Floats("output_norm.weight"), g.Tensors.ContainsKey("output.weight") ? g.Floats("output.weight") : embed);
+    }
+}
