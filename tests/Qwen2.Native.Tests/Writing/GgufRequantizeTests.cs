@@ -102,6 +102,26 @@ public class GgufRequantizeTests
     }
 
     [Fact]
+    public void Exporting_a_quantized_gguf_as_f32_dequantizes_it_without_the_flag()
+    {
+        using var dir = new TempDir();
+        string input = QuantizedCheckpoints.Gguf(Shape, GgufFileType.Q8_0), output = dir.File("f32.gguf");
+        GgufExporter.Export(input, output, GgufFileType.F32);
+        var source = GgufTests.GgufFile.Read(input);
+        var g = GgufTests.GgufFile.Read(output);
+        foreach (var (name, t) in g.Tensors)
+        {
+            Assert.Equal((name, GgmlType.F32), (name, t.Type));
+            var from = source.Tensors[name];
+            var want = new float[t.Dims.Aggregate(1L, (a, d) => a * (long)d)];
+            WeightTypes.ToSingle(GgmlTypeLayout.ToWeightType(from.Type), source.Data(name), want);
+            Assert.True(System.Runtime.InteropServices.MemoryMarshal.AsBytes(want.AsSpan()).SequenceEqual(g.Data(name)), $"{name}: not the input's values");
+        }
+        Assert.Equal((object)(uint)GgufFileType.F32, g.Kv["general.file_type"].Value);
+        Assert.False(g.Kv.ContainsKey("general.quantization_version"));
+    }
+
+    [Fact]
     public void A_quantized_gguf_kept_at_its_type_is_copied_without_the_flag()
     {
         using var dir = new TempDir();
