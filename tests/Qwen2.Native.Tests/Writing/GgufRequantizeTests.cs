@@ -74,11 +74,7 @@ public class GgufRequantizeTests
     [Fact]
     public unsafe void Requantizing_with_the_flag_quantizes_the_dequantized_weights()
     {
-        using var dir = new TempDir();
-        string input = QuantizedCheckpoints.Gguf(Shape, GgufFileType.Q8_0), output = dir.File("q4.gguf");
-        GgufExporter.Export(input, output, GgufFileType.Q4_K_M, allowRequantize: true);
-        var source = GgufTests.GgufFile.Read(input);
-        var g = GgufTests.GgufFile.Read(output);
+        var (source, g) = FromQ8(GgufFileType.Q4_K_M, allowRequantize: true);
         var direct = GgufTests.GgufFile.Read(QuantizedCheckpoints.Gguf(Shape, GgufFileType.Q4_K_M));
         foreach (var (name, t) in g.Tensors)
         {
@@ -90,11 +86,9 @@ public class GgufRequantizeTests
                 continue;
             }
             // The reference quantizer on the input's values, dequantized.
-            long n = t.Dims.Aggregate(1L, (a, d) => a * (long)d);
-            var floats = new float[n];
-            WeightTypes.ToSingle(GgmlTypeLayout.ToWeightType(from.Type), source.Data(name), floats);
+            var floats = Dequantized(source, name);
             var type = GgmlTypeLayout.ToWeightType(t.Type);
-            var want = new byte[WeightTypes.ByteCount(type, n)];
+            var want = new byte[WeightTypes.ByteCount(type, floats.Length)];
             WeightQuantizer.Quantize(type, floats, want);
             Assert.True(g.Data(name).SequenceEqual(want), $"{name}: the bytes differ from requantizing the input");
         }
@@ -104,17 +98,11 @@ public class GgufRequantizeTests
     [Fact]
     public void Exporting_a_quantized_gguf_as_f32_dequantizes_it_without_the_flag()
     {
-        using var dir = new TempDir();
-        string input = QuantizedCheckpoints.Gguf(Shape, GgufFileType.Q8_0), output = dir.File("f32.gguf");
-        GgufExporter.Export(input, output, GgufFileType.F32);
-        var source = GgufTests.GgufFile.Read(input);
-        var g = GgufTests.GgufFile.Read(output);
+        var (source, g) = FromQ8(GgufFileType.F32);
         foreach (var (name, t) in g.Tensors)
         {
             Assert.Equal((name, GgmlType.F32), (name, t.Type));
-            var from = source.Tensors[name];
-            var want = new float[t.Dims.Aggregate(1L, (a, d) => a * (long)d)];
-            WeightTypes.ToSingle(GgmlTypeLayout.ToWeightType(from.Type), source.Data(name), want);
+            var want = Dequantized(source, name);
             Assert.True(System.Runtime.InteropServices.MemoryMarshal.AsBytes(want.AsSpan()).SequenceEqual(g.Data(name)), $"{name}: not the input's values");
         }
         Assert.Equal((object)(uint)GgufFileType.F32, g.Kv["general.file_type"].Value);
@@ -124,17 +112,30 @@ public class GgufRequantizeTests
     [Fact]
     public void A_quantized_gguf_kept_at_its_type_is_copied_without_the_flag()
     {
-        using var dir = new TempDir();
-        string input = QuantizedCheckpoints.Gguf(Shape, GgufFileType.Q8_0), output = dir.File("q8.gguf");
-        GgufExporter.Export(input, output, GgufFileType.Q8_0);
-        var source = GgufTests.GgufFile.Read(input);
-        var g = GgufTests.GgufFile.Read(output);
+        var (source, g) = FromQ8(GgufFileType.Q8_0);
         Assert.Equal(source.Tensors.Keys, g.Tensors.Keys);
         foreach (var name in source.Tensors.Keys)
         {
             Assert.Equal((name, source.Tensors[name].Type), (name, g.Tensors[name].Type));
             Assert.True(source.Data(name).SequenceEqual(g.Data(name)), $"{name}: not copied as it was");
         }
+    }
+    /// <summary>The Q8_0 export of the checkpoint, and that file exported again as <paramref name="type"/>, both read back.</summary>
+    private static (GgufTests.GgufFile Source, GgufTests.GgufFile Output) FromQ8(GgufFileType type, bool allowRequantize = false)
+    {
+        using var dir = new TempDir();
+        string input = QuantizedCheckpoints.Gguf(Shape, GgufFileType.Q8_0), output = dir.File("out.gguf");
+        GgufExporter.Export(input, output, type, allowRequantize);
+        return (GgufTests.GgufFile.Read(input), GgufTests.GgufFile.Read(output));
+    }
+
+    /// <summary>A tensor's values, widened or dequantized by the kernels' scalar conversion.</summary>
+    private static float[] Dequantized(GgufTests.GgufFile file, string name)
+    {
+        var t = file.Tensors[name];
+        var values = new float[t.Dims.Aggregate(1L, (a, d) => a * (long)d)];
+        WeightTypes.ToSingle(GgmlTypeLayout.ToWeightType(t.Type), file.Data(name), values);
+        return values;
     }
 }
 
