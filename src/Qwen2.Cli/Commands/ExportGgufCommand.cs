@@ -2,7 +2,7 @@ using Qwen2.Native.Gguf;
 
 namespace Qwen2.Cli;
 
-/// <summary><c>qwen2 export-gguf</c>: writes a checkpoint as a GGUF v3 file that llama.cpp loads as architecture qwen2.</summary>
+/// <summary><c>qwen2 export-gguf</c>: writes a checkpoint or a GGUF file as a GGUF v3 file that llama.cpp loads as architecture qwen2.</summary>
 internal static class ExportGgufCommand
 {
     internal static Command Create(TextWriter stdout, TextWriter stderr)
@@ -16,7 +16,7 @@ internal static class ExportGgufCommand
             DefaultValueFactory = _ => "f16",
         };
         var cmd = new Command("export-gguf",
-            "Write the checkpoint (weights, config and tokenizer) as a GGUF v3 file for llama.cpp (architecture qwen2).")
+            "Write the model (a checkpoint or a GGUF file, quantized ones dequantized) with its config and tokenizer as a GGUF v3 file for llama.cpp (architecture qwen2).")
         {
             model, output, type,
         };
@@ -41,14 +41,15 @@ internal static class ExportGgufCommand
     internal static Option<string> Output() =>
         new("--out", "-o") { Description = "The GGUF file to write (replaced once the new one is complete).", Required = true };
 
-    /// <summary>Checks --out, writes the file from --model's checkpoint, and reports what was written on stdout.</summary>
-    internal static int Export(ParseResult p, Option<string?> model, Option<string> output, GgufFileType fileType, IProgress<GgufExportProgress> progress, TextWriter stdout)
+    /// <summary>Checks --out, writes the file from --model (a checkpoint or a GGUF file), and reports what was written on stdout.</summary>
+    internal static int Export(ParseResult p, Option<string?> model, Option<string> output, GgufFileType fileType, IProgress<GgufExportProgress> progress, TextWriter stdout,
+        bool allowRequantize = false)
     {
         string path = p.GetValue(output)!;
         if (path.Length == 0) throw new UsageException("--out: the file name is empty");
         if (Directory.Exists(path)) throw new UsageException($"--out: '{path}' is a directory; give a file name");
         string dir = CommonOptions.ResolveModel(p.GetValue(model));
-        var r = GgufExporter.Export(dir, path, fileType, progress);
+        var r = GgufExporter.Export(dir, path, fileType, allowRequantize, progress);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"wrote {Path.GetFullPath(r.Path)}: {r.Type}, {r.TensorCount} tensors, {r.TokenCount} tokens, {r.FileBytes:N0} bytes, {r.Elapsed.TotalSeconds:F1} s"));
         return 0;

@@ -3,7 +3,7 @@ using Qwen2.Native.Gguf;
 namespace Qwen2.Cli;
 
 /// <summary>
-/// <c>qwen2 quantize</c>: writes a checkpoint as a quantized GGUF v3 file with llama.cpp's per-tensor types for the
+/// <c>qwen2 quantize</c>: writes any model the engine loads (a checkpoint directory or a GGUF file) as a quantized GGUF v3 file with llama.cpp's per-tensor types for the
 /// mix and its reference quantizers, loadable by llama.cpp and by the engine.
 /// </summary>
 internal static class QuantizeCommand
@@ -20,13 +20,17 @@ internal static class QuantizeCommand
             HelpName = "q8_0|q4_0|q4_k_m|q5_k_m|q6_k",
             Required = true,
         };
-        var cmd = new Command("quantize",
-            "Write the checkpoint as a quantized GGUF v3 file (architecture qwen2) with llama.cpp's per-tensor types and quantizers.")
+        var allowRequantize = new Option<bool>("--allow-requantize")
         {
-            model, output, type,
+            Description = "Let tensors already quantized to another type be dequantized and quantized again (as llama.cpp's quantize; both rounding errors add up).",
+        };
+        var cmd = new Command("quantize",
+            "Write the model (a checkpoint or a GGUF file) as a quantized GGUF v3 file (architecture qwen2) with llama.cpp's per-tensor types and quantizers.")
+        {
+            model, output, type, allowRequantize,
         };
         cmd.SetAction(p => Guard.Run(stderr, () =>
-            ExportGgufCommand.Export(p, model, output, ParseType(p.GetValue(type)!), new ProgressBar(stderr), stdout)));
+            ExportGgufCommand.Export(p, model, output, ParseType(p.GetValue(type)!), new ProgressBar(stderr), stdout, p.GetValue(allowRequantize))));
         return cmd;
     }
 

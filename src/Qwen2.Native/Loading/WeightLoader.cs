@@ -35,7 +35,8 @@ internal static unsafe class WeightLoader
         };
     }
 
-    private static SourceTensor Find(ITensorSource source, string name, params long[] shape)
+    /// <summary>The tensor <paramref name="name"/> of <paramref name="source"/>, checked to have <paramref name="shape"/> and rows of whole blocks.</summary>
+    internal static SourceTensor Find(ITensorSource source, string name, params long[] shape)
     {
         if (!source.TryGet(name, out var t)) throw new CheckpointException(source.MissingWhere, "is missing from the checkpoint", name);
         if (!t.Shape.SequenceEqual(shape))

@@ -51,9 +51,7 @@ public sealed class Qwen2Model : IDisposable
         if (options.Threads is < 1) throw new ArgumentOutOfRangeException(nameof(options), options.Threads, "Threads must be at least 1");
         if (options.Quantize is { } q && !WeightTypes.IsQuantized(q)) throw new ArgumentOutOfRangeException(nameof(options), q, "Quantize must be a block-quantized type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K)");
         if (options.DefaultCacheCapacity < 1) throw new ArgumentOutOfRangeException(nameof(options), options.DefaultCacheCapacity, "DefaultCacheCapacity must be at least 1");
-        if (File.Exists(path)) return LoadGguf(path, options);
-        if (!System.IO.Directory.Exists(path)) throw new CheckpointException(path, "checkpoint directory not found");
-        if (!File.Exists(Path.Combine(path, "config.json")) && GgufLocator.FindInDirectory(path) is { } gguf) return LoadGguf(gguf, options);
+        if (GgufLocator.GgufModelOf(path) is { } gguf) return LoadGguf(gguf, options);
         var config = Qwen2Config.Load(Path.Combine(path, "config.json"));
         var source = new SafeTensorsSource(new CheckpointFiles(path));
         return Create(path, config, source, TensorNames.HuggingFace, options, isGguf: false);
@@ -61,23 +59,8 @@ public sealed class Qwen2Model : IDisposable
 
     private static Qwen2Model LoadGguf(string path, ModelOptions options)
     {
-        if (!GgufFile.HasMagic(path))
-            throw new CheckpointException(path, "is a file but not a GGUF file; pass a checkpoint directory (config.json and safetensors) or a .gguf file", field: "magic");
-        var files = new GgufModelFiles(path);
-        var source = new GgufTensorSource(files);
-        try
-        {
-            string archName = files.First.MetadataReader.String("general.architecture")
-                ?? throw new CheckpointException(path, "is missing", field: "general.architecture");
-            var arch = GgufArchitectures.Get(archName, path);
-            var config = GgufConfigReader.Read(files, arch);
-            return Create(path, config, source, arch.Names, options, isGguf: true);
-        }
-        catch
-        {
-            source.Dispose();
-            throw;
-        }
+        var (files, arch, config) = GgufConfigReader.Open(path);
+        return Create(path, config, new GgufTensorSource(files), arch.Names, options, isGguf: true);
     }
 
     private static Qwen2Model Create(string path, Qwen2Config config, ITensorSource source, TensorNames names, ModelOptions options, bool isGguf)

@@ -92,6 +92,38 @@ public class QuantizeCommandTests
     }
 
     /// <summary>The tiny shape in BF16 with the Qwen2.5 tokenizer (a GGUF file carries the vocabulary).</summary>
+    [Fact]
+    public void A_gguf_input_is_quantized_and_requantizing_needs_the_flag()
+    {
+        using var dir = TinyCheckpoint();
+        var (c0, _, e0) = Cli.Run("export-gguf", "-m", dir.Path, "--type", "f32", "--out", dir.File("f32.gguf"));
+        Assert.True(c0 == 0, e0);
+        // From the F32 GGUF: byte for byte the file quantizing the checkpoint writes (metadata carried over, general.name included).
+        var (c1, out1, e1) = Cli.Run("quantize", "-m", dir.File("f32.gguf"), "--type", "q4_k_m", "--out", dir.File("a.gguf"));
+        Assert.True(c1 == 0, e1);
+        Assert.Contains("Q4_K_M, 26 tensors, 151936 tokens", out1);
+        var (c2, _, e2) = Cli.Run("quantize", "-m", dir.Path, "--type", "q4_k_m", "--out", dir.File("b.gguf"));
+        Assert.True(c2 == 0, e2);
+        Assert.Equal(File.ReadAllBytes(dir.File("b.gguf")), File.ReadAllBytes(dir.File("a.gguf")));
+
+        // Its Q5_0 matrices (q4_k_m's fallback for 64-wide rows) would become Q5_1 in q5_k_m.
+        var (c3, _, e3) = Cli.Run("quantize", "-m", dir.File("a.gguf"), "--type", "q5_k_m", "--out", dir.File("c.gguf"));
+        Assert.Equal(2, c3);
+        Assert.Contains("blk.0.attn_q.weight", e3);
+        Assert.Contains("Q5_0", e3);
+        Assert.Contains("--allow-requantize", e3);
+        Assert.False(File.Exists(dir.File("c.gguf")));
+        var (c4, out4, e4) = Cli.Run("quantize", "-m", dir.File("a.gguf"), "--type", "q5_k_m", "--out", dir.File("c.gguf"), "--allow-requantize");
+        Assert.True(c4 == 0, e4);
+        Assert.Contains("Q5_K_M, 26 tensors, 151936 tokens", out4);
+        // The requantized file's tokenizer (from its metadata) gives Hugging Face's ids.
+        var (c5, ids5, e5) = Cli.Run("tokenize", "-m", dir.File("c.gguf"), "--text", "<|im_start|>Hello, 世界<|im_end|>");
+        var (c6, ids6, e6) = Cli.Run("tokenize", "-m", dir.Path, "--text", "<|im_start|>Hello, 世界<|im_end|>");
+        Assert.True(c5 == 0 && c6 == 0, e5 + e6);
+        Assert.Equal(ids6, ids5);
+        Assert.Contains("151644", ids5); // <|im_start|>
+    }
+
     private static TempDir TinyCheckpoint()
     {
         var dir = Fixtures.TempDir();

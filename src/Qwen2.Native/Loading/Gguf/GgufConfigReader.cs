@@ -6,6 +6,26 @@ namespace Qwen2.Native;
 /// </summary>
 internal static class GgufConfigReader
 {
+    /// <summary>Opens the GGUF model at <paramref name="path"/> (every part), its architecture and its config; nothing stays open on failure.</summary>
+    public static (GgufModelFiles Files, GgufArchitecture Arch, Qwen2Config Config) Open(string path)
+    {
+        if (!GgufFile.HasMagic(path))
+            throw new CheckpointException(path, "is a file but not a GGUF file; pass a checkpoint directory (config.json and safetensors) or a .gguf file", field: "magic");
+        var files = new GgufModelFiles(path);
+        try
+        {
+            string archName = files.First.MetadataReader.String("general.architecture")
+                ?? throw new CheckpointException(path, "is missing", field: "general.architecture");
+            var arch = GgufArchitectures.Get(archName, path);
+            return (files, arch, Read(files, arch));
+        }
+        catch
+        {
+            files.Dispose();
+            throw;
+        }
+    }
+
     public static Qwen2Config Read(GgufModelFiles files, GgufArchitecture arch)
     {
         var file = files.First;

@@ -17,6 +17,18 @@ internal static class GgufLocator
         return names;
     }
 
+    /// <summary>
+    /// The GGUF model <paramref name="path"/> names: the file itself, or the one GGUF model of a directory without
+    /// config.json; null for a checkpoint directory.
+    /// </summary>
+    /// <exception cref="CheckpointException">The path does not exist, or the directory holds several GGUF models.</exception>
+    public static string? GgufModelOf(string path)
+    {
+        if (File.Exists(path)) return path;
+        if (!Directory.Exists(path)) throw new CheckpointException(path, "checkpoint directory not found");
+        return File.Exists(Path.Combine(path, "config.json")) ? null : FindInDirectory(path);
+    }
+
     /// <summary>The one GGUF model of <paramref name="directory"/>, or null when it holds none.</summary>
     /// <exception cref="CheckpointException">It holds several; the message lists them.</exception>
     public static string? FindInDirectory(string directory)

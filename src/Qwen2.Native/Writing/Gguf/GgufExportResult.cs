@@ -1,6 +1,6 @@
 namespace Qwen2.Native.Gguf;
 
-/// <summary>What <see cref="GgufExporter.Export"/> wrote.</summary>
+/// <summary>What <see cref="O:Qwen2.Native.Gguf.GgufExporter.Export"/> wrote.</summary>
 /// <param name="Path">The GGUF file.</param>
 /// <param name="Type">Element type of the matrices.</param>
 /// <param name="TensorCount">Tensors in the file.</param>

@@ -8,17 +8,23 @@ using Qwen2.Native.Text;
 namespace Qwen2.Native.Gguf;
 
 /// <summary>
-/// Converts a Hugging Face Qwen2 checkpoint directory (config.json, safetensors weights in BF16, F16 or F32,
-/// tokenizer.json, optional tokenizer_config.json and generation_config.json) into a GGUF v3 file that llama.cpp loads
-/// as architecture <c>qwen2</c>, with the metadata, vocabulary and tensor names llama.cpp's own converter writes.
+/// Writes any model the engine loads — a Hugging Face Qwen2 checkpoint directory (config.json, safetensors weights in
+/// BF16, F16 or F32, tokenizer.json, optional tokenizer_config.json and generation_config.json) or a GGUF file — as a
+/// GGUF v3 file that llama.cpp loads as architecture <c>qwen2</c>, with the metadata, vocabulary and tensor names
+/// llama.cpp's own converter writes (a GGUF input's metadata is carried over key by key, <c>general.file_type</c> set
+/// for the new mix).
 /// </summary>
 /// <remarks>
-/// Tensor data is streamed one chunk at a time, so a multi-gigabyte export needs little memory. BF16 widens to float32
-/// exactly; narrowing to float16 rounds to nearest even, overflowing to infinity and underflowing through subnormals
-/// as numpy's <c>astype(float16)</c> does. A quantization mix (<see cref="GgufFileType.Q4_K_M"/> and the others) gives each
-/// tensor the type llama.cpp's quantizer would (<see cref="GgufQuantization.TensorType"/>) and quantizes it with llama.cpp's
-/// reference algorithms (<see cref="WeightQuantizer"/>), rows in parallel on every core. llama.cpp's qwen2 graph has no sliding-window attention, so a config with
-/// <c>use_sliding_window</c> exports the same as one without (as llama.cpp's converter does).
+/// Both inputs are read through the loading layer's tensor sources under their own tensor names, so one path writes
+/// every tensor. Tensor data is streamed one chunk at a time, so a multi-gigabyte export needs little memory. BF16
+/// widens to float32 exactly; narrowing to float16 rounds to nearest even, overflowing to infinity and underflowing
+/// through subnormals as numpy's <c>astype(float16)</c> does. A quantization mix (<see cref="GgufFileType.Q4_K_M"/> and
+/// the others) gives each tensor the type llama.cpp's quantizer would (<see cref="GgufQuantization.TensorType"/>) and
+/// quantizes it with llama.cpp's reference algorithms (<see cref="WeightQuantizer"/>), rows in parallel on every core.
+/// A tensor already of its target type is copied as it is; one already quantized to another type is dequantized and
+/// quantized again only when asked (llama.cpp's <c>--allow-requantize</c>), as that compounds both errors.
+/// llama.cpp's qwen2 graph has no sliding-window attention, so a config with <c>use_sliding_window</c> exports the same
+/// as one without (as llama.cpp's converter does).
 /// </remarks>
 public static class GgufExporter
 {
@@ -28,65 +34,67 @@ public static class GgufExporter
     /// <summary>llama.cpp's token types.</summary>
     private const int Normal = 1, Unused = 5, Control = 3, UserDefined = 4;
 
-    /// <summary>Writes <paramref name="outputPath"/> from the checkpoint in <paramref name="checkpointDirectory"/>.</summary>
-    /// <param name="checkpointDirectory">A Hugging Face Qwen2 checkpoint directory.</param>
+    /// <summary>Writes <paramref name="outputPath"/> from <paramref name="model"/>, refusing to requantize.</summary>
+    /// <inheritdoc cref="Export(string, string, GgufFileType, bool, IProgress{GgufExportProgress}?, CancellationToken)"/>
+    public static GgufExportResult Export(string model, string outputPath, GgufFileType type,
+        IProgress<GgufExportProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Export(model, outputPath, type, allowRequantize: false, progress, cancellationToken);
+
+    /// <summary>Writes <paramref name="outputPath"/> from the model at <paramref name="model"/>.</summary>
+    /// <param name="model">A Hugging Face Qwen2 checkpoint directory, a <c>.gguf</c> file (the first part of a split one), or a directory holding one.</param>
     /// <param name="outputPath">The GGUF file to write; replaced only once the new one is complete.</param>
     /// <param name="type">Element type of the matrices, or a quantization mix; norms and biases are always float32.</param>
+    /// <param name="allowRequantize">Whether a tensor already quantized to another type than its target may be dequantized and quantized again.</param>
     /// <param name="progress">Told the bytes written after each chunk.</param>
     /// <param name="cancellationToken">Stops the export; the partial file is deleted.</param>
-    /// <exception cref="CheckpointException">A checkpoint file is missing or malformed, or a tensor is missing or misshapen; the message names the file and tensor or field.</exception>
+    /// <exception cref="CheckpointException">A file is missing or malformed, a tensor is missing or misshapen, or one would be requantized without <paramref name="allowRequantize"/>; the message names the file and tensor or field.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="type"/> is not a defined file type.</exception>
-    public static unsafe GgufExportResult Export(string checkpointDirectory, string outputPath, GgufFileType type,
+    public static unsafe GgufExportResult Export(string model, string outputPath, GgufFileType type, bool allowRequantize,
         IProgress<GgufExportProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        ArgumentException.ThrowIfNullOrEmpty(checkpointDirectory);
+        ArgumentException.ThrowIfNullOrEmpty(model);
         ArgumentException.ThrowIfNullOrEmpty(outputPath);
         if (!Enum.IsDefined(type)) throw new ArgumentOutOfRangeException(nameof(type), type, "unknown GGUF file type");
         var clock = Stopwatch.StartNew();
-        if (!Directory.Exists(checkpointDirectory)) throw new CheckpointException(checkpointDirectory, "checkpoint directory not found");
-        var config = Qwen2Config.Load(Path.Combine(checkpointDirectory, "config.json"));
-        var generation = GenerationConfig.Load(checkpointDirectory);
-        var tokenizer = ReadTokenizer(checkpointDirectory);
-
-        using var files = new CheckpointFiles(checkpointDirectory);
-        var tensors = PlanTensors(files, config, type);
+        using var input = GgufExportInput.Open(model);
+        var tensors = PlanTensors(input, type, allowRequantize);
 
         using var writer = new GgufWriter(outputPath);
-        int tokenCount = WriteMetadata(writer, checkpointDirectory, config, generation, tokenizer, type);
-        foreach (var t in tensors) writer.AddTensor(t.Name, t.Info.Shape, t.Target);
+        int tokenCount = input.WriteMetadata(writer, type);
+        foreach (var t in tensors) writer.AddTensor(t.Name, t.Source.Shape, t.Target);
         writer.Begin();
 
-        long total = tensors.Sum(t => WeightTypes.ByteCount(GgmlTypeLayout.ToWeightType(t.Target), t.Info.Shape.Aggregate(1L, (a, d) => a * d))), written = 0;
+        long total = tensors.Sum(t => WeightTypes.ByteCount(GgmlTypeLayout.ToWeightType(t.Target), Count(t))), written = 0;
         float[] wide = new float[ChunkElements];
         byte[] narrow = new byte[ChunkElements * sizeof(float)];
         foreach (var t in tensors)
         {
-            if (WeightTypes.IsQuantized(GgmlTypeLayout.ToWeightType(t.Target)))
+            var target = GgmlTypeLayout.ToWeightType(t.Target);
+            if (WeightTypes.IsQuantized(target) && t.Source.Type != target)
             {
                 written = WriteQuantized(writer, t, written, total, progress, cancellationToken);
                 continue;
             }
-            var source = t.File.WeightTypeOf(t.Info);
-            int sourceSize = WeightTypes.SizeOf(source), targetSize = GgufWriter.ElementSize(t.Target);
-            long count = t.Info.Shape.Aggregate(1L, (a, d) => a * d);
-            byte* p = t.File.Pointer(t.Info);
+            var source = t.Source.Type;
+            long count = Count(t);
             for (long from = 0; from < count; from += ChunkElements)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 int n = (int)Math.Min(ChunkElements, count - from);
-                var src = new ReadOnlySpan<byte>(p + from * sourceSize, n * sourceSize);
-                if ((source, t.Target) is (WeightType.F32, GgmlType.F32) or (WeightType.F16, GgmlType.F16))
+                long sourceBytes = WeightTypes.ByteCount(source, n);
+                var src = new ReadOnlySpan<byte>(t.Source.Data + WeightTypes.ByteCount(source, from), checked((int)sourceBytes));
+                if (source == target)
                     writer.Write(src); // same encoding: the bytes as they are
                 else
                 {
                     var values = wide.AsSpan(0, n);
                     WeightTypes.ToSingle(source, src, values);
-                    var dst = narrow.AsSpan(0, n * targetSize);
+                    var dst = narrow.AsSpan(0, n * GgufWriter.ElementSize(t.Target));
                     if (t.Target == GgmlType.F32) MemoryMarshal.AsBytes(values).CopyTo(dst);
                     else TensorPrimitives.ConvertToHalf(values, MemoryMarshal.Cast<byte, Half>(dst));
                     writer.Write(dst);
                 }
-                written += (long)n * targetSize;
+                written += WeightTypes.ByteCount(target, n);
                 progress?.Report(new GgufExportProgress(written, total, t.Name));
             }
         }
@@ -94,12 +102,14 @@ public static class GgufExporter
         return new GgufExportResult(outputPath, type, tensors.Count, tokenCount, new FileInfo(outputPath).Length, clock.Elapsed);
     }
 
+    private static long Count(PlannedTensor t) => t.Source.Shape.Aggregate(1L, (a, d) => a * d);
+
     /// <summary>Quantizes a matrix a chunk of rows at a time, in parallel over the rows of each chunk.</summary>
     private static unsafe long WriteQuantized(GgufWriter writer, PlannedTensor t, long written, long total, IProgress<GgufExportProgress>? progress, CancellationToken cancellationToken)
     {
         var target = GgmlTypeLayout.ToWeightType(t.Target);
-        int rows = checked((int)t.Info.Shape[0]), cols = checked((int)t.Info.Shape[1]);
-        var source = new WeightMatrix(t.File.Pointer(t.Info), rows, cols, t.File.WeightTypeOf(t.Info));
+        int rows = checked((int)t.Source.Shape[0]), cols = checked((int)t.Source.Shape[1]);
+        var source = new WeightMatrix(t.Source.Data, rows, cols, t.Source.Type);
         long rowBytes = WeightTypes.ByteCount(target, cols);
         int chunkRows = Math.Clamp(ChunkElements / cols, 1, rows);
         byte[] buffer = new byte[chunkRows * rowBytes];
@@ -109,7 +119,7 @@ public static class GgufExporter
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 int n = Math.Min(chunkRows, rows - first);
-                MatrixQuantizer.QuantizeRows(source, first, n, target, b, Environment.ProcessorCount, t.File.Path, t.Info.Name, cancellationToken);
+                MatrixQuantizer.QuantizeRows(source, first, n, target, b, Environment.ProcessorCount, t.Source.File, t.SourceName, cancellationToken);
                 writer.Write(buffer.AsSpan(0, checked((int)(n * rowBytes))));
                 written += n * rowBytes;
                 progress?.Report(new GgufExportProgress(written, total, t.Name));
@@ -118,50 +128,60 @@ public static class GgufExporter
         return written;
     }
 
-    private sealed record PlannedTensor(string Name, SafeTensorsFile File, TensorInfo Info, GgmlType Target);
+    private sealed record PlannedTensor(string Name, SourceTensor Source, string SourceName, GgmlType Target);
 
-    /// <summary>Every tensor llama.cpp's qwen2 loader expects, under its GGUF name, checked against config.json.</summary>
-    private static List<PlannedTensor> PlanTensors(CheckpointFiles files, Qwen2Config c, GgufFileType type)
+    /// <summary>Every tensor llama.cpp's qwen2 loader expects, under its GGUF name, found under the input's names and checked against its config.</summary>
+    private static List<PlannedTensor> PlanTensors(GgufExportInput input, GgufFileType type, bool allowRequantize)
     {
+        var c = input.Config;
         long h = c.HiddenSize, q = (long)c.NumAttentionHeads * c.HeadDim, kv = (long)c.NumKeyValueHeads * c.HeadDim, inter = c.IntermediateSize;
         var list = new List<PlannedTensor>();
-        void Add(string gguf, string hf, params long[] shape)
+        void Add(string gguf, string name, params long[] shape)
         {
-            if (!files.TryGet(hf, out var file, out var info))
-            {
-                string where = files.Files.Count == 1 ? files.Files[0].Path : Path.Combine(files.Directory, CheckpointFiles.IndexFile);
-                throw new CheckpointException(where, "is missing from the checkpoint", hf);
-            }
-            if (!info.Shape.SequenceEqual(shape))
-                throw new CheckpointException(file.Path, $"has shape {info.ShapeText}, expected [{string.Join(", ", shape)}] from config.json", hf, "shape");
-            file.WeightTypeOf(info); // refuses dtypes other than F32, BF16 and F16, naming the tensor
+            var t = WeightLoader.Find(input.Source, name, shape); // refuses types the engine does not compute with, naming the tensor
             // llama.cpp's converter keeps 1-D tensors (norms, biases) in float32 whatever the file type.
             var target = GgufQuantization.IsQuantized(type)
-                ? GgmlTypeLayout.FromWeightType(GgufQuantization.TensorType(type, gguf, shape, c.NumHiddenLayers, c.TieWordEmbeddings))
-                : shape.Length >= 2 && type == GgufFileType.F16 ? GgmlType.F16 : GgmlType.F32;
-            list.Add(new PlannedTensor(gguf, file, info, target));
+                ? GgufQuantization.TensorType(type, gguf, shape, c.NumHiddenLayers, c.TieWordEmbeddings)
+                : shape.Length >= 2 && type == GgufFileType.F16 ? WeightType.F16 : WeightType.F32;
+            if (WeightTypes.IsQuantized(t.Type) && WeightTypes.IsQuantized(target) && t.Type != target && !allowRequantize)
+                throw new CheckpointException(t.File,
+                    $"is already {t.Type}; quantizing it again to {target} adds a second rounding error, so it is refused unless requantizing is allowed (qwen2 quantize --allow-requantize, as llama.cpp's quantize)",
+                    name, "type");
+            list.Add(new PlannedTensor(gguf, t, name, GgmlTypeLayout.FromWeightType(target)));
         }
-        Add("token_embd.weight", "model.embed_tokens.weight", c.VocabSize, h);
+        var n = input.Names;
+        var g = TensorNames.Gguf;
+        Add(g.Embed, n.Embed, c.VocabSize, h);
+        (LayerTensor Tensor, long[] Shape)[] layer =
+        [
+            (LayerTensor.AttentionNorm, [h]), (LayerTensor.Q, [q, h]), (LayerTensor.QBias, [q]), (LayerTensor.K, [kv, h]), (LayerTensor.KBias, [kv]),
+            (LayerTensor.V, [kv, h]), (LayerTensor.VBias, [kv]), (LayerTensor.O, [h, q]), (LayerTensor.FfnNorm, [h]),
+            (LayerTensor.Gate, [inter, h]), (LayerTensor.Up, [inter, h]), (LayerTensor.Down, [h, inter]),
+        ];
         for (int i = 0; i < c.NumHiddenLayers; i++)
-        {
-            string p = $"model.layers.{i}.", b = $"blk.{i}.";
-            Add(b + "attn_norm.weight", p + "input_layernorm.weight", h);
-            Add(b + "attn_q.weight", p + "self_attn.q_proj.weight", q, h);
-            Add(b + "attn_q.bias", p + "self_attn.q_proj.bias", q);
-            Add(b + "attn_k.weight", p + "self_attn.k_proj.weight", kv, h);
-            Add(b + "attn_k.bias", p + "self_attn.k_proj.bias", kv);
-            Add(b + "attn_v.weight", p + "self_attn.v_proj.weight", kv, h);
-            Add(b + "attn_v.bias", p + "self_attn.v_proj.bias", kv);
-            Add(b + "attn_output.weight", p + "self_attn.o_proj.weight", h, q);
-            Add(b + "ffn_norm.weight", p + "post_attention_layernorm.weight", h);
-            Add(b + "ffn_gate.weight", p + "mlp.gate_proj.weight", inter, h);
-            Add(b + "ffn_up.weight", p + "mlp.up_proj.weight", inter, h);
-            Add(b + "ffn_down.weight", p + "mlp.down_proj.weight", h, inter);
-        }
-        Add("output_norm.weight", "model.norm.weight", h);
-        // Tied: no output.weight, and llama.cpp reuses token_embd. tie_word_embeddings decides, as in the engine.
-        if (!c.TieWordEmbeddings) Add("output.weight", "lm_head.weight", c.VocabSize, h);
+            foreach (var (tensor, shape) in layer) Add(g.Of(i, tensor), n.Of(i, tensor), shape);
+        Add(g.Norm, n.Norm, h);
+        // Tied: no output.weight, and llama.cpp reuses token_embd. The config decides, as in the engine.
+        if (!c.TieWordEmbeddings) Add(g.LmHead, n.LmHead, c.VocabSize, h);
         return list;
+    }
+
+    /// <summary>The general keys every export starts with.</summary>
+    internal static void WriteGeneral(GgufWriter w, string architecture, string name, GgufFileType type)
+    {
+        w.AddString("general.architecture", architecture);
+        w.AddString("general.name", name.Length > 0 ? name : architecture);
+        w.AddUInt32("general.file_type", (uint)type);
+        if (GgufQuantization.IsQuantized(type)) w.AddUInt32("general.quantization_version", 2); // GGML_QNT_VERSION
+        w.AddUInt32("general.alignment", (uint)w.Alignment);
+    }
+
+    /// <summary>Reads a checkpoint's generation config and tokenizer now (so errors come before any writing) and returns what writes them as metadata.</summary>
+    internal static Func<GgufWriter, GgufFileType, int> CheckpointMetadata(string directory, Qwen2Config config)
+    {
+        var generation = GenerationConfig.Load(directory);
+        var tokenizer = ReadTokenizer(directory);
+        return (w, type) => WriteMetadata(w, directory, config, generation, tokenizer, type);
     }
 
     private static TokenizerFiles ReadTokenizer(string directory)
@@ -179,12 +199,7 @@ public static class GgufExporter
     /// <summary>Adds the general, qwen2 and tokenizer keys; returns the number of tokens listed.</summary>
     private static int WriteMetadata(GgufWriter w, string directory, Qwen2Config c, GenerationConfig generation, TokenizerFiles tok, GgufFileType type)
     {
-        w.AddString("general.architecture", "qwen2");
-        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
-        w.AddString("general.name", name.Length > 0 ? name : "qwen2");
-        w.AddUInt32("general.file_type", (uint)type);
-        if (GgufQuantization.IsQuantized(type)) w.AddUInt32("general.quantization_version", 2); // GGML_QNT_VERSION
-        w.AddUInt32("general.alignment", (uint)w.Alignment);
+        WriteGeneral(w, "qwen2", Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))), type);
 
         w.AddUInt32("qwen2.context_length", (uint)c.MaxPositionEmbeddings);
         w.AddUInt32("qwen2.embedding_length", (uint)c.HiddenSize);

@@ -119,6 +119,46 @@ public sealed class GgufWriter : IDisposable
         foreach (int v in values) WriteUInt32(_kv, (uint)v);
     }
 
+    /// <summary>Adds a value read from another GGUF file (<see cref="GgufFile.Metadata"/>) with its own type tag, so a copied key keeps its encoding.</summary>
+    /// <exception cref="ArgumentException">The value's CLR type does not match its tag.</exception>
+    public void AddValue(string key, GgufValue value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        Key(key, value.Type);
+        if (!value.IsArray)
+        {
+            WriteScalar(key, value.Type, value.Value);
+            return;
+        }
+        var items = value.Value as Array ?? throw new ArgumentException($"'{key}': an array value holds {value.Value.GetType().Name}", nameof(value));
+        WriteUInt32(_kv, (uint)value.ElementType);
+        WriteUInt64(_kv, (ulong)items.Length);
+        foreach (object item in items) WriteScalar(key, value.ElementType, item);
+    }
+
+    private void WriteScalar(string key, GgufMetadataType type, object value)
+    {
+        Span<byte> b = stackalloc byte[8];
+        int n;
+        switch ((type, value))
+        {
+            case (GgufMetadataType.UInt8, byte v): b[0] = v; n = 1; break;
+            case (GgufMetadataType.Int8, sbyte v): b[0] = (byte)v; n = 1; break;
+            case (GgufMetadataType.Bool, bool v): b[0] = v ? (byte)1 : (byte)0; n = 1; break;
+            case (GgufMetadataType.UInt16, ushort v): BinaryPrimitives.WriteUInt16LittleEndian(b, v); n = 2; break;
+            case (GgufMetadataType.Int16, short v): BinaryPrimitives.WriteInt16LittleEndian(b, v); n = 2; break;
+            case (GgufMetadataType.UInt32, uint v): BinaryPrimitives.WriteUInt32LittleEndian(b, v); n = 4; break;
+            case (GgufMetadataType.Int32, int v): BinaryPrimitives.WriteInt32LittleEndian(b, v); n = 4; break;
+            case (GgufMetadataType.Float32, float v): BinaryPrimitives.WriteSingleLittleEndian(b, v); n = 4; break;
+            case (GgufMetadataType.UInt64, ulong v): BinaryPrimitives.WriteUInt64LittleEndian(b, v); n = 8; break;
+            case (GgufMetadataType.Int64, long v): BinaryPrimitives.WriteInt64LittleEndian(b, v); n = 8; break;
+            case (GgufMetadataType.Float64, double v): BinaryPrimitives.WriteDoubleLittleEndian(b, v); n = 8; break;
+            case (GgufMetadataType.String, string v): WriteString(_kv, v); return;
+            default: throw new ArgumentException($"'{key}': a {type} value holds {value.GetType().Name}", nameof(value));
+        }
+        _kv.Write(b[..n]);
+    }
+
     /// <summary>Declares a tensor; its data follows the previously declared ones.</summary>
     /// <param name="name">Unique name, at most 64 bytes of UTF-8 (ggml's limit, terminator included).</param>
     /// <param name="shape">Dimensions outermost first, as PyTorch lists them; GGUF stores them innermost first.</param>
