@@ -109,9 +109,11 @@ public static class LlamaCpp
 
     /// <summary>
     /// LLamaSharp picks the CPU backend's build by itself; only its log is routed here, warnings and errors to stderr, so
-    /// llama.cpp's load chatter does not flood the output; then the library is loaded. Runs before the first native call.
+    /// llama.cpp's load chatter does not flood the output; then the library is loaded. Every use of LLamaSharp in a test
+    /// process calls it before its first native call: the configuration can only be set before the library loads, so a
+    /// test that loaded it directly would make this throw in whichever test ran next.
     /// </summary>
-    private static void Configure()
+    public static void Configure()
     {
         lock (Gate)
         {

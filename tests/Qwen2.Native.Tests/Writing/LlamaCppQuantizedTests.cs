@@ -1,3 +1,4 @@
+using Qwen2.Reference;
 using LLama;
 using LLama.Common;
 using LLama.Native;
@@ -58,6 +59,7 @@ public class LlamaCppQuantizedTests
             ContextSize = 64, BatchSize = 64, UBatchSize = 64, Threads = 2, BatchThreads = 2, GpuLayerCount = 0,
             FlashAttention = false, TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32,
         };
+        LlamaCpp.Configure();
         using var weights = LLamaWeights.LoadFromFile(p);
         using var context = weights.CreateContext(p);
         var batch = new LLamaBatch();

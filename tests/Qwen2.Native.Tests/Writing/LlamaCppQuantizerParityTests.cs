@@ -1,3 +1,4 @@
+using Qwen2.Reference;
 using System.Runtime.InteropServices;
 using LLama;
 using LLama.Native;
@@ -29,7 +30,7 @@ public class LlamaCppQuantizerParityTests
         var shape = shapeName == "h256" ? QuantizedCheckpoints.H256 : QuantizedCheckpoints.H896;
         string f32 = QuantizedCheckpoints.Gguf(shape, GgufFileType.F32);
         using var dir = Fixtures.TempDir();
-        NativeApi.llama_empty_call(); // loads the CPU backend LLamaSharp picks; the quantizer entry point alone does not
+        LlamaCpp.Configure(); // loads the CPU backend LLamaSharp picks; the quantizer entry point alone does not
         string theirsPath = dir.File("llama.gguf");
         Assert.True(LLamaQuantizer.Quantize(f32, theirsPath, (LLamaFtype)(int)mix, nthread: 2, allowRequantize: false, quantizeOutputTensor: true),
             $"llama.cpp failed to quantize {f32} to {mix}");
