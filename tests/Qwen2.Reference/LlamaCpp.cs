@@ -118,6 +118,10 @@ public static class LlamaCpp
         lock (Gate)
         {
             if (_configured) return;
+            // ModelParams' constructor and other LLamaSharp types load the library themselves; say which rule broke.
+            if (NativeLibraryConfig.LLama.LibraryHasLoaded)
+                throw new InvalidOperationException(
+                    "llama.cpp was loaded before LlamaCpp.Configure ran: call it before creating any LLamaSharp object, ModelParams included");
             _configured = true;
             NativeLibraryConfig.All.WithLogCallback((level, message) =>
             {

@@ -1,7 +1,4 @@
 using Qwen2.Reference;
-using LLama;
-using LLama.Common;
-using LLama.Native;
 using Qwen2.Kernels;
 using Qwen2.Native.Gguf;
 
@@ -23,7 +20,7 @@ public class LlamaCppQuantizedTests
     {
         var shape = QuantizedCheckpoints.H256;
         string gguf = QuantizedCheckpoints.Gguf(shape, mix);
-        float[][] theirs = LlamaLogits(gguf, Ids);
+        float[][] theirs = LlamaCpp.Logits(gguf, Ids);
 
         var boost = mix is GgufFileType.Q4_K_M or GgufFileType.Q5_K_M ? LayerBoost.MediumK : LayerBoost.None;
         using var quantized = Qwen2Model.Load(QuantizedCheckpoints.Checkpoint(shape),
@@ -49,22 +46,5 @@ public class LlamaCppQuantizedTests
         Assert.True(diff <= 0.02 * scale, $"{mix}: llama.cpp's logits differ from ours by {diff} (max |logit| {scale})");
         if (mix != GgufFileType.Q8_0)
             Assert.True(diff <= 0.5 * quantization, $"{mix}: llama.cpp vs ours {diff} is not well below the quantization's own effect {quantization}");
-    }
-
-    /// <summary>llama.cpp's logits at every position of <paramref name="ids"/>, in float32 throughout (no flash attention, F32 KV).</summary>
-    internal static float[][] LlamaLogits(string gguf, int[] ids)
-    {
-        var p = new ModelParams(gguf)
-        {
-            ContextSize = 64, BatchSize = 64, UBatchSize = 64, Threads = 2, BatchThreads = 2, GpuLayerCount = 0,
-            FlashAttention = false, TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32,
-        };
-        LlamaCpp.Configure();
-        using var weights = LLamaWeights.LoadFromFile(p);
-        using var context = weights.CreateContext(p);
-        var batch = new LLamaBatch();
-        for (int i = 0; i < ids.Length; i++) batch.Add((LLamaToken)ids[i], i, LLamaSeqId.Zero, true);
-        Assert.Equal(DecodeResult.Ok, context.Decode(batch));
-        return Enumerable.Range(0, ids.Length).Select(i => context.NativeHandle.GetLogitsIth(i).ToArray()).ToArray();
     }
 }
