@@ -30,9 +30,12 @@ public static class Activations
         for (int i = 0; i < x.Length; i++) x[i] /= sum;
     }
 
-    /// <summary>The gated MLP product: y[i] = silu(gate[i]) · up[i], with silu(z) = z / (1 + e^−z). <paramref name="y"/> may alias an input.</summary>
-    public static void SiluMul(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y, Isa? isa = null)
-        => ElementwiseDriver.Map<SiluGateOperator>(gate, up, y, 0, isa, nameof(gate), nameof(up));
+    /// <summary>
+    /// The gated MLP product: y[i] = silu(gate[i]) · up[i], with silu(z) = z / (1 + e^−z). <paramref name="y"/> may
+    /// alias an input. Long spans are split over <paramref name="pool"/>, with the same bits.
+    /// </summary>
+    public static void SiluMul(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y, Isa? isa = null, WorkerPool? pool = null)
+        => ElementwiseDriver.Map<SiluGateOperator>(gate, up, y, 0, isa, pool, nameof(gate), nameof(up));
 
     /// <summary>Index of the largest entry; the first one on ties (as torch.argmax). NaN entries are never chosen.</summary>
     public static int ArgMax(ReadOnlySpan<float> x, Isa? isa = null)

@@ -6,9 +6,9 @@ namespace Qwen2.Kernels;
 /// <summary>Element-wise sums of activations (residual connections, biases).</summary>
 public static class Elementwise
 {
-    /// <summary>y[i] = a[i] + b[i]; <paramref name="y"/> may alias an input.</summary>
-    public static void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y, Isa? isa = null)
-        => ElementwiseDriver.Map<AddOperator>(a, b, y, 0, isa, nameof(a), nameof(b));
+    /// <summary>y[i] = a[i] + b[i]; <paramref name="y"/> may alias an input. Long spans are split over <paramref name="pool"/>.</summary>
+    public static void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y, Isa? isa = null, WorkerPool? pool = null)
+        => ElementwiseDriver.Map<AddOperator>(a, b, y, 0, isa, pool, nameof(a), nameof(b));
 
     /// <summary>Adds <paramref name="bias"/> to every row of <paramref name="y"/> (rows of bias.Length each).</summary>
     public static void AddBias(Span<float> y, ReadOnlySpan<float> bias, Isa? isa = null)

@@ -26,6 +26,47 @@ internal static class ElementwiseDriver
     }
 
     /// <summary>
+    /// <see cref="Map{TOp}(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, float, Isa?, string, string)"/> split
+    /// over <paramref name="pool"/> when the spans are long (a prefill's MLP rows): chunks of whole 16-element steps,
+    /// so every element meets the same vector width, and only the last chunk a tail, as in one call; the bits are those
+    /// of one call.
+    /// </summary>
+    public static unsafe void Map<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y, float s, Isa? isa, WorkerPool? pool,
+        string aName, string bName) where TOp : IMapOperator
+    {
+        if (pool is null || pool.Threads == 1 || a.Length < 2 * ParallelChunk)
+        {
+            Map<TOp>(a, b, y, s, isa, aName, bName);
+            return;
+        }
+        if (b.Length != a.Length || y.Length != a.Length) throw new ArgumentException($"{aName} ({a.Length}), {bName} ({b.Length}) and y ({y.Length}) must have one length");
+        var path = KernelPath.Record(IsaSupport.Check(isa ?? IsaSupport.Best));
+        fixed (float* pa = a, pb = b, py = y)
+        {
+            var job = new MapJob { A = pa, B = pb, Y = py, N = a.Length, S = s, Isa = path };
+            pool.RunChunked(&RunMap<TOp>, &job, (a.Length + ParallelChunk - 1) / ParallelChunk);
+        }
+    }
+
+    // Elements per chunk of a parallel Map: a multiple of every vector step, and enough work to be worth a thread.
+    private const int ParallelChunk = 4096;
+
+    private unsafe struct MapJob
+    {
+        public float* A, B, Y;
+        public nint N;
+        public float S;
+        public Isa Isa;
+    }
+
+    private static unsafe void RunMap<TOp>(void* state, int start, int end, int worker) where TOp : IMapOperator
+    {
+        ref MapJob job = ref Unsafe.AsRef<MapJob>(state);
+        nint from = (nint)start * ParallelChunk, to = Math.Min(job.N, (nint)end * ParallelChunk);
+        Map<TOp>(ref job.A[from], ref job.B[from], ref job.Y[from], to - from, job.S, job.Isa);
+    }
+
+    /// <summary>
     /// y[i] = TOp(a[i], b[i], s) for i &lt; n, element by element, so y may alias a or b. Vector512 runs 16 lanes at a
     /// time, then one step of 8; Vector256 runs 8 at a time; the rest is scalar. A <see cref="IMapOperator.VectorTail"/>
     /// operator finishes with one zero-padded vector instead: of 512 bits after any full 512-bit vector, else of 256

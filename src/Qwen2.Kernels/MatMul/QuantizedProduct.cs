@@ -63,7 +63,7 @@ internal static unsafe class QuantizedProduct
             long rows = (long)job.P0.Rows + job.P1.Rows + job.P2.Rows;
             int blocks = checked((int)((rows + RowBlock - 1) / RowBlock));
             if (pool is null || rows * cols * tokens < InlineWork) Run(&job, 0, blocks, 0);
-            else pool.Run(&Run, &job, blocks);
+            else pool.RunChunked(&Run, &job, blocks);
         }
     }
 
@@ -189,7 +189,7 @@ internal static unsafe class QuantizedProduct
     {
         if (tokens > 1)
         {
-            Rows<TQ>(ref p, r0, r1, tokens, isa);
+            Tiles<TQ>(ref p, r0, r1, tokens, isa);
             return;
         }
         int quarter = (r1 - r0) / 4;
@@ -229,20 +229,45 @@ internal static unsafe class QuantizedProduct
             for (int r = r0 + 4 * quarter; r < r1; r++) p.Y[r] = TQ.Dot(ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes), ref a, p.Blocks, isa);
             return;
         }
-        Span<float> dst = stackalloc float[4];
         for (int t0 = 0; t0 < tokens; t0 += TokenGroup)
         {
             int t1 = Math.Min(tokens, t0 + TokenGroup);
-            for (int r = r0; r < r1; r++)
+            for (int r = r0; r < r1; r++) RowTokens<TQ>(ref p, r, t0, t1, isa);
+        }
+    }
+
+    /// <summary>
+    /// Several tokens over 32-element blocks: in each group of tokens, tiles of rows by tokens
+    /// (<see cref="Block32.DotTile{T}"/>), the tokens and rows left over as <see cref="RowTokens{TQ}"/>.
+    /// </summary>
+    private static void Tiles<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IBlock32
+    {
+        int rows = TQ.TileRows, columns = Block32.TileTokens<TQ>();
+        for (int t0 = 0; t0 < tokens; t0 += TokenGroup)
+        {
+            int t1 = Math.Min(tokens, t0 + TokenGroup), whole = t0 + (t1 - t0) / columns * columns, r = r0;
+            for (; r + rows <= r1; r += rows)
             {
                 ref byte w = ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes);
-                for (int t = t0; t < t1; t += 4)
-                {
-                    int n = Math.Min(4, t1 - t);
-                    TQ.DotTokens(ref w, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, n, p.Blocks, dst, isa);
-                    for (int k = 0; k < n; k++) p.Y[(nint)(t + k) * p.Rows + r] = dst[k];
-                }
+                for (int t = t0; t < whole; t += columns)
+                    Block32.DotTile<TQ>(ref w, p.RowBytes, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, p.Blocks,
+                        p.Y + (nint)t * p.Rows + r, p.Rows, isa);
+                for (int k = 0; k < rows; k++) RowTokens<TQ>(ref p, r + k, whole, t1, isa);
             }
+            for (; r < r1; r++) RowTokens<TQ>(ref p, r, t0, t1, isa);
+        }
+    }
+
+    /// <summary>Row <paramref name="r"/> against tokens [<paramref name="t0"/>, <paramref name="t1"/>), four at a time.</summary>
+    private static void RowTokens<TQ>(ref Part p, int r, int t0, int t1, Isa isa) where TQ : IQuantFormat
+    {
+        Span<float> dst = stackalloc float[4];
+        ref byte w = ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes);
+        for (int t = t0; t < t1; t += 4)
+        {
+            int n = Math.Min(4, t1 - t);
+            TQ.DotTokens(ref w, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, n, p.Blocks, dst, isa);
+            for (int k = 0; k < n; k++) p.Y[(nint)(t + k) * p.Rows + r] = dst[k];
         }
     }
 }

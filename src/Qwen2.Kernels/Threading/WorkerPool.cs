@@ -5,8 +5,9 @@ namespace Qwen2.Kernels;
 
 /// <summary>
 /// A persistent pool of worker threads for the many short parallel loops of a forward pass.
-/// Work [0, count) is cut into one contiguous part per thread, always the same way for the same count,
-/// and the calling thread runs part 0. Between jobs the workers spin briefly, then sleep.
+/// Work [0, count) is cut into one contiguous part per thread, always the same way for the same count, and the
+/// calling thread runs part 0; or, for jobs whose items cost the same wherever they run, handed out in chunks to
+/// whichever thread is free (<see cref="RunChunked"/>). Between jobs the workers spin briefly, then sleep.
 /// </summary>
 /// <remarks>
 /// One job runs at a time; concurrent callers queue on a lock. Which thread computes an element never changes
@@ -22,6 +23,8 @@ public sealed unsafe class WorkerPool : IDisposable
     private delegate*<void*, int, int, int, void> _work;
     private void* _state;
     private int _count;
+    private int _chunk; // 0: one contiguous part per thread; else the size of the chunks threads take in turn
+    private int _next;
     private int _generation;
     private int _pending;
     private volatile bool _disposed;
@@ -47,7 +50,18 @@ public sealed unsafe class WorkerPool : IDisposable
     public int Threads { get; }
 
     /// <summary>Runs <paramref name="work"/>(state, start, end, worker) over [0, <paramref name="count"/>) split across the threads.</summary>
-    internal void Run(delegate*<void*, int, int, int, void> work, void* state, int count)
+    internal void Run(delegate*<void*, int, int, int, void> work, void* state, int count) => Run(work, state, count, 0);
+
+    /// <summary>
+    /// Runs <paramref name="work"/>(state, start, end, worker) over [0, <paramref name="count"/>) in chunks of about
+    /// count / (8 · threads) items, each taken by whichever thread is free: a thread that started late or runs slower
+    /// (a busy sibling hyperthread) takes fewer, so no thread waits long for another. For jobs whose results do not
+    /// depend on which thread or chunk computes an item.
+    /// </summary>
+    internal void RunChunked(delegate*<void*, int, int, int, void> work, void* state, int count) =>
+        Run(work, state, count, Math.Max(1, count / (8 * Threads)));
+
+    private void Run(delegate*<void*, int, int, int, void> work, void* state, int count, int chunk)
     {
         if (count <= 0) return;
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -59,7 +73,7 @@ public sealed unsafe class WorkerPool : IDisposable
         lock (_runLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            _work = work; _state = state; _count = count; _error = null;
+            _work = work; _state = state; _count = count; _chunk = chunk; _next = 0; _error = null;
             Volatile.Write(ref _pending, _workers.Length);
             Interlocked.Increment(ref _generation);
             lock (_sleepLock) Monitor.PulseAll(_sleepLock);
@@ -78,6 +92,13 @@ public sealed unsafe class WorkerPool : IDisposable
 
     private void RunPart(int part)
     {
+        if (_chunk > 0)
+        {
+            int c = _chunk;
+            for (int s = Interlocked.Add(ref _next, c) - c; s < _count; s = Interlocked.Add(ref _next, c) - c)
+                _work(_state, s, Math.Min(_count, s + c), part);
+            return;
+        }
         int start = (int)((long)_count * part / Threads), end = (int)((long)_count * (part + 1) / Threads);
         if (start < end) _work(_state, start, end, part);
     }

@@ -43,14 +43,14 @@ internal static class Qwen2Forward
             RotateHeads(s.K, c.NumKeyValueHeads, c.HeadDim, s.Cos, s.Sin, n);
             foreach (var seq in batch) Attend(c, L, l, seq, s, pool);                                 // att = softmax(q·kᵀ/√d)·v; cache += k, v
             MatMul.Multiply(L.O, s.Att, s.Xn, n, pool);                                               // o_proj(att)
-            Elementwise.Add(s.X, s.Xn, s.X);                                                          // residual
+            Elementwise.Add(s.X, s.Xn, s.X, pool: pool);                                              // residual
 
             // MLP block: x = x + down(silu(gate(h)) · up(h)), h = rmsnorm(x).
             RmsNorm.Apply(s.X, L.PostAttentionNorm, eps, s.Xn, n);                                    // h = rmsnorm(x)
             MatMul.MultiplyShared(L.Gate, s.Gate, L.Up, s.Up, default, default, s.Xn, n, pool);       // gate(h), up(h)
-            Activations.SiluMul(s.Gate, s.Up, s.Gate);                                                // silu(gate) · up
+            Activations.SiluMul(s.Gate, s.Up, s.Gate, pool: pool);                                    // silu(gate) · up
             MatMul.Multiply(L.Down, s.Gate, s.Xn, n, pool);                                           // down(…)
-            Elementwise.Add(s.X, s.Xn, s.X);                                                          // residual
+            Elementwise.Add(s.X, s.Xn, s.X, pool: pool);                                              // residual
         }
 
         // Final RMSNorm and lm_head, only on the rows asked for: each sequence's last rows, gathered in order into xn.

@@ -108,6 +108,34 @@ public class ElementwiseTests
         Check.BitsEqual(expected, uy, $"{isa} y aliasing up");
     }
 
+    /// <summary>
+    /// Long spans split over a pool (chunks of whole vector steps, the tail in the last) give the single call's bits,
+    /// for lengths around the chunk size and with the output aliasing an input, as the forward pass calls them.
+    /// </summary>
+    [Fact]
+    public void SiluMulAndAddOverAPoolGiveTheSingleCallsBits()
+    {
+        using var pool = new WorkerPool(3);
+        foreach (var isa in IsaSupport.Supported)
+            foreach (int n in new[] { 100, 8191, 8192, 8193, 3 * 4096 + 5, 64 * 4864 + 3 })
+            {
+                var rnd = new Random(Cases.Seed(6, (int)isa, n));
+                var g = KernelParityTests.Gates(rnd, n);
+                var u = Cases.Uniform(rnd, n, -3, 3);
+                var silu = new float[n];
+                Activations.SiluMul(g, u, silu, isa);
+                var gy = (float[])g.Clone();
+                Paths.Forced(isa, "SiluMul over a pool", () => Activations.SiluMul(gy, u, gy, isa, pool));
+                Check.BitsEqual(silu, gy, $"{isa} SiluMul of {n} over a pool");
+                var sum = new float[n];
+                Elementwise.Add(g, u, sum, isa);
+                var uy = (float[])u.Clone();
+                Paths.Forced(isa, "Add over a pool", () => Elementwise.Add(g, uy, uy, isa, pool));
+                Check.BitsEqual(sum, uy, $"{isa} Add of {n} over a pool");
+            }
+        Assert.Throws<ArgumentException>(() => Activations.SiluMul(new float[9000], new float[9001], new float[9000], pool: pool));
+    }
+
     [Fact]
     public void SiluMulRejectsMismatchedLengths()
     {

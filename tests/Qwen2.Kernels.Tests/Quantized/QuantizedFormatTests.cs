@@ -220,4 +220,56 @@ public unsafe class QuantizedFormatTests
                 Assert.Throws<PlatformNotSupportedException>(() => Block32.DotV256<T>(ref w[0], ref a[0], blocks, vnni: true));
         }
     }
+
+    /// <summary>
+    /// The prefill tiles (four rows by two tokens for Q8_0, two by four for the others) against the scalar twin of
+    /// each (row, token): on every path, and through both integer-product instructions where the CPU has them.
+    /// </summary>
+    [Fact]
+    public void TilesAreEachRowAndTokensScalarDot()
+    {
+        Tiles<Q8_0Format>(WeightType.Q8_0);
+        Tiles<Q4_0Format>(WeightType.Q4_0);
+        Tiles<Q4_1Format>(WeightType.Q4_1);
+        Tiles<Q5_0Format>(WeightType.Q5_0);
+        Tiles<Q5_1Format>(WeightType.Q5_1);
+    }
+
+    private static unsafe void Tiles<T>(WeightType type) where T : IBlock32
+    {
+        var rnd = new Random(Cases.Seed(25, (int)type));
+        int rows = T.TileRows, tokens = Block32.TileTokens<T>();
+        Assert.Equal(8, rows * tokens);
+        for (int blocks = 1; blocks <= 40; blocks += 3)
+        {
+            nint rowBytes = blocks * T.BlockBytes, stride = blocks * QuantizedActivations.Q8Bytes;
+            var w = QuantizedData.RandomBlocks(rnd, type, blocks * rows);
+            var a = new byte[tokens * stride];
+            for (int t = 0; t < tokens; t++)
+                QuantizedActivations.Quantize(ActivationFormat.Q8, Activations(rnd, blocks * 32, 32), a.AsSpan((int)(t * stride)), Isa.Scalar);
+            // y[t * yStride + r], with a stride wider than the tile so a write outside it shows.
+            const int YStride = 5;
+            var twins = new float[tokens * YStride];
+            for (int t = 0; t < tokens; t++)
+                for (int r = 0; r < rows; r++)
+                    twins[t * YStride + r] = Block32.DotScalar<T>(ref w[r * rowBytes], ref a[t * stride], blocks);
+            var y = new float[tokens * YStride];
+            void Run(string what, Action<nint> tile)
+            {
+                Array.Fill(y, float.NaN);
+                fixed (float* py = y) tile((nint)py);
+                for (int t = 0; t < tokens; t++)
+                {
+                    Check.BitsEqual(twins.AsSpan(t * YStride, rows), y.AsSpan(t * YStride, rows), $"{type} {what}, {blocks} blocks, token {t}");
+                    for (int r = rows; r < YStride; r++) Assert.True(float.IsNaN(y[t * YStride + r]), $"{type} {what} wrote outside its tile");
+                }
+            }
+            foreach (var isa in IsaSupport.Supported)
+                Run($"DotTile on {isa}", py => Block32.DotTile<T>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride, isa));
+            if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) continue;
+            Run("vpmaddubsw tile", py => Block32.DotTile256<T>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride, vnni: false));
+            if (System.Runtime.Intrinsics.X86.AvxVnni.IsSupported)
+                Run("vpdpbusd tile", py => Block32.DotTile256<T>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride, vnni: true));
+        }
+    }
 }

@@ -18,13 +18,14 @@ public class WorkerPoolTests
     }
 
     /// <summary>Runs <see cref="Cover"/> over [0, count) and returns how often each index was visited.</summary>
-    private static unsafe int[] RunCover(WorkerPool pool, int count)
+    private static unsafe int[] RunCover(WorkerPool pool, int count, bool chunked = false)
     {
         var hits = new int[Math.Max(count, 1)];
         fixed (int* h = hits)
         {
             var c = new Coverage { Hits = h, Threads = pool.Threads };
-            pool.Run(&Cover, &c, count);
+            if (chunked) pool.RunChunked(&Cover, &c, count);
+            else pool.Run(&Cover, &c, count);
             Assert.Equal(0, c.Errors);
         }
         return hits[..count];
@@ -37,6 +38,8 @@ public class WorkerPoolTests
     }
 
     private static unsafe void RunThrowing(WorkerPool pool, int at, int count) => pool.Run(&ThrowAt, &at, count);
+
+    private static unsafe void RunThrowingChunked(WorkerPool pool, int at, int count) => pool.RunChunked(&ThrowAt, &at, count);
 
     [Fact]
     public void CoversEveryIndexExactlyOnce()
@@ -52,6 +55,31 @@ public class WorkerPoolTests
                     Assert.True(hits[i] == 1, $"threads={threads} count={count}: index {i} visited {hits[i]} times");
             }
         }
+    }
+
+    /// <summary>Chunks taken in turn: still every index exactly once, for counts below, at and far above 8 chunks a thread.</summary>
+    [Fact]
+    public void ChunkedRunsCoverEveryIndexExactlyOnce()
+    {
+        for (int threads = 1; threads <= 4; threads++)
+        {
+            using var pool = new WorkerPool(threads);
+            foreach (int count in new[] { 1, 2, 7, 8 * threads, 8 * threads + 1, 50, 1000, 4099 })
+            {
+                var hits = RunCover(pool, count, chunked: true);
+                for (int i = 0; i < count; i++)
+                    Assert.True(hits[i] == 1, $"threads={threads} count={count}: index {i} visited {hits[i]} times");
+            }
+        }
+    }
+
+    [Fact]
+    public void ChunkedRunsRethrowAWorkersException()
+    {
+        using var pool = new WorkerPool(2);
+        var e = Assert.Throws<InvalidOperationException>(() => RunThrowingChunked(pool, 977, 1000));
+        Assert.Contains("work item 977", e.Message);
+        Assert.Equal(1000, RunCover(pool, 1000, chunked: true).Sum()); // the pool still works after a failed job
     }
 
     [Fact]

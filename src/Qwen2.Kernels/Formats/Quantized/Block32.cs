@@ -9,6 +9,12 @@ internal interface IBlock32 : IQuantFormat
     /// <summary>Whether values are unsigned with a per-block minimum (Q4_1, Q5_1) rather than signed (Q8_0, Q4_0, Q5_0).</summary>
     static abstract bool HasMin { get; }
 
+    /// <summary>
+    /// Rows of its prefill tile (<see cref="Block32.DotTile{T}"/>): 4 for a signed format whose values are one load,
+    /// 2 for one that unpacks them (see the tile's remarks).
+    /// </summary>
+    static abstract int TileRows { get; }
+
     /// <summary>The block's 32 integer values in element order, its scale and (for <see cref="HasMin"/>) its minimum.</summary>
     static abstract void Unpack(ref byte block, Span<int> q, out float d, out float min);
 

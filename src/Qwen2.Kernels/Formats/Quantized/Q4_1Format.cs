@@ -10,6 +10,7 @@ internal readonly struct Q4_1Format : IBlock32
     public static int BlockBytes => 20;
     public static ActivationFormat Activation => ActivationFormat.Q8;
     public static bool HasMin => true;
+    public static int TileRows => 2;
 
     public static void Unpack(ref byte block, Span<int> q, out float d, out float min)
     {

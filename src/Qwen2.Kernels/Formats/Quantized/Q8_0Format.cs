@@ -10,6 +10,7 @@ internal readonly struct Q8_0Format : IBlock32
     public static int BlockBytes => 34;
     public static ActivationFormat Activation => ActivationFormat.Q8;
     public static bool HasMin => false;
+    public static int TileRows => 4;
 
     public static void Unpack(ref byte block, Span<int> q, out float d, out float min)
     {
