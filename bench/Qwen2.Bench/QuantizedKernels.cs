@@ -17,8 +17,8 @@ namespace Qwen2.Bench;
 /// One token is decode (GB/s of weights read); 64 and 512 are prefill (GFLOP/s).
 /// </summary>
 /// <remarks>
-/// The blocks hold random bits with scales set to small normal binary16 values, so no step meets a subnormal scale (the
-/// exact conversion would then cost a microcode assist) or an infinity; speed does not depend on the values otherwise.
+/// The blocks hold random bits with scales set to small normal binary16 values (no infinity or NaN); speed does not
+/// depend on the values otherwise (scales, subnormals included, are read from a table).
 /// </remarks>
 [MemoryDiagnoser]
 [Config(typeof(QuantizedConfig))]

@@ -92,6 +92,7 @@ internal static unsafe class QuantizedProduct
         Rows = &Rows<TQ>,
         Dot = &DotOf<TQ>,
         DotTokens = &DotTokensOf<TQ>,
+        Dot4Rows = &Dot4RowsOf<TQ>,
         DequantizeBlock = &DequantizeOf<TQ>,
     };
 
@@ -108,6 +109,9 @@ internal static unsafe class QuantizedProduct
     private static void DotTokensOf<TQ>(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) where TQ : IQuantFormat =>
         TQ.DotTokens(ref w, ref a, aStride, tokens, blocks, destination, isa);
 
+    private static void Dot4RowsOf<TQ>(ref byte w, nint stride, ref byte a, int blocks, ref float dst, Isa isa) where TQ : IQuantFormat =>
+        TQ.Dot4Rows(ref w, stride, ref a, blocks, ref dst, isa);
+
     private static void DequantizeOf<TQ>(ref byte block, Span<float> destination) where TQ : IQuantFormat => TQ.DequantizeBlock(ref block, destination);
 
     /// <summary>The entry points of one block-quantized format (<see cref="IQuantFormat"/>), for code that holds a <see cref="WeightType"/>.</summary>
@@ -118,6 +122,7 @@ internal static unsafe class QuantizedProduct
         public delegate*<ref Part, int, int, int, Isa, void> Rows;
         public delegate*<ref byte, ref byte, int, Isa, float> Dot;
         public delegate*<ref byte, ref byte, nint, int, int, Span<float>, Isa, void> DotTokens;
+        public delegate*<ref byte, nint, ref byte, int, ref float, Isa, void> Dot4Rows;
         public delegate*<ref byte, Span<float>, void> DequantizeBlock;
     }
 
@@ -184,14 +189,19 @@ internal static unsafe class QuantizedProduct
         }
     }
 
-    /// <summary><see cref="Rows{TQ}"/>, with one token's four streams dotted together.</summary>
+    /// <summary><see cref="Rows{TQ}"/>, with several tokens in register tiles.</summary>
     private static void Rows32<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IBlock32
     {
-        if (tokens > 1)
-        {
-            Tiles<TQ>(ref p, r0, r1, tokens, isa);
-            return;
-        }
+        if (tokens > 1) Tiles<TQ>(ref p, r0, r1, tokens, isa);
+        else Decode<TQ>(ref p, r0, r1, isa);
+    }
+
+    /// <summary>
+    /// One token: rows [r0, r1) read as four streams a quarter of the range apart, block by block
+    /// (<see cref="IQuantFormat.Dot4Rows"/>), so each thread keeps four sequential streams in flight.
+    /// </summary>
+    private static void Decode<TQ>(ref Part p, int r0, int r1, Isa isa) where TQ : IQuantFormat
+    {
         int quarter = (r1 - r0) / 4;
         nint q = p.RowBytes * quarter;
         ref byte a = ref Unsafe.AsRef<byte>(p.A);
@@ -199,34 +209,21 @@ internal static unsafe class QuantizedProduct
         for (int i = 0; i < quarter; i++)
         {
             int r = r0 + i;
-            Block32.Dot4Rows<TQ>(ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes), q, ref a, p.Blocks, ref Unsafe.AsRef<float>(dst), isa);
+            TQ.Dot4Rows(ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes), q, ref a, p.Blocks, ref Unsafe.AsRef<float>(dst), isa);
             p.Y[r] = dst[0]; p.Y[r + quarter] = dst[1]; p.Y[r + 2 * quarter] = dst[2]; p.Y[r + 3 * quarter] = dst[3];
         }
         for (int r = r0 + 4 * quarter; r < r1; r++) p.Y[r] = TQ.Dot(ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes), ref a, p.Blocks, isa);
     }
 
     /// <summary>
-    /// Rows [r0, r1) of one matrix. One token: the rows are read as four streams a quarter of the range apart, so the
-    /// memory system sees four sequential streams per thread. Several: groups of <see cref="TokenGroup"/> tokens, each
-    /// row dotted with four of them at a time while it sits in L1.
+    /// Rows [r0, r1) of one matrix. One token: <see cref="Decode{TQ}"/>. Several: groups of <see cref="TokenGroup"/>
+    /// tokens, each row dotted with four of them at a time while it sits in L1.
     /// </summary>
     private static void Rows<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IQuantFormat
     {
         if (tokens == 1)
         {
-            int quarter = (r1 - r0) / 4;
-            nint q = p.RowBytes * quarter;
-            ref byte a = ref Unsafe.AsRef<byte>(p.A);
-            for (int i = 0; i < quarter; i++)
-            {
-                int r = r0 + i;
-                ref byte w = ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes);
-                p.Y[r] = TQ.Dot(ref w, ref a, p.Blocks, isa);
-                p.Y[r + quarter] = TQ.Dot(ref Unsafe.Add(ref w, q), ref a, p.Blocks, isa);
-                p.Y[r + 2 * quarter] = TQ.Dot(ref Unsafe.Add(ref w, 2 * q), ref a, p.Blocks, isa);
-                p.Y[r + 3 * quarter] = TQ.Dot(ref Unsafe.Add(ref w, 3 * q), ref a, p.Blocks, isa);
-            }
-            for (int r = r0 + 4 * quarter; r < r1; r++) p.Y[r] = TQ.Dot(ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes), ref a, p.Blocks, isa);
+            Decode<TQ>(ref p, r0, r1, isa);
             return;
         }
         for (int t0 = 0; t0 < tokens; t0 += TokenGroup)

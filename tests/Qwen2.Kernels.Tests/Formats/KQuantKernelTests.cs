@@ -21,18 +21,6 @@ public class KQuantKernelTests
     public static TheoryData<WeightType> Types() => new(KQuantReference.Types);
 
     [Fact]
-    public void SuperBlockHalfConversionMatchesTheScalarTwinsForEveryPattern()
-    {
-        var b = new byte[2];
-        for (int i = 0; i < 65536; i++)
-        {
-            BitConverter.TryWriteBytes(b, (ushort)i);
-            Check.SameValue(QuantMath.Half(ref b[0]), KQuant.Half(ref b[0]), $"binary16 0x{i:X4}");
-            Check.SameValue((float)Formats.HalfBitsToDouble((ushort)i), KQuant.Half(ref b[0]), $"binary16 0x{i:X4} vs fields");
-        }
-    }
-
-    [Fact]
     public void PackedScaleUnpackingMatchesGetScaleMinK4()
     {
         var rnd = new Random(11);

@@ -174,6 +174,19 @@ public unsafe class QuantizedFormatTests
                 var (s, bound) = QuantizedData.Reference(type, exact, terms, xs[t]);
                 Check.Close(s, got, bound, $"{type} {isa} {blocks} blocks token {t} vs the float64 dot");
             }
+            // Four rows, the row itself at stride 0 and then four distinct rows: each is that row's Dot of token 0.
+            var rows = new byte[4 * w.Length + 3 * 5];
+            nint rowStride = w.Length + 5; // not a whole number of blocks apart, as a quarter of a thread's rows may be
+            var twins4 = new float[4];
+            for (int k = 0; k < 4; k++)
+            {
+                var wk = k == 0 ? w : QuantizedData.RandomBlocks(rnd, type, blocks);
+                wk.CopyTo(rows, (int)(k * rowStride));
+                twins4[k] = ops.Dot(ref wk[0], ref a[0], blocks, Isa.Scalar);
+            }
+            dst.Fill(float.NaN);
+            ops.Dot4Rows(ref rows[0], rowStride, ref a[0], blocks, ref dst[0], isa);
+            Check.BitsEqual(twins4, dst, $"{type} {isa} Dot4Rows of {blocks} blocks");
             for (int tokens = 1; tokens <= 4; tokens++)
             {
                 dst.Fill(float.NaN);

@@ -51,6 +51,7 @@ internal static partial class Block32
     }
 
     /// <summary>Four rows by two tokens, for signed formats: both tokens' activations stay in registers while the rows pass.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
     private static unsafe void Tile4x2<T, TP>(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride)
         where T : IBlock32 where TP : IByteProducts
     {
@@ -88,6 +89,7 @@ internal static partial class Block32
     }
 
     /// <summary>Two rows by four tokens: both rows' unpacked values stay in registers while the tokens pass.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
     private static unsafe void Tile2x4<T, TP>(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride)
         where T : IBlock32 where TP : IByteProducts
     {

@@ -79,6 +79,7 @@ internal static partial class Block32
         else RowsV256<T, MaddProducts>(ref w, stride, ref a, blocks, ref dst);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
     private static void RowsV256<T, TP>(ref byte w, nint stride, ref byte a, int blocks, ref float dst) where T : IBlock32 where TP : IByteProducts
     {
         Accumulator a0 = default, a1 = default, a2 = default, a3 = default;
@@ -195,6 +196,7 @@ internal static partial class Block32
         else RowV256<T, TN, MaddProducts>(ref w, ref a, aStride, blocks, ref dst);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
     private static void RowV256<T, TN, TP>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where T : IBlock32 where TN : ITokens where TP : IByteProducts
     {
         Accumulator a0 = default, a1 = default, a2 = default, a3 = default;
@@ -202,6 +204,7 @@ internal static partial class Block32
         Store<T, TN>(ref dst, a0, a1, a2, a3);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
     private static void RowV512<T, TN>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where T : IBlock32 where TN : ITokens
     {
         if (!Avx512BW.IsSupported)

@@ -25,4 +25,10 @@ internal interface IQuantFormat : IWeightFormat
     /// weights between the tokens.
     /// </summary>
     static abstract void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa);
+
+    /// <summary>
+    /// Four rows <paramref name="stride"/> bytes apart against one token: dst[k] is exactly <see cref="Dot"/> of row k.
+    /// Decoding reads the rows as four streams, block by block, so all four are in flight at once.
+    /// </summary>
+    static abstract void Dot4Rows(ref byte w, nint stride, ref byte a, int blocks, ref float dst, Isa isa);
 }

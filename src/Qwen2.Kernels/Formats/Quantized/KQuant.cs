@@ -12,24 +12,6 @@ namespace Qwen2.Kernels;
 /// </summary>
 internal static class KQuant
 {
-    private const float TwoTo112 = 5.192296858534828e33f; // 2^112 = 2^(127 - 15): float32's exponent bias over binary16's
-
-    /// <summary>
-    /// The binary16 at <paramref name="p"/> as float32, the same value as <see cref="QuantMath.Half"/> for every pattern
-    /// (NaNs stay NaNs). It runs once per super-block per row, so a few integer operations and one predictable
-    /// branch instead of the general conversion: the exponent and mantissa moved into float32's fields and scaled by
-    /// 2^112 rebias a normal and turn a subnormal (a float32 subnormal before the scaling) into the right normal,
-    /// both exactly.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Half(ref byte p)
-    {
-        uint h = Unsafe.ReadUnaligned<ushort>(ref p);
-        uint em = (h & 0x7FFF) << 13;
-        uint magnitude = em >= 0x7C00u << 13 ? em | 0x7F800000u : BitConverter.SingleToUInt32Bits(BitConverter.UInt32BitsToSingle(em) * TwoTo112);
-        return BitConverter.UInt32BitsToSingle(magnitude | ((h & 0x8000) << 16));
-    }
-
     /// <summary>
     /// The 12 packed scale bytes of a Q4_K or Q5_K super-block as 16 bytes: the eight 6-bit scales, then the eight
     /// 6-bit minimums (what <see cref="QuantMath.ScaleMinK4"/> reads one at a time), unpacked with four 32-bit words.
@@ -134,6 +116,7 @@ internal static class KQuant
     /// One row of super-blocks against <typeparamref name="TN"/>.Count tokens on kernel <typeparamref name="TB"/>:
     /// dst[t] is the scalar twin's dot product with token t, the float steps in super-block order.
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its callees always fit its inlining budget
     public static void Run<TB, TN>(ref byte w, ref byte a, nint aStride, int blocks, ref float dst) where TB : ISuperBlockKernel where TN : struct, ITokens
     {
         float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
@@ -174,6 +157,47 @@ internal static class KQuant
         if (isa == Isa.Vector512) Run<T512>(ref w, ref a, aStride, tokens, blocks, ref d);
         else if (isa == Isa.Vector256) Run<T256>(ref w, ref a, aStride, tokens, blocks, ref d);
         else QuantMath.DotEachToken<TQ>(ref w, ref a, aStride, tokens, blocks, destination, Isa.Scalar);
+    }
+
+    /// <summary>
+    /// <see cref="IQuantFormat.Dot4Rows"/> for K-quant <typeparamref name="TQ"/>: super-block b of each of the four rows,
+    /// then b + 1, on its 512-bit or 256-bit kernel, each row's float steps those of <see cref="Run{TB, TN}"/>; or the
+    /// scalar twin per row.
+    /// </summary>
+    public static void Dot4Rows<TQ, T256, T512>(ref byte w, nint stride, ref byte a, int blocks, ref float dst, Isa isa)
+        where TQ : IQuantFormat where T256 : ISuperBlockKernel where T512 : ISuperBlockKernel
+    {
+        if (isa == Isa.Vector512) Run4Rows<T512>(ref w, stride, ref a, blocks, ref dst);
+        else if (isa == Isa.Vector256) Run4Rows<T256>(ref w, stride, ref a, blocks, ref dst);
+        else
+            for (int k = 0; k < 4; k++) Unsafe.Add(ref dst, k) = TQ.Dot(ref Unsafe.Add(ref w, stride * k), ref a, blocks, Isa.Scalar);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its callees always fit its inlining budget
+    private static void Run4Rows<TB>(ref byte w, nint stride, ref byte a, int blocks, ref float dst) where TB : ISuperBlockKernel
+    {
+        float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            ref byte w0 = ref Unsafe.Add(ref w, (nint)b * TB.SuperBlockBytes);
+            ref byte ab = ref Unsafe.Add(ref a, (nint)b * QuantizedActivations.Q8KBytes);
+            Row(ref w0, ref ab, ref acc0);
+            Row(ref Unsafe.Add(ref w0, stride), ref ab, ref acc1);
+            Row(ref Unsafe.Add(ref w0, 2 * stride), ref ab, ref acc2);
+            Row(ref Unsafe.Add(ref w0, 3 * stride), ref ab, ref acc3);
+        }
+        dst = acc0;
+        Unsafe.Add(ref dst, 1) = acc1;
+        Unsafe.Add(ref dst, 2) = acc2;
+        Unsafe.Add(ref dst, 3) = acc3;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Row(ref byte wb, ref byte ab, ref float acc)
+        {
+            TokenSums sums = default;
+            var scales = TB.Sums<OneToken>(ref wb, ref ab, 0, ref sums);
+            TB.Step(ref acc, sums.S0, scales, ref wb, ref ab);
+        }
     }
 
     /// <summary><see cref="Run{TB, TN}"/> for 1 to 4 <paramref name="tokens"/>, known only at run time.</summary>

@@ -33,4 +33,7 @@ internal readonly struct Q4_0Format : IBlock32
         Block32.DotTokens<Q4_0Format>(ref w, ref a, aStride, tokens, blocks, destination, isa);
 
     public static float Dot(ref byte w, ref byte a, int blocks, Isa isa) => Block32.Dot<Q4_0Format>(ref w, ref a, blocks, isa);
+
+    public static void Dot4Rows(ref byte w, nint stride, ref byte a, int blocks, ref float dst, Isa isa) =>
+        Block32.Dot4Rows<Q4_0Format>(ref w, stride, ref a, blocks, ref dst, isa);
 }

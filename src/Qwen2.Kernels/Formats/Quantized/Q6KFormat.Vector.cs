@@ -38,7 +38,7 @@ internal readonly partial struct Q6KFormat
     {
         var bsums = Vector256.LoadUnsafe(ref activationBlock, QuantizedActivations.Q8KSums).AsInt16();
         int sumi = KQuant.Sum(products - (Avx2.MultiplyAddAdjacent(bsums, sc16) << 5));
-        acc = MathF.FusedMultiplyAdd(KQuant.Half(ref Unsafe.Add(ref block, 208)) * QuantMath.Single(ref activationBlock), sumi, acc);
+        acc = MathF.FusedMultiplyAdd(QuantMath.Half(ref Unsafe.Add(ref block, 208)) * QuantMath.Single(ref activationBlock), sumi, acc);
     }
 
     /// <summary>The 16 int8 scales widened to int16.</summary>

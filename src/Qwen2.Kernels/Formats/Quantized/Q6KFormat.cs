@@ -41,6 +41,9 @@ internal readonly partial struct Q6KFormat : IQuantFormat
     public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>
         KQuant.DotTokens<Q6KFormat, Q6KFormat.V256<NativeProducts>, Q6KFormat.V512>(ref w, ref a, aStride, tokens, blocks, destination, isa);
 
+    public static void Dot4Rows(ref byte w, nint stride, ref byte a, int blocks, ref float dst, Isa isa) =>
+        KQuant.Dot4Rows<Q6KFormat, Q6KFormat.V256<NativeProducts>, Q6KFormat.V512>(ref w, stride, ref a, blocks, ref dst, isa);
+
     public static float Dot(ref byte w, ref byte a, int blocks, Isa isa) => isa switch
     {
         Isa.Vector512 => DotV512(ref w, ref a, blocks),

@@ -15,7 +15,9 @@ internal static class QuantMath
     public static float Half(ref byte p) => Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Halves), Unsafe.ReadUnaligned<ushort>(ref p));
 
     // Every binary16 as float32 (256 KiB): one load per block scale instead of a dozen integer and float steps, which the
-    // compute-bound integer dot products feel; the blocks of one matrix share few distinct scales, so it stays in cache.
+    // compute-bound integer dot products feel, and no float multiply on a subnormal operand, which costs a microcode
+    // assist and which real files meet on every block (Q6_K super-block scales of small weights are binary16
+    // subnormals); the blocks of one matrix share few distinct scales, so the table stays in cache.
     private static readonly float[] Halves = HalfTable();
 
     private static float[] HalfTable()

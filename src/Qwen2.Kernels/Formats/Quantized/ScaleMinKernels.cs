@@ -16,7 +16,7 @@ internal static class ScaleMinKernels
     /// <summary>The minimum term, then fma(d·d_a, sumi) and fma(−(dmin·d_a), summ).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Step(ref float acc, Vector256<int> sumi, Vector256<short> scalesMins, ref byte block, ref byte activationBlock) =>
-        KQuant.Step(ref acc, KQuant.Half(ref block), KQuant.Half(ref Unsafe.Add(ref block, 2)), ref activationBlock,
+        KQuant.Step(ref acc, QuantMath.Half(ref block), QuantMath.Half(ref Unsafe.Add(ref block, 2)), ref activationBlock,
             KQuant.Sum(sumi, KQuant.Mins(ref activationBlock, scalesMins.GetUpper())));
 
     /// <summary>The eight scales then the eight minimums as int16.</summary>
