@@ -79,6 +79,9 @@ public sealed class Qwen2Server : IAsyncDisposable
     /// <summary>The address it listens on (the real port when 0 was asked for); null before <see cref="StartAsync"/>.</summary>
     public Uri? Address { get; private set; }
 
+    /// <summary>The engine behind the endpoints (tests read its generator and pool).</summary>
+    internal ServerEngine Engine => _app.Services.GetRequiredService<ServerEngine>();
+
     /// <summary>Stops the server when cancelled: <see cref="WaitForShutdownAsync"/> returns.</summary>
     public CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
 

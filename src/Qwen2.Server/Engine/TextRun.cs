@@ -25,7 +25,8 @@ internal sealed class TextRun(ServerEngine engine, int[] prompt, GenerationOptio
         var generator = engine.ReadyGenerator;
         var metrics = engine.Metrics;
         var request = generator.Submit(prompt, options, cancellationToken);
-        var decoder = generator.Pipeline!.Tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
+        var tokenizer = generator.Pipeline!.Tokenizer;
+        var decoder = tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
         var matcher = new StopStringMatcher(stops);
         long last = Stopwatch.GetTimestamp();
         bool hit = false;
@@ -38,7 +39,8 @@ internal sealed class TextRun(ServerEngine engine, int[] prompt, GenerationOptio
                 last = now;
                 if (CompletionTokens == 0) CachedTokens = request.SharedPromptTokens;
                 CompletionTokens++;
-                var (ready, stopped) = matcher.Push(decoder.Append(id));
+                // An id past the tokenizer (a padding row of the embedding, which no trained model picks) has no text.
+                var (ready, stopped) = matcher.Push(id < tokenizer.VocabSize ? decoder.Append(id) : "");
                 if (ready.Length > 0) yield return ready;
                 if (stopped) { hit = true; break; }
             }
