@@ -14,8 +14,13 @@ public sealed record Qwen2ServerOptions
     /// </summary>
     public string? ApiKey { get; init; }
 
-    /// <summary>Continuous batching: batch size, prefill budget and KV memory (<see cref="BatchGeneratorOptions"/>).</summary>
-    public BatchGeneratorOptions Batching { get; init; } = new();
+    /// <summary>
+    /// Continuous batching: batch size, prefill budget, KV memory and prefix caching (<see cref="BatchGeneratorOptions"/>).
+    /// The default caches prefixes across requests (<see cref="BatchGeneratorOptions.CachePrefixes"/>), so a request that
+    /// begins like an earlier one (a shared system prompt, a conversation's earlier turns) skips computing that part;
+    /// usage reports it as <c>prompt_tokens_details.cached_tokens</c>.
+    /// </summary>
+    public BatchGeneratorOptions Batching { get; init; } = new() { CachePrefixes = true };
 
     /// <summary>
     /// Most requests waiting for a place in the running batch; one more is refused with 503 and Retry-After

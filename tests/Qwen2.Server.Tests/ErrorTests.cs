@@ -80,7 +80,7 @@ public sealed class ErrorTests(TinyChatModel tiny) : IClassFixture<TinyChatModel
     [Fact]
     public async Task PromptPastTheContextSaysHowManyTokens()
     {
-        await using var host = await TestServerHost.StartAsync(tiny.Pipeline, new Qwen2ServerOptions { Batching = new() { Cache = new() { MaxTokensPerSequence = 16 } } });
+        await using var host = await TestServerHost.StartAsync(tiny.Pipeline, new Qwen2ServerOptions { Batching = new() { CachePrefixes = true, Cache = new() { MaxTokensPerSequence = 16 } } });
         int[] prompt = Enumerable.Range(100, 20).ToArray();
         var error = await Error(await host.Http.PostAsync("/v1/completions", new StringContent($"{{\"prompt\":{JsonSerializer.Serialize(prompt)}}}", Encoding.UTF8, "application/json")), HttpStatusCode.BadRequest);
         Assert.Equal("exceed_context_size_error", error.GetProperty("type").GetString());
@@ -116,7 +116,7 @@ public sealed class ErrorTests(TinyChatModel tiny) : IClassFixture<TinyChatModel
     [Fact]
     public async Task FullQueueIs503WithRetryAfter()
     {
-        await using var host = await TestServerHost.StartAsync(tiny.Pipeline, new Qwen2ServerOptions { MaxQueuedRequests = 0, RetryAfterSeconds = 3, Batching = new() { MaxBatchSize = 1 } });
+        await using var host = await TestServerHost.StartAsync(tiny.Pipeline, new Qwen2ServerOptions { MaxQueuedRequests = 0, RetryAfterSeconds = 3, Batching = new() { CachePrefixes = true, MaxBatchSize = 1 } });
         using var cts = new CancellationTokenSource();
         // One long stream takes the only place; the next request finds batch and queue full.
         var first = await host.Http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/completions")

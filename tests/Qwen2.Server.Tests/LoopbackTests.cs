@@ -80,7 +80,7 @@ public sealed class LoopbackTests(TinyChatModel tiny) : IClassFixture<TinyChatMo
     [Fact]
     public async Task ConcurrentStreamsEqualTheRequestsAlone()
     {
-        await using var server = await Start(tiny.Pipeline, new Qwen2ServerOptions { Batching = new() { MaxBatchSize = 4 } });
+        await using var server = await Start(tiny.Pipeline, new Qwen2ServerOptions { Batching = new() { CachePrefixes = true, MaxBatchSize = 4 } });
         using var http = new HttpClient { BaseAddress = server.Address };
         var requests = new (int[] Prompt, SamplingOptions Sampling, string Json)[]
         {

@@ -153,4 +153,26 @@ public sealed class OpenAiSdkTests(TinyChatModel tiny) : IClassFixture<TinyChatM
         Assert.Equal(expected.Text, result.Content.Count == 0 ? "" : result.Content[0].Text);
         Assert.Equal(prompt.Length, result.Usage.InputTokenCount);
     }
+
+    [Fact]
+    public async Task ASecondRequestSharingTheSystemPromptReusesItsBlocks()
+    {
+        await using var host = await TestServerHost.StartAsync(tiny.Pipeline, Options);
+        string system = string.Join(" ", Enumerable.Repeat("You answer questions about colors, briefly and exactly.", 6));
+        var settings = new ChatCompletionOptions { MaxOutputTokenCount = 6, Temperature = 0 };
+        var first = (await host.Chat().CompleteChatAsync([ChatMessage.CreateSystemMessage(system), ChatMessage.CreateUserMessage("Name one.")], settings)).Value;
+        Assert.Equal(0, first.Usage.InputTokenDetails.CachedTokenCount);
+
+        var second = (await host.Chat().CompleteChatAsync([ChatMessage.CreateSystemMessage(system), ChatMessage.CreateUserMessage(Question)], settings)).Value;
+        int[] a = Reference.ChatPrompt(tiny.Pipeline, Msg.System(system), Msg.User("Name one.")), b = Reference.ChatPrompt(tiny.Pipeline, Msg.System(system), Msg.User(Question));
+        int common = 0;
+        while (common < Math.Min(a.Length, b.Length - 1) && a[common] == b[common]) common++;
+        int block = host.Engine.Generator!.Cache.Pool.BlockSize;
+        Assert.True(common >= 2 * block, $"the prompts share only {common} tokens");
+        // Whole blocks of the shared prefix come from the first request's cache.
+        Assert.Equal(common / block * block, second.Usage.InputTokenDetails.CachedTokenCount);
+        var expected = Reference.Generate(tiny.Pipeline, b, Reference.Greedy(tiny.Pipeline), 6);
+        Assert.Equal(expected.Text, second.Content.Count == 0 ? "" : second.Content[0].Text);
+        Assert.Equal(0, host.Engine.Generator.Cache.Pool.BlocksInUse);
+    }
 }

@@ -94,7 +94,7 @@ public sealed class ProtocolTests(TinyChatModel tiny) : IClassFixture<TinyChatMo
     public async Task MaxTokensPastTheContextEndsWithLength()
     {
         int[] prompt = [9707, 11, 1879, 0, 1, 2];
-        await using var host = await TestServerHost.StartAsync(tiny.Pipeline, new Qwen2ServerOptions { Batching = new() { Cache = new() { MaxTokensPerSequence = 10 } } });
+        await using var host = await TestServerHost.StartAsync(tiny.Pipeline, new Qwen2ServerOptions { Batching = new() { CachePrefixes = true, Cache = new() { MaxTokensPerSequence = 10 } } });
         var r = await ReadJson(await host.Http.PostAsync("/v1/completions", Json($"{{\"prompt\":{JsonSerializer.Serialize(prompt)},\"max_tokens\":50,\"temperature\":0}}")));
         var expected = Reference.Generate(tiny.Pipeline, prompt, Reference.Greedy(tiny.Pipeline), 10 - prompt.Length);
         Assert.Equal(expected.Text, r.GetProperty("choices")[0].GetProperty("text").GetString());

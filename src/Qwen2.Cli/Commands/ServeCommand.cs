@@ -20,10 +20,11 @@ internal static class ServeCommand
         var threads = new Option<int?>("--threads") { Description = "Threads (default: processor count)." };
         var cors = new Option<string?>("--cors-origin") { Description = "Let browser pages from this origin call the API (\"*\": any origin)." };
         var timeout = new Option<double?>("--timeout") { Description = "Seconds a generation may run before it is ended (default: no limit)." };
+        var noPrefixCache = new Option<bool>("--no-prefix-cache") { Description = "Do not keep finished requests' KV blocks for later requests that begin the same way (automatic prefix caching is on by default)." };
         var quantize = CommonOptions.Quantize();
         var cmd = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /health, /metrics).")
         {
-            model, host, port, apiKey, alias, maxBatch, maxQueue, context, threads, cors, timeout, quantize,
+            model, host, port, apiKey, alias, maxBatch, maxQueue, context, threads, cors, timeout, noPrefixCache, quantize,
         };
         cmd.SetAction(p => Guard.Run(stderr, () =>
         {
@@ -49,6 +50,7 @@ internal static class ServeCommand
                 Batching = new BatchGeneratorOptions
                 {
                     MaxBatchSize = CommonOptions.AtLeast1(p.GetValue(maxBatch), "--max-batch"),
+                    CachePrefixes = !p.GetValue(noPrefixCache),
                     Cache = new Qwen2.Native.BatchingKvCacheOptions { MaxTokensPerSequence = CommonOptions.AtLeast1(p.GetValue(context), "--context") },
                 },
             };
