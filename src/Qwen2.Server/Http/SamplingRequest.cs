@@ -6,7 +6,7 @@ namespace Qwen2.Server.Http;
 /// The sampling, stopping and streaming fields chat and text completions share, read and checked. Fields a request
 /// leaves out fall back to the checkpoint's generation_config.json, as everywhere else in the engine.
 /// </summary>
-internal sealed record SamplingRequest(SamplingOptions Sampling, int? MaxTokens, IReadOnlyList<string> Stops, bool Stream, bool IncludeUsage)
+internal sealed record SamplingRequest(SamplingOptions Sampling, int? MaxTokens, IReadOnlyList<string> Stops, bool Stream, bool IncludeUsage, bool IgnoreEos)
 {
     /// <summary>Most stop strings a request may give (OpenAI allows 4; llama.cpp and vLLM more).</summary>
     public const int MaxStops = 16;
@@ -52,7 +52,9 @@ internal sealed record SamplingRequest(SamplingOptions Sampling, int? MaxTokens,
             if (so.ValueKind != System.Text.Json.JsonValueKind.Object) throw JsonFields.Mistyped("stream_options", "an object", so);
             includeUsage = new JsonFields(so).Bool("include_usage") ?? false;
         }
-        return new SamplingRequest(sampling, (int?)maxTokens, stops, stream, includeUsage);
+        // vLLM's extension: keep generating past end-of-sequence tokens (benchmarks want a fixed length).
+        bool ignoreEos = f.Bool("ignore_eos") ?? false;
+        return new SamplingRequest(sampling, (int?)maxTokens, stops, stream, includeUsage, ignoreEos);
     }
 
     /// <summary>The generation options of a prompt of <paramref name="promptTokens"/> tokens in a context of <paramref name="context"/>.</summary>
@@ -60,6 +62,6 @@ internal sealed record SamplingRequest(SamplingOptions Sampling, int? MaxTokens,
     {
         // Without max_tokens a reply may fill the context, as with OpenAI; it then ends with finish_reason "length".
         int room = context - promptTokens;
-        return new GenerationOptions { Sampling = Sampling, MaxNewTokens = Math.Min(MaxTokens ?? room, room), StopTokenIds = stopTokenIds };
+        return new GenerationOptions { Sampling = Sampling, MaxNewTokens = Math.Min(MaxTokens ?? room, room), StopTokenIds = stopTokenIds, IgnoreEos = IgnoreEos };
     }
 }
