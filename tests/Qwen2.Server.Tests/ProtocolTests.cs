@@ -140,6 +140,41 @@ public sealed class ProtocolTests(TinyChatModel tiny) : IClassFixture<TinyChatMo
         Assert.True(Counter(text, "qwen2_generation_tokens_total") >= generated, text);
     }
 
+    [Fact]
+    public async Task RequestTimeoutEndsAGeneration()
+    {
+        await using var host = await TestServerHost.StartAsync(tiny.Pipeline, new Qwen2ServerOptions { RequestTimeout = TimeSpan.FromMilliseconds(300) });
+        var whole = await host.Http.PostAsync("/v1/completions", Json("{\"prompt\":[1,2,3],\"max_tokens\":1000000,\"ignore_eos\":true}"));
+        var error = (await ReadJson(whole, HttpStatusCode.ServiceUnavailable)).GetProperty("error");
+        Assert.Equal("timeout_error", error.GetProperty("type").GetString());
+
+        var stream = await host.Http.PostAsync("/v1/completions", Json("{\"prompt\":[1,2,3],\"max_tokens\":1000000,\"ignore_eos\":true,\"stream\":true}"));
+        var events = await Sse.ReadAllAsync(stream);
+        // Headers were sent: the stream ends with an error event instead of [DONE].
+        Assert.Equal("timeout_error", Sse.Parse(events[^1]).GetProperty("error").GetProperty("type").GetString());
+        // The generator drops the ended request at its next step.
+        var g = host.Engine.Generator!;
+        for (int i = 0; i < 100 && g.ActiveCount + g.WaitingCount > 0; i++) await Task.Delay(20);
+        Assert.Equal(0, g.ActiveCount + g.WaitingCount);
+    }
+
+    [Fact]
+    public async Task CorsOriginAnswersPreflightWithoutTheKey()
+    {
+        await using var host = await TestServerHost.StartAsync(tiny.Pipeline, new Qwen2ServerOptions { CorsOrigin = "http://app.example", ApiKey = "k" });
+        using var preflight = new HttpRequestMessage(HttpMethod.Options, "/v1/chat/completions");
+        preflight.Headers.Add("Origin", "http://app.example");
+        preflight.Headers.Add("Access-Control-Request-Method", "POST");
+        preflight.Headers.Add("Access-Control-Request-Headers", "authorization,content-type");
+        var response = await host.Http.SendAsync(preflight);
+        Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode}");
+        Assert.Equal("http://app.example", response.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        using var other = new HttpRequestMessage(HttpMethod.Options, "/v1/chat/completions");
+        other.Headers.Add("Origin", "http://elsewhere.example");
+        other.Headers.Add("Access-Control-Request-Method", "POST");
+        Assert.False((await host.Http.SendAsync(other)).Headers.Contains("Access-Control-Allow-Origin"));
+    }
+
     private static double Counter(string prometheus, string name) => prometheus.Split('\n')
         .Where(l => l.StartsWith(name + "{", StringComparison.Ordinal) || l.StartsWith(name + " ", StringComparison.Ordinal))
         .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
