@@ -224,6 +224,18 @@ public sealed class BatchGenerator : IDisposable
             // and fork it then, rather than compute and store the same keys twice.
             if (pending >= Cache.Pool.BlockSize && pending > shared) break;
             _waiting.RemoveFirst();
+            if (Options.CachePrefixes)
+            {
+                // Cached blocks of earlier requests, unless a running one shares more. The last token always runs, for logits.
+                var fromCache = Cache.Join(r.TokenMemory(0, r.TokenCount - 1).Span, out int cached);
+                if (cached > 0 && cached >= shared)
+                {
+                    r.Start(fromCache, cached);
+                    _active.Add(r);
+                    continue;
+                }
+                Cache.Leave(fromCache);
+            }
             r.Start(source is null ? Cache.Join() : Cache.Fork(source.Sequence!, shared), shared);
             _active.Add(r);
         }
@@ -268,11 +280,16 @@ public sealed class BatchGenerator : IDisposable
             }
     }
 
-    /// <summary>Takes a request out of the batch and returns its blocks to the pool.</summary>
-    private void Drop(GenerationRequest r)
+    /// <summary>
+    /// Takes a request out of the batch and returns its blocks to the pool, first offering its full blocks to later
+    /// requests when prefixes are cached (<paramref name="publish"/> false: a failed step may have left them half-written).
+    /// </summary>
+    private void Drop(GenerationRequest r, bool publish = true)
     {
         _active.Remove(r);
-        if (r.Sequence is not null) Cache.Leave(r.Sequence);
+        if (r.Sequence is not { } s) return;
+        if (publish && Options.CachePrefixes) Cache.Publish(s, r.TokenMemory(0, s.Count).Span);
+        Cache.Leave(s);
     }
 
     private void Preempt(GenerationRequest r)
@@ -294,7 +311,7 @@ public sealed class BatchGenerator : IDisposable
         {
             foreach (var r in _active.ToArray())
             {
-                Drop(r);
+                Drop(r, publish: false);
                 r.Fail(e);
             }
         }

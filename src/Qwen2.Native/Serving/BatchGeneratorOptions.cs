@@ -21,6 +21,14 @@ public sealed record BatchGeneratorOptions
     /// </summary>
     public bool SharePrefixes { get; init; } = true;
 
+    /// <summary>
+    /// Automatic prefix caching: a request's full KV blocks stay in the pool after it ends (keyed by their tokens and
+    /// everything before them, evicted least recently used when the pool needs room), and a later request that begins
+    /// with the same tokens starts from them instead of computing them again
+    /// (<see cref="BatchingKvCache.Join(ReadOnlySpan{int}, out int)"/>). Its tokens are the same either way.
+    /// </summary>
+    public bool CachePrefixes { get; init; }
+
     /// <summary>Checks every field.</summary>
     public void Validate()
     {

@@ -75,6 +75,58 @@ public sealed class BatchingKvCache
         return fork.Cache;
     }
 
+    /// <summary>
+    /// Automatic prefix caching: starts a sequence holding the longest run of cached full blocks that begins
+    /// <paramref name="tokens"/> (blocks <see cref="Publish"/>ed by sequences before, whether they are still here or
+    /// have left), and says how many tokens that is (a multiple of the block size; 0 when nothing matches). Their keys
+    /// and values are the very ones computed before, so what follows runs exactly as it would have on a cold cache.
+    /// </summary>
+    /// <param name="tokens">The new sequence's tokens; pass all but the last to leave a token to run for logits.</param>
+    /// <param name="cachedTokens">Tokens the new sequence holds.</param>
+    public PastKeyValues Join(ReadOnlySpan<int> tokens, out int cachedTokens)
+    {
+        int size = Pool.BlockSize, parent = -1;
+        ulong key = 0;
+        var ids = new List<int>();
+        for (int start = 0; start + size <= Math.Min(tokens.Length, MaxTokensPerSequence); start += size)
+        {
+            var block = tokens.Slice(start, size);
+            key = PrefixBlockIndex.Key(key, block);
+            int id = Pool.TakePrefix(key, parent, block);
+            if (id < 0) break;
+            ids.Add(id);
+            parent = id;
+        }
+        cachedTokens = ids.Count * size;
+        var s = PagedSequence.Adopt(Pool, MaxTokensPerSequence, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids), cachedTokens);
+        lock (_lock) _sequences.Add(s);
+        return s.Cache;
+    }
+
+    /// <summary>
+    /// Offers <paramref name="sequence"/>'s full blocks to later sequences that begin with the same tokens
+    /// (<see cref="Join(ReadOnlySpan{int}, out int)"/>): they stay in the pool after the sequence leaves, until the
+    /// pool needs the room (least recently used first). Call it once the sequence will not be written again below
+    /// its current length, e.g. just before it leaves.
+    /// </summary>
+    /// <param name="sequence">A sequence of this cache.</param>
+    /// <param name="tokens">The tokens it holds, from the first (at least as many as are published).</param>
+    public void Publish(PastKeyValues sequence, ReadOnlySpan<int> tokens)
+    {
+        var s = Own(sequence, nameof(sequence));
+        int size = Pool.BlockSize, full = Math.Min(s.CompleteTokens, tokens.Length) / size, parent = -1;
+        var ids = s.BlockIds;
+        ulong key = 0;
+        for (int b = 0; b < full; b++)
+        {
+            var block = tokens.Slice(b * size, size);
+            key = PrefixBlockIndex.Key(key, block);
+            // The chain goes on from the block the index holds, which is another one when these tokens ran twice.
+            parent = Pool.PublishPrefix(ids[b], key, parent, block);
+            if (parent < 0) return;
+        }
+    }
+
     /// <summary>Removes a sequence and returns its blocks to the pool (shared ones stay with their other holders).</summary>
     public void Leave(PastKeyValues sequence)
     {

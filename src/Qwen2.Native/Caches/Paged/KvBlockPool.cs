@@ -19,6 +19,7 @@ public sealed class KvBlockPool
     private readonly List<int> _refs = [];         // sequences holding each block
     private readonly Stack<int> _recycled = new(); // ids with memory and no holder
     private readonly Stack<int> _bare = new();     // ids whose memory Trim gave back
+    private readonly PrefixBlockIndex _prefixes = new(); // full blocks kept for reuse across sequences
     private int _reserved;
 
     /// <summary>Creates an empty pool of at most <paramref name="maxBlocks"/> blocks of <paramref name="blockSize"/> tokens.</summary>
@@ -75,13 +76,20 @@ public sealed class KvBlockPool
     /// <summary>Blocks that can still be handed out (neither in use nor promised to a running step).</summary>
     public int BlocksAvailable { get { lock (_lock) return MaxBlocks - BlocksInUse - _reserved; } }
 
+    /// <summary>
+    /// Blocks no sequence holds that are kept, with their keys and values, for a later sequence with the same prefix
+    /// (<see cref="BatchingKvCache.Publish"/>); they count as available, and the least recently used is reused first
+    /// when the pool needs room.
+    /// </summary>
+    public int BlocksCached { get { lock (_lock) return _prefixes.IdleCount; } }
+
     /// <summary>Bytes of the blocks in use.</summary>
     public long BytesInUse => BlocksInUse * BlockBytes;
 
     /// <summary>Bytes of memory the pool holds (<see cref="BlocksAllocated"/> blocks).</summary>
     public long BytesAllocated => BlocksAllocated * BlockBytes;
 
-    /// <summary>Gives the memory of free blocks back to the runtime; blocks in use are untouched.</summary>
+    /// <summary>Gives the memory of free blocks back to the runtime; blocks in use and cached prefix blocks are kept.</summary>
     public void Trim()
     {
         lock (_lock)
@@ -121,7 +129,8 @@ public sealed class KvBlockPool
         {
             if (reserved) _reserved--;
             else if (BlocksInUse + _reserved >= MaxBlocks) throw Exhausted(1);
-            if (!_recycled.TryPop(out int id))
+            // A free block first; then new memory up to MaxBlocks; then the least recently used cached prefix block.
+            if (!_recycled.TryPop(out int id) && (BlocksAllocated < MaxBlocks || (id = _prefixes.Evict()) < 0))
             {
                 // Every id there is is in use (and under MaxBlocks): reuse one Trim emptied, or make a new one.
                 if (!_bare.TryPop(out id))
@@ -152,13 +161,42 @@ public sealed class KvBlockPool
         {
             if (--_refs[id] > 0) return;
             BlocksInUse--;
-            _recycled.Push(id);
+            if (_prefixes.Contains(id)) _prefixes.Idle(id);
+            else _recycled.Push(id);
         }
     }
 
+    /// <summary>Keys a full block a sequence holds for reuse; returns the block keyed for it, or -1 (<see cref="PrefixBlockIndex.Add"/>).</summary>
+    internal int PublishPrefix(int id, ulong key, int parent, ReadOnlySpan<int> tokens)
+    {
+        lock (_lock) return _prefixes.Add(id, key, parent, tokens);
+    }
+
+    /// <summary>
+    /// Takes a hold on the cached block of <paramref name="tokens"/> after <paramref name="parent"/>, or returns -1
+    /// (none, or reviving an idle one would go past <see cref="MaxBlocks"/>).
+    /// </summary>
+    internal int TakePrefix(ulong key, int parent, ReadOnlySpan<int> tokens)
+    {
+        lock (_lock)
+        {
+            int id = _prefixes.Find(key, parent, tokens);
+            if (id < 0) return -1;
+            if (_refs[id] == 0)
+            {
+                if (BlocksInUse + _reserved >= MaxBlocks) return -1;
+                _prefixes.Revive(id);
+                BlocksInUse++;
+            }
+            _refs[id]++;
+            return id;
+        }
+    }
+
+    /// <summary>Whether a write must copy the block first: another sequence holds it, or it is a cached prefix block.</summary>
     internal bool IsShared(int id)
     {
-        lock (_lock) return _refs[id] > 1;
+        lock (_lock) return _refs[id] > 1 || _prefixes.Contains(id);
     }
 
     internal nint Address(int id)

@@ -101,22 +101,42 @@ internal sealed class PagedSequence
         while (_blocks > keep) Pool.Release(_ids[--_blocks]);
     }
 
+    /// <summary>Ids of the blocks in the table, in order.</summary>
+    public ReadOnlySpan<int> BlockIds => _ids.AsSpan(0, _blocks);
+
+    /// <summary>Tokens every layer holds (a layer runs ahead of the others during a step).</summary>
+    public int CompleteTokens
+    {
+        get
+        {
+            int n = int.MaxValue;
+            foreach (var l in Layers) n = Math.Min(n, l.Count);
+            return n;
+        }
+    }
+
     /// <summary>A new sequence holding the first <paramref name="tokens"/> tokens of this one, sharing their blocks.</summary>
     public PagedSequence Fork(int tokens)
     {
         ThrowIfReleased();
-        var fork = new PagedSequence(Pool, Capacity);
         int blocks = (tokens + Pool.BlockSize - 1) >> Pool.BlockShift;
-        fork._ids = new int[Math.Max(4, blocks)];
-        fork._pages = new nint[fork._ids.Length];
-        for (int b = 0; b < blocks; b++)
+        foreach (int id in _ids.AsSpan(0, blocks)) Pool.AddRef(id);
+        return Adopt(Pool, Capacity, _ids.AsSpan(0, blocks), tokens);
+    }
+
+    /// <summary>A new sequence over blocks already held for it (each with a reference taken), holding <paramref name="tokens"/> tokens.</summary>
+    public static PagedSequence Adopt(KvBlockPool pool, int capacity, ReadOnlySpan<int> ids, int tokens)
+    {
+        var s = new PagedSequence(pool, capacity);
+        s._ids = new int[Math.Max(4, ids.Length)];
+        s._pages = new nint[s._ids.Length];
+        for (int b = 0; b < ids.Length; b++)
         {
-            Pool.AddRef(_ids[b]);
-            fork._ids[b] = _ids[b]; fork._pages[b] = _pages[b];
+            s._ids[b] = ids[b]; s._pages[b] = pool.Address(ids[b]);
         }
-        fork._blocks = blocks;
-        foreach (var l in fork.Layers) l.Count = tokens;
-        return fork;
+        s._blocks = ids.Length;
+        foreach (var l in s.Layers) l.Count = tokens;
+        return s;
     }
 
     public void Release()

@@ -1,0 +1,96 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Qwen2.Server.Engine;
+using Qwen2.Server.Protocol;
+
+namespace Qwen2.Server.Http;
+
+/// <summary>
+/// Runs a chat or text completion whose prompt is tokenized: checks it fits the context, takes a place in the
+/// batch, then answers in one JSON body or as a stream of chunks.
+/// </summary>
+internal static class CompletionRunner
+{
+    public static async Task RunAsync(HttpContext context, ServerEngine engine, int[] prompt, SamplingRequest request, bool chat)
+    {
+        int window = engine.ContextSize;
+        if (prompt.Length >= window)
+            throw new ApiException(400, "exceed_context_size_error",
+                $"the prompt is {prompt.Length} tokens, and this server's context holds {window} tokens (prompt and reply together); shorten the prompt or start the server with a larger --context", "messages");
+        var options = request.ToOptions(prompt.Length, window, engine.Pipeline.TextStopTokenIds);
+        using var admission = engine.Admit();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        if (engine.Options.RequestTimeout is { } t) timeout.CancelAfter(t);
+        var run = new TextRun(engine, prompt, options, request.Stops);
+        string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        if (request.Stream) await StreamAsync(context, engine, run, request, chat, id, created, timeout.Token);
+        else await AnswerAsync(context, engine, run, chat, id, created, timeout.Token);
+    }
+
+    private static Usage UsageOf(TextRun run) =>
+        new(run.PromptTokens, run.CompletionTokens, run.PromptTokens + run.CompletionTokens, new PromptTokensDetails(run.CachedTokens));
+
+    private static async Task AnswerAsync(HttpContext context, ServerEngine engine, TextRun run, bool chat, string id, long created, CancellationToken cancellationToken)
+    {
+        var text = new StringBuilder();
+        try
+        {
+            await foreach (var piece in run.PiecesAsync(cancellationToken)) text.Append(piece);
+        }
+        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            throw Ended(engine);
+        }
+        var response = context.Response;
+        response.ContentType = "application/json";
+        if (chat)
+        {
+            var body = new ChatCompletion(id, created, engine.ModelId, [new ChatChoice(0, new ChatMessageBody("assistant", text.ToString()), run.FinishReason)], UsageOf(run));
+            await JsonSerializer.SerializeAsync(response.Body, body, ServerJsonContext.Default.ChatCompletion, context.RequestAborted);
+        }
+        else
+        {
+            var body = new TextCompletion(id, created, engine.ModelId, [new TextChoice(0, text.ToString(), run.FinishReason)], UsageOf(run));
+            await JsonSerializer.SerializeAsync(response.Body, body, ServerJsonContext.Default.TextCompletion, context.RequestAborted);
+        }
+    }
+
+    private static async Task StreamAsync(HttpContext context, ServerEngine engine, TextRun run, SamplingRequest request, bool chat, string id, long created, CancellationToken cancellationToken)
+    {
+        var sse = new SseWriter(context.Response, context.RequestAborted);
+        string model = engine.ModelId;
+        await sse.StartAsync();
+        // OpenAI names the role in the first chunk only, with empty content.
+        if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta("assistant", ""), null)], null), ServerJsonContext.Default.ChatCompletionChunk);
+        try
+        {
+            await foreach (var piece in run.PiecesAsync(cancellationToken))
+            {
+                if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, piece), null)], null), ServerJsonContext.Default.ChatCompletionChunk);
+                else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, piece, null)], null), ServerJsonContext.Default.TextCompletion);
+            }
+        }
+        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            // Headers are sent: the error goes in the stream, as llama.cpp and vLLM send one.
+            var e = Ended(engine);
+            await sse.WriteAsync(new ErrorResponse(new ErrorBody(e.Message, e.Type, e.Status, null)), ServerJsonContext.Default.ErrorResponse);
+            return;
+        }
+        if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, null), run.FinishReason)], null), ServerJsonContext.Default.ChatCompletionChunk);
+        else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, "", run.FinishReason)], null), ServerJsonContext.Default.TextCompletion);
+        if (request.IncludeUsage)
+        {
+            if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [], UsageOf(run)), ServerJsonContext.Default.ChatCompletionChunk);
+            else await sse.WriteAsync(new TextCompletion(id, created, model, [], UsageOf(run)), ServerJsonContext.Default.TextCompletion);
+        }
+        await sse.DoneAsync();
+    }
+
+    /// <summary>Why a generation ended early while its client was still there: the timeout, or the server stopping.</summary>
+    private static ApiException Ended(ServerEngine engine) => engine.Options.RequestTimeout is { } t
+        ? new ApiException(503, "timeout_error", $"the generation was ended: it ran past the server's request timeout ({t.TotalSeconds:0.###} s) or the server is stopping", retryAfterSeconds: engine.Options.RetryAfterSeconds)
+        : new ApiException(503, "unavailable_error", "the generation was ended: the server is stopping", retryAfterSeconds: engine.Options.RetryAfterSeconds);
+}

@@ -1,0 +1,125 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Qwen2.Server.Engine;
+using Qwen2.Server.Protocol;
+
+namespace Qwen2.Server.Http;
+
+/// <summary>The endpoints' request delegates (plain RequestDelegates: nothing to generate or reflect for Native AOT).</summary>
+internal static class Handlers
+{
+    /// <summary>Runs <paramref name="handler"/>, answering a refused request with its OpenAI-shaped error.</summary>
+    public static RequestDelegate Json(Func<HttpContext, ServerEngine, Task> handler) => async context =>
+    {
+        var engine = context.RequestServices.GetRequiredService<ServerEngine>();
+        try
+        {
+            await handler(context, engine);
+        }
+        catch (ApiException e) when (!context.Response.HasStarted)
+        {
+            await ErrorWriter.WriteAsync(context, e);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; its generation is already cancelled and there is no one to answer.
+        }
+        catch (Exception e) when (!context.Response.HasStarted && e is not OperationCanceledException)
+        {
+            context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Qwen2.Server").LogError(e, "request {Path} failed", context.Request.Path);
+            await ErrorWriter.WriteAsync(context, 500, "server_error", $"the server failed: {e.Message}");
+        }
+    };
+
+    public static Task Health(HttpContext context, ServerEngine engine)
+    {
+        context.Response.StatusCode = engine.IsReady ? 200 : 503;
+        if (!engine.IsReady) context.Response.Headers.RetryAfter = engine.Options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Write(context, new HealthResponse(engine.IsReady ? "ok" : "loading"), ServerJsonContext.Default.HealthResponse);
+    }
+
+    public static Task Models(HttpContext context, ServerEngine engine)
+    {
+        _ = engine.Pipeline; // 503 while loading
+        return Write(context, new ModelList([new ModelCard(engine.ModelId, engine.Created, "qwen2managed")]), ServerJsonContext.Default.ModelList);
+    }
+
+    public static async Task Chat(HttpContext context, ServerEngine engine)
+    {
+        var pipeline = engine.Pipeline;
+        using var doc = await RequestBody.ReadObjectAsync(context.Request, engine.Options.MaxRequestBodyBytes, context.RequestAborted);
+        var f = new JsonFields(doc.RootElement);
+        var messages = ChatMessages.Read(f);
+        var request = SamplingRequest.Read(f, pipeline.GenerationConfig);
+        string text;
+        try
+        {
+            text = pipeline.ChatTemplate.Render(messages);
+        }
+        catch (ArgumentException e)
+        {
+            throw ApiException.BadRequest(e.Message.Split(" (Parameter")[0], "messages");
+        }
+        catch (NotSupportedException e)
+        {
+            throw ApiException.BadRequest($"this model has no usable chat template ({e.Message}); send raw text to /v1/completions", "messages");
+        }
+        await CompletionRunner.RunAsync(context, engine, pipeline.Tokenizer.Encode(text), request, chat: true);
+    }
+
+    public static async Task Completions(HttpContext context, ServerEngine engine)
+    {
+        var pipeline = engine.Pipeline;
+        using var doc = await RequestBody.ReadObjectAsync(context.Request, engine.Options.MaxRequestBodyBytes, context.RequestAborted);
+        var f = new JsonFields(doc.RootElement);
+        int[] prompt = Prompt(f, pipeline);
+        var request = SamplingRequest.Read(f, pipeline.GenerationConfig);
+        await CompletionRunner.RunAsync(context, engine, prompt, request, chat: false);
+    }
+
+    /// <summary><c>prompt</c>: a string, an array of token ids, or an array of one string or one id array.</summary>
+    private static int[] Prompt(JsonFields f, Native.Generation.Qwen2Pipeline pipeline)
+    {
+        if (f.Get("prompt") is not { } p) throw ApiException.BadRequest("prompt is required: a string or an array of token ids", "prompt");
+        if (p.ValueKind == JsonValueKind.Array && p.GetArrayLength() == 1 && p[0].ValueKind is JsonValueKind.String or JsonValueKind.Array) p = p[0];
+        else if (p.ValueKind == JsonValueKind.Array && p.GetArrayLength() > 1 && p[0].ValueKind is JsonValueKind.String or JsonValueKind.Array)
+            throw ApiException.BadRequest("prompt holds several prompts; one prompt per request is supported", "prompt");
+        int[] ids = p.ValueKind switch
+        {
+            JsonValueKind.String => pipeline.Tokenizer.Encode(p.GetString()!),
+            JsonValueKind.Array => JsonFields.TokenIds(p, "prompt", pipeline.Model.Config.VocabSize),
+            _ => throw JsonFields.Mistyped("prompt", "a string or an array of token ids", p),
+        };
+        if (ids.Length == 0) throw ApiException.BadRequest("prompt is empty; a completion needs at least one prompt token", "prompt");
+        return ids;
+    }
+
+    public static async Task Tokenize(HttpContext context, ServerEngine engine)
+    {
+        var pipeline = engine.Pipeline;
+        using var doc = await RequestBody.ReadObjectAsync(context.Request, engine.Options.MaxRequestBodyBytes, context.RequestAborted);
+        string content = new JsonFields(doc.RootElement).String("content") ?? throw ApiException.BadRequest("content is required: the text to tokenize", "content");
+        await Write(context, new TokenizeResponse(pipeline.Tokenizer.Encode(content)), ServerJsonContext.Default.TokenizeResponse);
+    }
+
+    public static async Task Detokenize(HttpContext context, ServerEngine engine)
+    {
+        var pipeline = engine.Pipeline;
+        using var doc = await RequestBody.ReadObjectAsync(context.Request, engine.Options.MaxRequestBodyBytes, context.RequestAborted);
+        if (new JsonFields(doc.RootElement).Get("tokens") is not { } t) throw ApiException.BadRequest("tokens is required: an array of token ids", "tokens");
+        if (t.ValueKind != JsonValueKind.Array) throw JsonFields.Mistyped("tokens", "an array of token ids", t);
+        var ids = JsonFields.TokenIds(t, "tokens", pipeline.Tokenizer.VocabSize);
+        await Write(context, new DetokenizeResponse(pipeline.Tokenizer.Decode(ids)), ServerJsonContext.Default.DetokenizeResponse);
+    }
+
+    public static Task NotFound(HttpContext context, ServerEngine engine) =>
+        throw new ApiException(404, "not_found_error", $"no endpoint {context.Request.Method} {context.Request.Path}");
+
+    private static Task Write<T>(HttpContext context, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
+    {
+        context.Response.ContentType = "application/json";
+        return JsonSerializer.SerializeAsync(context.Response.Body, value, type, context.RequestAborted);
+    }
+}

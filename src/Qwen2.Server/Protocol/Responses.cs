@@ -1,0 +1,55 @@
+using System.Text.Json.Serialization;
+
+namespace Qwen2.Server.Protocol;
+
+// The response bodies of the OpenAI API (and llama.cpp's /tokenize, /detokenize, /health), named in snake_case by
+// ServerJsonContext. Nulls are left out, except finish_reason, which OpenAI always sends.
+
+internal sealed record ErrorResponse(ErrorBody Error);
+
+internal sealed record ErrorBody(string Message, string Type, int Code, string? Param);
+
+internal sealed record HealthResponse(string Status);
+
+internal sealed record ModelList(ModelCard[] Data)
+{
+    public string Object => "list";
+}
+
+internal sealed record ModelCard(string Id, long Created, string OwnedBy)
+{
+    public string Object => "model";
+}
+
+internal sealed record Usage(int PromptTokens, int CompletionTokens, int TotalTokens, PromptTokensDetails PromptTokensDetails);
+
+internal sealed record PromptTokensDetails(int CachedTokens);
+
+internal sealed record ChatCompletion(string Id, long Created, string Model, ChatChoice[] Choices, Usage Usage)
+{
+    public string Object => "chat.completion";
+}
+
+internal sealed record ChatChoice(int Index, ChatMessageBody Message, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
+
+internal sealed record ChatMessageBody(string Role, string Content);
+
+internal sealed record ChatCompletionChunk(string Id, long Created, string Model, ChunkChoice[] Choices, Usage? Usage)
+{
+    public string Object => "chat.completion.chunk";
+}
+
+internal sealed record ChunkChoice(int Index, ChunkDelta Delta, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
+
+internal sealed record ChunkDelta(string? Role, string? Content);
+
+internal sealed record TextCompletion(string Id, long Created, string Model, TextChoice[] Choices, Usage? Usage)
+{
+    public string Object => "text_completion";
+}
+
+internal sealed record TextChoice(int Index, string Text, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
+
+internal sealed record TokenizeResponse(int[] Tokens);
+
+internal sealed record DetokenizeResponse(string Content);
