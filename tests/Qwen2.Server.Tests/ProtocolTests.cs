@@ -109,8 +109,12 @@ public sealed class ProtocolTests(TinyChatModel tiny) : IClassFixture<TinyChatMo
         var tokens = await ReadJson(await host.Http.PostAsync("/tokenize", Json(JsonSerializer.Serialize(new Dictionary<string, string> { ["content"] = text }))));
         int[] ids = tokens.GetProperty("tokens").EnumerateArray().Select(e => e.GetInt32()).ToArray();
         Assert.Equal(tiny.Tokenizer.Encode(text), ids);
-        var back = await ReadJson(await host.Http.PostAsync("/detokenize", Json($"{{\"tokens\":{JsonSerializer.Serialize(ids)}}}")));
+        var response = await host.Http.PostAsync("/detokenize", Json($"{{\"tokens\":{JsonSerializer.Serialize(ids)}}}"));
+        string raw = await response.Content.ReadAsStringAsync();
+        var back = await ReadJson(response);
         Assert.Equal(text, back.GetProperty("content").GetString());
+        // Text is sent as UTF-8, as OpenAI sends it: no \uXXXX for the accent or the angle brackets.
+        Assert.Contains("<|im_end|> café", raw);
     }
 
     [Fact]

@@ -48,12 +48,12 @@ internal static class CompletionRunner
         if (chat)
         {
             var body = new ChatCompletion(id, created, engine.ModelId, [new ChatChoice(0, new ChatMessageBody("assistant", text.ToString()), run.FinishReason)], UsageOf(run));
-            await JsonSerializer.SerializeAsync(response.Body, body, ServerJsonContext.Default.ChatCompletion, context.RequestAborted);
+            await JsonSerializer.SerializeAsync(response.Body, body, ServerJsonContext.Api.ChatCompletion, context.RequestAborted);
         }
         else
         {
             var body = new TextCompletion(id, created, engine.ModelId, [new TextChoice(0, text.ToString(), run.FinishReason)], UsageOf(run));
-            await JsonSerializer.SerializeAsync(response.Body, body, ServerJsonContext.Default.TextCompletion, context.RequestAborted);
+            await JsonSerializer.SerializeAsync(response.Body, body, ServerJsonContext.Api.TextCompletion, context.RequestAborted);
         }
     }
 
@@ -63,28 +63,28 @@ internal static class CompletionRunner
         string model = engine.ModelId;
         await sse.StartAsync();
         // OpenAI names the role in the first chunk only, with empty content.
-        if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta("assistant", ""), null)], null), ServerJsonContext.Default.ChatCompletionChunk);
+        if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta("assistant", ""), null)], null), ServerJsonContext.Api.ChatCompletionChunk);
         try
         {
             await foreach (var piece in run.PiecesAsync(cancellationToken))
             {
-                if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, piece), null)], null), ServerJsonContext.Default.ChatCompletionChunk);
-                else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, piece, null)], null), ServerJsonContext.Default.TextCompletion);
+                if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, piece), null)], null), ServerJsonContext.Api.ChatCompletionChunk);
+                else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, piece, null)], null), ServerJsonContext.Api.TextCompletion);
             }
         }
         catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
         {
             // Headers are sent: the error goes in the stream, as llama.cpp and vLLM send one.
             var e = Ended(engine);
-            await sse.WriteAsync(new ErrorResponse(new ErrorBody(e.Message, e.Type, e.Status, null)), ServerJsonContext.Default.ErrorResponse);
+            await sse.WriteAsync(new ErrorResponse(new ErrorBody(e.Message, e.Type, e.Status, null)), ServerJsonContext.Api.ErrorResponse);
             return;
         }
-        if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, null), run.FinishReason)], null), ServerJsonContext.Default.ChatCompletionChunk);
-        else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, "", run.FinishReason)], null), ServerJsonContext.Default.TextCompletion);
+        if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, null), run.FinishReason)], null), ServerJsonContext.Api.ChatCompletionChunk);
+        else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, "", run.FinishReason)], null), ServerJsonContext.Api.TextCompletion);
         if (request.IncludeUsage)
         {
-            if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [], UsageOf(run)), ServerJsonContext.Default.ChatCompletionChunk);
-            else await sse.WriteAsync(new TextCompletion(id, created, model, [], UsageOf(run)), ServerJsonContext.Default.TextCompletion);
+            if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [], UsageOf(run)), ServerJsonContext.Api.ChatCompletionChunk);
+            else await sse.WriteAsync(new TextCompletion(id, created, model, [], UsageOf(run)), ServerJsonContext.Api.TextCompletion);
         }
         await sse.DoneAsync();
     }

@@ -16,6 +16,6 @@ internal static class ErrorWriter
         response.ContentType = "application/json";
         if (retryAfterSeconds is int seconds) response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (status == 401) response.Headers.WWWAuthenticate = "Bearer";
-        await JsonSerializer.SerializeAsync(response.Body, new ErrorResponse(new ErrorBody(message, type, status, param)), ServerJsonContext.Default.ErrorResponse, context.RequestAborted);
+        await JsonSerializer.SerializeAsync(response.Body, new ErrorResponse(new ErrorBody(message, type, status, param)), ServerJsonContext.Api.ErrorResponse, context.RequestAborted);
     }
 }

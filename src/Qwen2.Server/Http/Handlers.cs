@@ -37,13 +37,13 @@ internal static class Handlers
     {
         context.Response.StatusCode = engine.IsReady ? 200 : 503;
         if (!engine.IsReady) context.Response.Headers.RetryAfter = engine.Options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return Write(context, new HealthResponse(engine.IsReady ? "ok" : "loading"), ServerJsonContext.Default.HealthResponse);
+        return Write(context, new HealthResponse(engine.IsReady ? "ok" : "loading"), ServerJsonContext.Api.HealthResponse);
     }
 
     public static Task Models(HttpContext context, ServerEngine engine)
     {
         _ = engine.Pipeline; // 503 while loading
-        return Write(context, new ModelList([new ModelCard(engine.ModelId, engine.Created, "qwen2managed")]), ServerJsonContext.Default.ModelList);
+        return Write(context, new ModelList([new ModelCard(engine.ModelId, engine.Created, "qwen2managed")]), ServerJsonContext.Api.ModelList);
     }
 
     public static async Task Chat(HttpContext context, ServerEngine engine)
@@ -101,7 +101,7 @@ internal static class Handlers
         var pipeline = engine.Pipeline;
         using var doc = await RequestBody.ReadObjectAsync(context.Request, engine.Options.MaxRequestBodyBytes, context.RequestAborted);
         string content = new JsonFields(doc.RootElement).String("content") ?? throw ApiException.BadRequest("content is required: the text to tokenize", "content");
-        await Write(context, new TokenizeResponse(pipeline.Tokenizer.Encode(content)), ServerJsonContext.Default.TokenizeResponse);
+        await Write(context, new TokenizeResponse(pipeline.Tokenizer.Encode(content)), ServerJsonContext.Api.TokenizeResponse);
     }
 
     public static async Task Detokenize(HttpContext context, ServerEngine engine)
@@ -111,7 +111,7 @@ internal static class Handlers
         if (new JsonFields(doc.RootElement).Get("tokens") is not { } t) throw ApiException.BadRequest("tokens is required: an array of token ids", "tokens");
         if (t.ValueKind != JsonValueKind.Array) throw JsonFields.Mistyped("tokens", "an array of token ids", t);
         var ids = JsonFields.TokenIds(t, "tokens", pipeline.Tokenizer.VocabSize);
-        await Write(context, new DetokenizeResponse(pipeline.Tokenizer.Decode(ids)), ServerJsonContext.Default.DetokenizeResponse);
+        await Write(context, new DetokenizeResponse(pipeline.Tokenizer.Decode(ids)), ServerJsonContext.Api.DetokenizeResponse);
     }
 
     public static Task NotFound(HttpContext context, ServerEngine engine) =>

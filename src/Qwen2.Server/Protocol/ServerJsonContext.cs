@@ -1,3 +1,5 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Qwen2.Server.Protocol;
@@ -15,4 +17,18 @@ namespace Qwen2.Server.Protocol;
 [JsonSerializable(typeof(TextCompletion))]
 [JsonSerializable(typeof(TokenizeResponse))]
 [JsonSerializable(typeof(DetokenizeResponse))]
-internal sealed partial class ServerJsonContext : JsonSerializerContext;
+internal sealed partial class ServerJsonContext : JsonSerializerContext
+{
+    /// <summary>
+    /// The context responses are written with: <see cref="Default"/>'s naming and null handling, and text kept as UTF-8
+    /// (only quotes, backslashes and control characters escaped), as OpenAI, vLLM and llama.cpp send it; the default
+    /// encoder's \uXXXX for every non-ASCII or HTML-sensitive character would make each streamed piece of text several
+    /// times larger. The bodies are application/json, never embedded in HTML.
+    /// </summary>
+    public static ServerJsonContext Api { get; } = new(new JsonSerializerOptions
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}
