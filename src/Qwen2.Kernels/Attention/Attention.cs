@@ -172,12 +172,12 @@ public static unsafe class Attention
                 int visible = 0;
                 for (int k = 0; k < candidates; k++)
                 {
-                    int kp = k < j.Past.Count ? j.Past.Positions[k] : j.Cur.Positions[k - j.Past.Count];
-                    if (j.Mask.IsVisible(pos[r], kp)) visible++;
+                    if (j.Mask.IsVisible(pos[r], KeyPosition(ref j, k))) visible++;
                     else s[k] = float.NegativeInfinity;
                 }
                 live[r] = visible > 0;
-                if (live[r]) Activations.Softmax(s, j.Isa);
+                // Each row's own visible span, not the tile's, so its bits do not depend on the rows beside it.
+                if (live[r]) VisibleSoftmax(ref j, s, pos[r]);
                 else s.Clear(); // nothing to attend to: a zero output rather than 0/0
             }
             for (int slab = 0; slab < d; slab += 64)
@@ -279,10 +279,11 @@ public static unsafe class Attention
                 for (int r = 0; r < heads; r++) new Span<float>(o[r], d).Clear();
                 continue;
             }
-            for (int r = 0; r < heads; r++) Activations.Softmax(new Span<float>(scores + r * keys, keys), j.Isa);
+            int span = keys;
+            for (int r = 0; r < heads; r++) span = VisibleSoftmax(ref j, new Span<float>(scores + r * keys, keys), p);
             for (int slab = 0; slab < d; slab += 64)
             {
-                if (d - slab >= 64) Values64(ref j, scores, keys, keys, kvh * d + slab, kvRow, o, heads, slab);
+                if (d - slab >= 64) Values64(ref j, scores, keys, span, kvh * d + slab, kvRow, o, heads, slab);
                 else for (int v = slab; v < d; v += 16) GroupValues16(ref j, scores, keys, kvh * d + v, kvRow, o, heads, v);
             }
         }
@@ -377,11 +378,28 @@ public static unsafe class Attention
             oh.Clear();
             if (visible == 0) continue; // nothing to attend to: a zero output rather than 0/0
             var s = scores[..(j.Past.Count + j.Cur.Count)];
-            Activations.Softmax(s, j.Isa);
+            VisibleSoftmax(ref j, s, p);
             Accumulate(ref j.Past, kvh * d, kvRow, s, oh, j.Isa);
             Accumulate(ref j.Cur, kvh * d, kvRow, s[j.Past.Count..], oh, j.Isa);
         }
     }
+
+    /// <summary>
+    /// The softmax of a row's scores up to its last visible key, the keys after it (the step's later tokens) set to
+    /// zero. A vector softmax's sums depend on the span's length, so a row's bits then do not depend on how many tokens
+    /// its step ran after it: a prompt computed in one step, in chunks, or after a cached prefix gives the same logits.
+    /// Returns the length of the softmax span.
+    /// </summary>
+    private static int VisibleSoftmax(ref Job j, Span<float> s, int position)
+    {
+        int span = s.Length;
+        while (span > 0 && !j.Mask.IsVisible(position, KeyPosition(ref j, span - 1))) span--;
+        Activations.Softmax(s[..span], j.Isa);
+        s[span..].Clear();
+        return span;
+    }
+
+    private static int KeyPosition(ref Job j, int k) => k < j.Past.Count ? j.Past.Positions[k] : j.Cur.Positions[k - j.Past.Count];
 
     private static void Score(ref Job j, ReadOnlySpan<float> qh, ref KvSource src, int offset, int kvRow, int p,
         Span<float> scores, int at, ref int visible)
