@@ -25,6 +25,15 @@ internal readonly partial struct Q5KFormat : IScaleMinWeights
         return ((q & nibble) | ((h << 4).AsByte() & fifth), ((q.AsUInt16() >> 4).AsByte() & nibble) | ((h << 3).AsByte() & fifth));
     }
 
+    // Bit s of each high byte shifted to bit 4: the same 16-bit shifts as HighBits, one sub-block at a time.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> SubBlock256(ref byte block, int s)
+    {
+        var q = Vector256.LoadUnsafe(ref block, (nuint)(48 + 32 * (s >> 1))).AsUInt16();
+        var h = Vector256.LoadUnsafe(ref block, 16).AsUInt16() >> s;
+        return ((q >> (4 * (s & 1))).AsByte() & Vector256.Create((byte)0x0F)) | ((h << 4).AsByte() & Vector256.Create((byte)0x10));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Chunk512(ref byte block, int c)
     {
