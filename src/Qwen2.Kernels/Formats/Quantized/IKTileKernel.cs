@@ -17,18 +17,26 @@ internal unsafe interface IKTileKernel
 
     /// <summary>
     /// Writes the int16 scales vector k of the super-block at <paramref name="block"/> meets (after pair sums) to
-    /// <paramref name="scales"/>[k], k &lt; 8, and returns the int16 lanes that, multiplied-and-added with a token's
-    /// 16 group sums, give its offset term (unused unless <see cref="HasOffset"/>).
+    /// <paramref name="scales"/>[k], k &lt; 8, and returns what <see cref="Step"/> needs of the row: where
+    /// <see cref="HasOffset"/>, the int16 lanes that, multiplied-and-added with a token's 16 group sums, give its offset.
     /// </summary>
     static abstract Vector256<short> Scales(ref byte block, Vector256<short>* scales);
 
-    /// <summary>Elements 32k .. 32k + 31 of the super-block at <paramref name="block"/> as unsigned values.</summary>
-    static abstract Vector256<byte> Values(ref byte block, int k);
+    /// <summary>
+    /// Prepares <see cref="Values"/> of the super-block at <paramref name="block"/>: writes its eight vectors to
+    /// <paramref name="values"/> where unpacking them together is cheaper than one at a time, or nothing.
+    /// </summary>
+    static abstract void Unpack(ref byte block, Vector256<byte>* values);
+
+    /// <summary>Elements 32k .. 32k + 31 of the super-block at <paramref name="block"/> as unsigned values, after <see cref="Unpack"/> into <paramref name="values"/>.</summary>
+    static abstract Vector256<byte> Values(ref byte block, Vector256<byte>* values, int k);
 
     /// <summary>
-    /// The super-block's float steps for rows <paramref name="w0"/>, <paramref name="w1"/> and the four tokens whose
-    /// activation blocks start at <paramref name="a"/>, <paramref name="aStride"/> apart: lane 4r + t of
-    /// <paramref name="acc"/> and <paramref name="sumi"/> is row r, token t.
+    /// The super-block's float steps for rows <paramref name="w0"/>, <paramref name="w1"/> (whose <see cref="Scales"/>
+    /// returned <paramref name="r0"/>, <paramref name="r1"/>) and the four tokens whose activation blocks start at
+    /// <paramref name="a"/>, <paramref name="aStride"/> apart: lane 4r + t of <paramref name="acc"/> and
+    /// <paramref name="sumi"/> is row r, token t.
     /// </summary>
-    static abstract Vector256<float> Step(Vector256<float> acc, Vector256<int> sumi, ref byte w0, ref byte w1, ref byte a, nint aStride);
+    static abstract Vector256<float> Step(Vector256<float> acc, Vector256<int> sumi, Vector256<short> r0, Vector256<short> r1,
+        ref byte w0, ref byte w1, ref byte a, nint aStride);
 }

@@ -12,8 +12,11 @@ namespace Qwen2.Kernels;
 /// <see cref="IQuantFormat.Dot"/>.
 /// </summary>
 /// <remarks>
-/// The products are pair sums (vpmaddubsw, then vpmaddwd with the scale vector read from memory), so the inner loop
-/// needs the 8 accumulators, 2 weight vectors, the activation vector and one temporary: 12 of AVX2's 16 registers.
+/// The products are pair sums (vpmaddubsw, then vpmaddwd with the vector's scales, prepared in memory once per
+/// super-block), so the work per vector needs the 8 accumulators, 2 rows' values, their 2 scale vectors, the
+/// activations and one temporary: 14 of AVX2's 16 registers. The eight vectors are written out so their offsets are
+/// constants; formats whose vectors share loads unpack them into memory first (<see cref="IKTileKernel.Unpack"/>).
+/// Pair sums are exact wherever AVX-VNNI exists too, so the tile does not switch to quads there.
 /// </remarks>
 internal static unsafe class KTile
 {
@@ -44,10 +47,13 @@ internal static unsafe class KTile
 
     /// <summary>The 256-bit tile (see the class remarks).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
+    [SkipLocalsInit] // the value and scale vectors are written before they are read
     internal static void Run<TK>(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride) where TK : IKTileKernel
     {
         if (!Avx2.IsSupported) throw new PlatformNotSupportedException("AVX2 is not supported on this CPU");
-        // Row 0's eight scale vectors, then row 1's: read as memory operands, so they take no register.
+        // Row 0's eight value and scale vectors, then row 1's, prepared once per super-block so that the work per
+        // vector holds only the accumulators, two rows' values, the activations and a temporary in registers.
+        Vector256<byte>* values = stackalloc Vector256<byte>[16];
         Vector256<short>* scales = stackalloc Vector256<short>[16];
         Vector256<float> acc = default;
         nint a2 = 2 * aStride, a3 = 3 * aStride;
@@ -58,6 +64,8 @@ internal static unsafe class KTile
             ref byte ab = ref Unsafe.Add(ref a, (nint)b * QuantizedActivations.Q8KBytes);
             var o0 = TK.Scales(ref w0, scales);
             var o1 = TK.Scales(ref w1, scales + 8);
+            TK.Unpack(ref w0, values);
+            TK.Unpack(ref w1, values + 8);
             Vector256<int> s00 = default, s01 = default, s02 = default, s03 = default;
             Vector256<int> s10 = default, s11 = default, s12 = default, s13 = default;
             if (TK.HasOffset)
@@ -67,25 +75,39 @@ internal static unsafe class KTile
                 Offset(ref Unsafe.Add(ref ab, a2), o0, o1, ref s02, ref s12);
                 Offset(ref Unsafe.Add(ref ab, a3), o0, o1, ref s03, ref s13);
             }
+            // Written out, so each vector's offsets are constants.
             ref byte av = ref Unsafe.Add(ref ab, QuantizedActivations.Q8KValues);
-            for (int k = 0; k < 8; k++)
-            {
-                var v0 = TK.Values(ref w0, k);
-                var v1 = TK.Values(ref w1, k);
-                Vector256<short>* c0 = scales + k, c1 = scales + 8 + k;
-                ref byte ak = ref Unsafe.Add(ref av, 32 * k);
-                Token(v0, v1, c0, c1, ref ak, ref s00, ref s10);
-                Token(v0, v1, c0, c1, ref Unsafe.Add(ref ak, aStride), ref s01, ref s11);
-                Token(v0, v1, c0, c1, ref Unsafe.Add(ref ak, a2), ref s02, ref s12);
-                Token(v0, v1, c0, c1, ref Unsafe.Add(ref ak, a3), ref s03, ref s13);
-            }
-            acc = TK.Step(acc, Reduce(s00, s01, s02, s03, s10, s11, s12, s13), ref w0, ref w1, ref ab, aStride);
+            Vector<TK>(0, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector<TK>(1, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector<TK>(2, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector<TK>(3, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector<TK>(4, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector<TK>(5, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector<TK>(6, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector<TK>(7, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            acc = TK.Step(acc, Reduce(s00, s01, s02, s03, s10, s11, s12, s13), o0, o1, ref w0, ref w1, ref ab, aStride);
         }
         for (int t = 0; t < Tokens; t++)
         {
             y[t * yStride] = acc.GetElement(t);
             y[t * yStride + 1] = acc.GetElement(4 + t);
         }
+    }
+
+    /// <summary>Vector k of both rows' super-blocks against the four tokens.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Vector<TK>(int k, ref byte w0, ref byte w1, Vector256<byte>* values, Vector256<short>* scales, ref byte av,
+        nint aStride, nint a2, nint a3, ref Vector256<int> s00, ref Vector256<int> s01, ref Vector256<int> s02, ref Vector256<int> s03,
+        ref Vector256<int> s10, ref Vector256<int> s11, ref Vector256<int> s12, ref Vector256<int> s13) where TK : IKTileKernel
+    {
+        var v0 = TK.Values(ref w0, values, k);
+        var v1 = TK.Values(ref w1, values + 8, k);
+        Vector256<short>* c0 = scales + k, c1 = scales + 8 + k;
+        ref byte ak = ref Unsafe.Add(ref av, 32 * k);
+        Token(v0, v1, c0, c1, ref ak, ref s00, ref s10);
+        Token(v0, v1, c0, c1, ref Unsafe.Add(ref ak, aStride), ref s01, ref s11);
+        Token(v0, v1, c0, c1, ref Unsafe.Add(ref ak, a2), ref s02, ref s12);
+        Token(v0, v1, c0, c1, ref Unsafe.Add(ref ak, a3), ref s03, ref s13);
     }
 
     /// <summary>One token's activation vector against both rows' values: pair sums, times each row's scales.</summary>

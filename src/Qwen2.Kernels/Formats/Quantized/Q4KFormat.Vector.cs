@@ -10,16 +10,14 @@ internal readonly partial struct Q4KFormat : IScaleMinWeights
 
     public static int SuperBlockBytes => BlockBytes;
 
+    public static bool UnpackTogether => false;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (Vector256<byte> Low, Vector256<byte> High) Chunk256(ref byte block, int c)
     {
         var q = Vector256.LoadUnsafe(ref block, (nuint)(16 + 32 * c));
         return (q & Vector256.Create((byte)0x0F), (q.AsUInt16() >> 4).AsByte() & Vector256.Create((byte)0x0F));
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> SubBlock256(ref byte block, int s) =>
-        (Vector256.LoadUnsafe(ref block, (nuint)(16 + 32 * (s >> 1))).AsUInt16() >> (4 * (s & 1))).AsByte() & Vector256.Create((byte)0x0F);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Chunk512(ref byte block, int c)

@@ -10,6 +10,8 @@ internal readonly partial struct Q5KFormat : IScaleMinWeights
 
     public static int SuperBlockBytes => BlockBytes;
 
+    public static bool UnpackTogether => true;
+
     // The high bits of sub-blocks 2c and 2c + 1 are bits 2c and 2c + 1 of each of the 32 bytes at 16. Shifting the
     // bytes as 16-bit lanes crosses into the neighbouring byte only in bits the mask 0x10 then drops.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -23,15 +25,6 @@ internal readonly partial struct Q5KFormat : IScaleMinWeights
         var nibble = Vector256.Create((byte)0x0F);
         var fifth = Vector256.Create((byte)0x10);
         return ((q & nibble) | ((h << 4).AsByte() & fifth), ((q.AsUInt16() >> 4).AsByte() & nibble) | ((h << 3).AsByte() & fifth));
-    }
-
-    // Bit s of each high byte shifted to bit 4: the same 16-bit shifts as HighBits, one sub-block at a time.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> SubBlock256(ref byte block, int s)
-    {
-        var q = Vector256.LoadUnsafe(ref block, (nuint)(48 + 32 * (s >> 1))).AsUInt16();
-        var h = Vector256.LoadUnsafe(ref block, 16).AsUInt16() >> s;
-        return ((q >> (4 * (s & 1))).AsByte() & Vector256.Create((byte)0x0F)) | ((h << 4).AsByte() & Vector256.Create((byte)0x10));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -30,22 +30,25 @@ internal readonly partial struct Q6KFormat
             return -(Scales16(ref block) << 5); // at most 128 · 32 in magnitude: an int16
         }
 
-        /// <summary>
-        /// Vector k of half h = k / 4, j = k mod 4: the low (j &lt; 2) or high nibble of low bytes 64h + 32 (j mod 2) ..,
-        /// and bits 2j, 2j + 1 of high bytes 128 + 32h .. moved to bits 4-5 (the 16-bit shifts cross bytes only in bits
-        /// the mask 0x30 drops, as in <see cref="Half256"/>).
-        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> Values(ref byte block, int k)
+        public static void Unpack(ref byte block, Vector256<byte>* values)
         {
-            int h = k >> 2, j = k & 3;
-            var low = Vector256.LoadUnsafe(ref block, (nuint)(64 * h + 32 * (j & 1))).AsUInt16() >> (4 * (j >> 1));
-            var qh = Vector256.LoadUnsafe(ref block, (nuint)(128 + 32 * h)).AsUInt16() >> (2 * j);
-            return (low.AsByte() & Vector256.Create((byte)0x0F)) | ((qh << 4).AsByte() & Vector256.Create((byte)0x30));
+            for (int h = 0; h < 2; h++)
+            {
+                var (k0, k1, k2, k3) = Half256(ref block, h);
+                values[4 * h] = k0;
+                values[4 * h + 1] = k1;
+                values[4 * h + 2] = k2;
+                values[4 * h + 3] = k3;
+            }
         }
 
+        /// <summary>Vector k as <see cref="Unpack"/> wrote it: a half's four vectors share their loads, so they are unpacked together.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Step(Vector256<float> acc, Vector256<int> sumi, ref byte w0, ref byte w1, ref byte a, nint aStride)
+        public static Vector256<byte> Values(ref byte block, Vector256<byte>* values, int k) => Avx.LoadVector256((byte*)(values + k));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Step(Vector256<float> acc, Vector256<int> sumi, Vector256<short> r0, Vector256<short> r1, ref byte w0, ref byte w1, ref byte a, nint aStride)
         {
             var d = KTile.PerRow(QuantMath.Half(ref Unsafe.Add(ref w0, 208)), QuantMath.Half(ref Unsafe.Add(ref w1, 208)));
             return Vector256.FusedMultiplyAdd(d * KTile.PerToken(ref a, aStride), Vector256.ConvertToSingle(sumi), acc);

@@ -102,7 +102,8 @@ internal static class ScaleMinKernels
     }
 
     /// <summary>
-    /// The tile's pieces (<see cref="KTile"/>): sub-block s is vector s with its scale in all 16 lanes; the float steps
+    /// The tile's pieces (<see cref="KTile"/>): sub-block s is vector s with its scale in all 16 lanes (the row's scales
+    /// and minimums go on to the step); the float steps
     /// per lane are <see cref="KQuant.Step"/>'s: fma(d·d_a, sumi), then fma(−(dmin·d_a), summ), summ from the minimums.
     /// </summary>
     internal readonly unsafe struct Tile<TW> : IKTileKernel where TW : IScaleMinWeights
@@ -122,16 +123,41 @@ internal static class ScaleMinKernels
                 scales[s] = Avx2.Shuffle(both, control).AsInt16();
                 control += Vector256.Create((byte)2);
             }
-            return default;
+            return sm;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> Values(ref byte block, int k) => TW.SubBlock256(ref block, k);
+        public static void Unpack(ref byte block, Vector256<byte>* values)
+        {
+            if (TW.UnpackTogether) UnpackChunks(ref block, values);
+        }
+
+        // Compiled apart, so the JIT does not hoist its mask constants into registers the tile's loop needs.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void UnpackChunks(ref byte block, Vector256<byte>* values)
+        {
+            for (int c = 0; c < 4; c++)
+            {
+                var (lo, hi) = TW.Chunk256(ref block, c);
+                values[2 * c] = lo;
+                values[2 * c + 1] = hi;
+            }
+        }
+
+        // Otherwise with k a constant the JIT keeps only the half of the chunk that is used.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Values(ref byte block, Vector256<byte>* values, int k)
+        {
+            if (TW.UnpackTogether) return Avx.LoadVector256((byte*)(values + k));
+            var (lo, hi) = TW.Chunk256(ref block, k >> 1);
+            return (k & 1) == 0 ? lo : hi;
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Step(Vector256<float> acc, Vector256<int> sumi, ref byte w0, ref byte w1, ref byte a, nint aStride)
+        public static Vector256<float> Step(Vector256<float> acc, Vector256<int> sumi, Vector256<short> r0, Vector256<short> r1,
+            ref byte w0, ref byte w1, ref byte a, nint aStride)
         {
-            var mins = Vector256.Create(ScalesMins(ref w0).GetUpper(), ScalesMins(ref w1).GetUpper());
+            var mins = Vector256.Create(r0.GetUpper(), r1.GetUpper());
             var summ = KTile.Reduce(Mins(ref a, mins), Mins(ref Unsafe.Add(ref a, aStride), mins),
                 Mins(ref Unsafe.Add(ref a, 2 * aStride), mins), Mins(ref Unsafe.Add(ref a, 3 * aStride), mins));
             var da = KTile.PerToken(ref a, aStride);
