@@ -9,6 +9,7 @@ using Qwen2.Bench;
 //   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*PagedVsRing*'      # one decode step at 256 and 2048 tokens of context, ring cache vs paged
 //   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*SmallBatchKernels*' # BF16 products of 1-16 tokens, in-cache vs streamed matrix, GFLOP/s
 //   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*ServerLoopback*'   # 1 and 8 streams of 64 tokens through qwen2 serve over loopback vs the generator directly, tokens/s
+//   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*ServerPrefixCache*'   # time to first token of a 1000-token prompt cold vs sharing its prefix with a finished request
 //   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*QuantizedKernels*'  # Q8_0 … Q6_K products of 1, 64, 512 tokens, ours vs dequantize + Dot, GB/s and GFLOP/s
 // The model suites load QWEN2_MODEL when set (a directory or cached hub id); else QWEN2_BENCH_SHAPE: qwen2-0.5b (default,
 // the BF16 checkpoint `qwen2 demo` keeps under ~/.cache/qwen2managed, synthesized on first use), another synthetic

@@ -20,10 +20,8 @@ namespace Qwen2.Bench;
 [WarmupCount(1), IterationCount(5)]
 public class ServerLoopback
 {
-    private Qwen2Pipeline _pipeline = null!;
-    private Qwen2Server _server = null!;
+    private BenchServer _server = null!;
     private BatchGenerator _direct = null!;
-    private HttpClient _http = null!;
     private int[] _prompt = null!;
     private string _body = null!;
 
@@ -38,22 +36,15 @@ public class ServerLoopback
     [Params(true, false)]
     public bool Http { get; set; }
 
-    /// <summary>Loads the checkpoint (with a tokenizer: the bench's default synthetic one gets the Qwen2.5 tokenizer) and starts the server.</summary>
+    /// <summary>Loads the checkpoint and starts the server, and a generator of the same options to read directly.</summary>
     [GlobalSetup]
     public void Setup()
     {
-        string dir = BenchCheckpoint.Resolve();
-        var model = Qwen2Model.Load(dir);
-        var tokenizer = File.Exists(Path.Combine(dir, Qwen2Tokenizer.TokenizerJsonFile)) ? Qwen2Tokenizer.Load(dir) : BenchTokenizer.Qwen25();
-        _pipeline = new Qwen2Pipeline(model, tokenizer);
-        int vocab = Math.Min(model.Config.VocabSize, tokenizer.VocabSize);
-        _prompt = Enumerable.Range(0, 32).Select(t => (int)((t * 2654435761L + 17) % vocab)).ToArray();
-        _body = $"{{\"prompt\":[{string.Join(',', _prompt)}],\"max_tokens\":{Tokens},\"temperature\":0,\"ignore_eos\":true,\"stream\":true}}";
         var batching = new BatchGeneratorOptions { MaxBatchSize = 8, CachePrefixes = false };
-        _server = Qwen2Server.Create(_pipeline, new Qwen2ServerOptions { Batching = batching }, "127.0.0.1", 0);
-        _server.StartAsync().GetAwaiter().GetResult();
-        _http = new HttpClient { BaseAddress = _server.Address };
-        _direct = new BatchGenerator(_pipeline, batching);
+        _server = BenchServer.Start(batching);
+        _prompt = _server.Tokens(32, 0);
+        _body = $"{{\"prompt\":[{string.Join(',', _prompt)}],\"max_tokens\":{Tokens},\"temperature\":0,\"ignore_eos\":true,\"stream\":true}}";
+        _direct = new BatchGenerator(_server.Pipeline, batching);
         _direct.Start();
     }
 
@@ -61,10 +52,8 @@ public class ServerLoopback
     [GlobalCleanup]
     public void Cleanup()
     {
-        _http.Dispose();
-        _server.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _direct.Dispose();
-        _pipeline.Model.Dispose();
+        _server.Dispose();
     }
 
     /// <summary>The streams, to their last token.</summary>
@@ -73,7 +62,7 @@ public class ServerLoopback
 
     private async Task<int> OverHttp()
     {
-        using var response = await _http.PostAsync("/v1/completions", new StringContent(_body, Encoding.UTF8, "application/json"));
+        using var response = await _server.Http.PostAsync("/v1/completions", new StringContent(_body, Encoding.UTF8, "application/json"));
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
         int events = 0;
         while (await reader.ReadLineAsync() is { } line) if (line.StartsWith("data: ", StringComparison.Ordinal)) events++;

@@ -24,6 +24,13 @@ public sealed record GenerationOptions
     /// <summary>Text generation only: leave tokens flagged special (such as &lt;|im_end|&gt;) out of the text.</summary>
     public bool SkipSpecialTokens { get; init; } = true;
 
+    /// <summary>
+    /// Null: no log-probabilities. 0 to <see cref="TokenLogprobs.MaxTop"/>: every generated token's log-probability
+    /// (<see cref="TokenLogprobs"/>) with that many most likely alternatives, read from
+    /// <see cref="Serving.GenerationRequest.GetLogprobs"/> or <see cref="InferenceSession.LastLogprobs"/>.
+    /// </summary>
+    public int? TopLogprobs { get; init; }
+
     /// <summary>Checks every field.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A field is out of range; the parameter name says which.</exception>
     /// <exception cref="ArgumentException">A stop string is empty.</exception>
@@ -32,6 +39,8 @@ public sealed record GenerationOptions
         ArgumentNullException.ThrowIfNull(Sampling, nameof(Sampling));
         Sampling.Validate();
         if (MaxNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), MaxNewTokens, "MaxNewTokens must be >= 0");
+        if (TopLogprobs is int top && (uint)top > TokenLogprobs.MaxTop)
+            throw new ArgumentOutOfRangeException(nameof(TopLogprobs), top, $"TopLogprobs must be between 0 and {TokenLogprobs.MaxTop} (or null for none)");
         ArgumentNullException.ThrowIfNull(StopStrings, nameof(StopStrings));
         foreach (var s in StopStrings)
             if (string.IsNullOrEmpty(s)) throw new ArgumentException("a stop string is empty; it would stop generation before the first token", nameof(StopStrings));

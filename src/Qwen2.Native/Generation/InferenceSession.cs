@@ -53,6 +53,12 @@ public sealed class InferenceSession
     /// <summary>Counts and timings of the latest generation, once it has ended.</summary>
     public GenerationStats? LastStats { get; private set; }
 
+    /// <summary>
+    /// The log-probabilities of the token <see cref="Generate"/> yielded last, when its options asked for them
+    /// (<see cref="GenerationOptions.TopLogprobs"/>); null otherwise. Read it before moving to the next token.
+    /// </summary>
+    public TokenLogprobs? LastLogprobs { get; private set; }
+
     /// <summary>The model's end-of-sequence ids: generation_config.json's, then config.json's, without repeats.</summary>
     public IReadOnlyList<int> DefaultStopTokenIds => _defaults.StopTokenIds;
 
@@ -108,16 +114,18 @@ public sealed class InferenceSession
         if (_tokens.Count == 0) throw new ArgumentException("the prompt is empty and the session holds no tokens", nameof(prompt));
         if (!_logitsValid) EnsurePending(); // so the stats count the token TruncateTo left to run again
         var sampler = new Sampler(options.Sampling, Model.Config.VocabSize);
-        return Run(sampler, new StopCriteria(options, DefaultStopTokenIds), cancellationToken);
+        return Run(sampler, new StopCriteria(options, DefaultStopTokenIds), options.TopLogprobs, cancellationToken);
     }
 
-    private IEnumerable<int> Run(Sampler sampler, StopCriteria stop, CancellationToken ct)
+    private IEnumerable<int> Run(Sampler sampler, StopCriteria stop, int? topLogprobs, CancellationToken ct)
     {
+        var scratch = topLogprobs is null ? null : new float[_logits.Length];
         int promptTokens = PendingTokens, generated = 0, steps = 0;
         var reason = StopReason.None;
         var prefill = TimeSpan.Zero;
         var decode = new Stopwatch();
         LastStats = null;
+        LastLogprobs = null;
         try
         {
             ct.ThrowIfCancellationRequested();
@@ -129,6 +137,7 @@ public sealed class InferenceSession
             {
                 decode.Start();
                 int next = _tokens.Sample(sampler, _logits);
+                if (topLogprobs is int top) LastLogprobs = TokenLogprobs.Compute(_logits, next, top, scratch);
                 Append([next]);
                 generated++;
                 decode.Stop();

@@ -24,6 +24,7 @@ public sealed class BatchGenerator : IDisposable
     private readonly List<BatchInput> _inputs = [];
     private readonly List<GenerationRequest> _inBatch = [];
     private readonly float[] _logits;
+    private float[]? _logprobScratch;
     private readonly SemaphoreSlim _signal = new(0);
     private Thread? _loop;
     private volatile bool _disposed;
@@ -191,7 +192,8 @@ public sealed class BatchGenerator : IDisposable
                 var r = _inBatch[i];
                 r.Processed += _inputs[i].InputIds.Length;
                 if (r.Processed < r.TokenCount) continue; // more prompt to run
-                int token = r.Sample(_logits.AsSpan(i * vocab, vocab));
+                var scratch = r.Options.TopLogprobs is null ? default : (_logprobScratch ??= new float[vocab]);
+                int token = r.Sample(_logits.AsSpan(i * vocab, vocab), scratch);
                 var reason = r.Emit(token, Cache.MaxTokensPerSequence);
                 if (reason != StopReason.None) Finish(r, reason);
             }

@@ -13,6 +13,7 @@ public sealed class GenerationRequest
     private readonly Sampler _sampler;
     private readonly StopCriteria _stop;
     private readonly TokenHistory _tokens; // writes and the reads of other threads lock _channel: a write may replace the buffer
+    private readonly List<TokenLogprobs>? _logprobs; // written under _channel's lock, as _tokens
     private long _submitted, _firstToken;
     private volatile bool _cancel;
     private CancellationTokenRegistration _registration;
@@ -23,6 +24,7 @@ public sealed class GenerationRequest
         _sampler = new Sampler(options.Sampling, vocab);
         _tokens = new TokenHistory(vocab, prompt.Length + Math.Min(options.MaxNewTokens, 1 << 16));
         _tokens.AddRange(prompt);
+        if (options.TopLogprobs is not null) _logprobs = [];
         _submitted = Stopwatch.GetTimestamp();
     }
 
@@ -43,6 +45,22 @@ public sealed class GenerationRequest
 
     /// <summary>The generated tokens as they come; ends when the request ends.</summary>
     public IAsyncEnumerable<int> ReadTokensAsync(CancellationToken cancellationToken = default) => _channel.Reader.ReadAllAsync(cancellationToken);
+
+    /// <summary>
+    /// The log-probabilities of generated token <paramref name="index"/> (0 is the first), there once that token can be
+    /// read from <see cref="ReadTokensAsync"/>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The request's options did not ask for them (<see cref="GenerationOptions.TopLogprobs"/>).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">No token <paramref name="index"/> has been generated yet.</exception>
+    public TokenLogprobs GetLogprobs(int index)
+    {
+        if (_logprobs is null) throw new InvalidOperationException("this request was submitted without GenerationOptions.TopLogprobs, so no log-probabilities were kept");
+        lock (_channel)
+        {
+            if ((uint)index >= (uint)_logprobs.Count) throw new ArgumentOutOfRangeException(nameof(index), index, $"{_logprobs.Count} tokens have been generated so far");
+            return _logprobs[index];
+        }
+    }
 
     /// <summary>Ends this request at the next step; the others go on undisturbed.</summary>
     public void Cancel()
@@ -78,7 +96,17 @@ public sealed class GenerationRequest
         Preemptions++;
     }
 
-    internal int Sample(ReadOnlySpan<float> logits) => _tokens.Sample(_sampler, logits);
+    /// <summary>Picks the next token from <paramref name="logits"/> and records it, with its log-probabilities when asked for.</summary>
+    internal int Sample(ReadOnlySpan<float> logits, Span<float> scratch)
+    {
+        int token = _tokens.Sample(_sampler, logits);
+        if (Options.TopLogprobs is int top)
+        {
+            var lp = TokenLogprobs.Compute(logits, token, top, scratch);
+            lock (_channel) _logprobs!.Add(lp);
+        }
+        return token;
+    }
 
     /// <summary>Records and streams a sampled token; says whether that ends the request.</summary>
     internal StopReason Emit(int token, int maxTokens)

@@ -205,6 +205,13 @@ public sealed class Qwen2Tokenizer
     /// <summary>Whether <paramref name="id"/> is an added token flagged special (false for any other id).</summary>
     public bool IsSpecial(int id) => (uint)id < (uint)VocabSize && _special[id];
 
+    /// <summary>The bytes <paramref name="id"/> decodes to: UTF-8, though a token may hold only part of a character.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">No token of this vocabulary has the id.</exception>
+    public ReadOnlySpan<byte> GetTokenBytes(int id) => TokenBytes(id);
+
+    /// <summary>The bytes <paramref name="id"/> decodes to; empty for an id no token has (a padding row of the model's vocabulary).</summary>
+    internal ReadOnlySpan<byte> TokenBytesOrEmpty(int id) => (uint)id < (uint)VocabSize && _idToBytes[id] is { } bytes ? bytes : [];
+
     /// <summary>The bytes <paramref name="id"/> decodes to.</summary>
     internal byte[] TokenBytes(int id)
     {

@@ -14,13 +14,25 @@ namespace Qwen2.Server.Engine;
 internal sealed class TextRun(ServerEngine engine, int[] prompt, GenerationOptions options, IReadOnlyList<string> stops)
 {
     public int PromptTokens => prompt.Length;
+    public bool WantsLogprobs => options.TopLogprobs is not null;
     public int CompletionTokens { get; private set; }
     public int CachedTokens { get; private set; }
+
+    /// <summary>Text and the log-probabilities of the tokens that released it (null when the request asked for none).</summary>
+    public readonly record struct TextPiece(string Text, IReadOnlyList<TokenLogprobs>? Logprobs);
+
+    private static TextPiece Take(string text, ref List<TokenLogprobs>? pending)
+    {
+        if (pending is null) return new TextPiece(text, null);
+        var piece = new TextPiece(text, pending);
+        pending = [];
+        return piece;
+    }
 
     /// <summary>"stop" or "length" once the pieces have all been read.</summary>
     public string? FinishReason { get; private set; }
 
-    public async IAsyncEnumerable<string> PiecesAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<TextPiece> PiecesAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var generator = engine.ReadyGenerator;
         var metrics = engine.Metrics;
@@ -28,6 +40,9 @@ internal sealed class TextRun(ServerEngine engine, int[] prompt, GenerationOptio
         var tokenizer = generator.Pipeline!.Tokenizer;
         var decoder = tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
         var matcher = new StopStringMatcher(stops);
+        // Log-probabilities of tokens whose text is still held back (half a character, a possible stop string) wait
+        // for the piece that releases it; every generated token's go out, so they number completion_tokens.
+        List<TokenLogprobs>? pending = options.TopLogprobs is null ? null : [];
         long last = Stopwatch.GetTimestamp();
         bool hit = false;
         try
@@ -38,18 +53,18 @@ internal sealed class TextRun(ServerEngine engine, int[] prompt, GenerationOptio
                 (CompletionTokens == 0 ? metrics.TimeToFirstToken : metrics.TimePerOutputToken).Record(Stopwatch.GetElapsedTime(last, now).TotalSeconds);
                 last = now;
                 if (CompletionTokens == 0) CachedTokens = request.SharedPromptTokens;
+                pending?.Add(request.GetLogprobs(CompletionTokens));
                 CompletionTokens++;
                 // An id past the tokenizer (a padding row of the embedding, which no trained model picks) has no text.
                 var (ready, stopped) = matcher.Push(id < tokenizer.VocabSize ? decoder.Append(id) : "");
-                if (ready.Length > 0) yield return ready;
+                if (ready.Length > 0 || stopped && pending is { Count: > 0 }) yield return Take(ready, ref pending);
                 if (stopped) { hit = true; break; }
             }
             if (!hit)
             {
                 var (ready, stopped) = matcher.Push(decoder.Flush());
-                if (ready.Length > 0) yield return ready;
                 string rest = stopped ? "" : matcher.Drain();
-                if (rest.Length > 0) yield return rest;
+                if (ready.Length + rest.Length > 0 || pending is { Count: > 0 }) yield return Take(ready + rest, ref pending);
                 hit = stopped;
             }
             var reason = hit ? StopReason.StopString : (await request.Completion.ConfigureAwait(false)).StopReason;

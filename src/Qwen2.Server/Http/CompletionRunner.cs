@@ -35,9 +35,14 @@ internal static class CompletionRunner
     private static async Task AnswerAsync(HttpContext context, ServerEngine engine, TextRun run, bool chat, string id, long created, CancellationToken cancellationToken)
     {
         var text = new StringBuilder();
+        var logprobs = run.WantsLogprobs ? new List<Native.Generation.TokenLogprobs>() : null;
         try
         {
-            await foreach (var piece in run.PiecesAsync(cancellationToken)) text.Append(piece);
+            await foreach (var piece in run.PiecesAsync(cancellationToken))
+            {
+                text.Append(piece.Text);
+                if (piece.Logprobs is { } lp) logprobs!.AddRange(lp);
+            }
         }
         catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
         {
@@ -45,14 +50,16 @@ internal static class CompletionRunner
         }
         var response = context.Response;
         response.ContentType = "application/json";
+        var tokenizer = engine.Pipeline.Tokenizer;
         if (chat)
         {
-            var body = new ChatCompletion(id, created, engine.ModelId, [new ChatChoice(0, new ChatMessageBody("assistant", text.ToString()), run.FinishReason)], UsageOf(run));
+            var body = new ChatCompletion(id, created, engine.ModelId, [new ChatChoice(0, new ChatMessageBody("assistant", text.ToString()), LogprobsBody.Chat(logprobs, tokenizer), run.FinishReason)], UsageOf(run));
             await JsonSerializer.SerializeAsync(response.Body, body, ServerJsonContext.Api.ChatCompletion, context.RequestAborted);
         }
         else
         {
-            var body = new TextCompletion(id, created, engine.ModelId, [new TextChoice(0, text.ToString(), run.FinishReason)], UsageOf(run));
+            int offset = 0;
+            var body = new TextCompletion(id, created, engine.ModelId, [new TextChoice(0, text.ToString(), LogprobsBody.Text(logprobs, tokenizer, ref offset), run.FinishReason)], UsageOf(run));
             await JsonSerializer.SerializeAsync(response.Body, body, ServerJsonContext.Api.TextCompletion, context.RequestAborted);
         }
     }
@@ -61,15 +68,17 @@ internal static class CompletionRunner
     {
         var sse = new SseWriter(context.Response, context.RequestAborted);
         string model = engine.ModelId;
+        var tokenizer = engine.Pipeline.Tokenizer;
+        int offset = 0;
         await sse.StartAsync();
         // OpenAI names the role in the first chunk only, with empty content.
-        if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta("assistant", ""), null)], null), ServerJsonContext.Api.ChatCompletionChunk);
+        if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta("assistant", ""), null, null)], null), ServerJsonContext.Api.ChatCompletionChunk);
         try
         {
             await foreach (var piece in run.PiecesAsync(cancellationToken))
             {
-                if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, piece), null)], null), ServerJsonContext.Api.ChatCompletionChunk);
-                else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, piece, null)], null), ServerJsonContext.Api.TextCompletion);
+                if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, piece.Text), LogprobsBody.Chat(piece.Logprobs, tokenizer), null)], null), ServerJsonContext.Api.ChatCompletionChunk);
+                else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, piece.Text, LogprobsBody.Text(piece.Logprobs, tokenizer, ref offset), null)], null), ServerJsonContext.Api.TextCompletion);
             }
         }
         catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
@@ -79,8 +88,8 @@ internal static class CompletionRunner
             await sse.WriteAsync(new ErrorResponse(new ErrorBody(e.Message, e.Type, e.Status, null)), ServerJsonContext.Api.ErrorResponse);
             return;
         }
-        if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, null), run.FinishReason)], null), ServerJsonContext.Api.ChatCompletionChunk);
-        else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, "", run.FinishReason)], null), ServerJsonContext.Api.TextCompletion);
+        if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, null), null, run.FinishReason)], null), ServerJsonContext.Api.ChatCompletionChunk);
+        else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, "", null, run.FinishReason)], null), ServerJsonContext.Api.TextCompletion);
         if (request.IncludeUsage)
         {
             if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [], UsageOf(run)), ServerJsonContext.Api.ChatCompletionChunk);

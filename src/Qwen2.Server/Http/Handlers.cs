@@ -52,7 +52,7 @@ internal static class Handlers
         using var doc = await RequestBody.ReadObjectAsync(context.Request, engine.Options.MaxRequestBodyBytes, context.RequestAborted);
         var f = new JsonFields(doc.RootElement);
         var messages = ChatMessages.Read(f);
-        var request = SamplingRequest.Read(f, pipeline.GenerationConfig);
+        var request = SamplingRequest.Read(f, pipeline.GenerationConfig, chat: true);
         string text;
         try
         {
@@ -75,7 +75,7 @@ internal static class Handlers
         using var doc = await RequestBody.ReadObjectAsync(context.Request, engine.Options.MaxRequestBodyBytes, context.RequestAborted);
         var f = new JsonFields(doc.RootElement);
         int[] prompt = Prompt(f, pipeline);
-        var request = SamplingRequest.Read(f, pipeline.GenerationConfig);
+        var request = SamplingRequest.Read(f, pipeline.GenerationConfig, chat: false);
         await CompletionRunner.RunAsync(context, engine, prompt, request, chat: false);
     }
 

@@ -6,16 +6,16 @@ namespace Qwen2.Server.Http;
 /// The sampling, stopping and streaming fields chat and text completions share, read and checked. Fields a request
 /// leaves out fall back to the checkpoint's generation_config.json, as everywhere else in the engine.
 /// </summary>
-internal sealed record SamplingRequest(SamplingOptions Sampling, int? MaxTokens, IReadOnlyList<string> Stops, bool Stream, bool IncludeUsage, bool IgnoreEos)
+internal sealed record SamplingRequest(SamplingOptions Sampling, int? MaxTokens, IReadOnlyList<string> Stops, bool Stream, bool IncludeUsage, bool IgnoreEos, int? TopLogprobs)
 {
     /// <summary>Most stop strings a request may give (OpenAI allows 4; llama.cpp and vLLM more).</summary>
     public const int MaxStops = 16;
 
-    public static SamplingRequest Read(JsonFields f, GenerationConfig config)
+    /// <summary>Reads the fields of a chat (<paramref name="chat"/>) or text completion request.</summary>
+    public static SamplingRequest Read(JsonFields f, GenerationConfig config, bool chat)
     {
         if (f.Integer("n", 1, long.MaxValue) is > 1) throw ApiException.BadRequest("n must be 1: one choice per request is supported", "n");
-        if (f.Bool("logprobs") == true) throw ApiException.BadRequest("logprobs is not supported by this server", "logprobs");
-        if (f.Has("top_logprobs")) throw ApiException.BadRequest("top_logprobs is not supported by this server (logprobs is not)", "top_logprobs");
+        int? topLogprobs = chat ? ReadChatLogprobs(f) : (int?)f.Integer("logprobs", 0, TokenLogprobs.MaxTop);
         if (f.Bool("echo") == true) throw ApiException.BadRequest("echo is not supported by this server", "echo");
         if (f.Has("best_of") && f.Integer("best_of", 1, long.MaxValue) > 1) throw ApiException.BadRequest("best_of must be 1", "best_of");
         foreach (var name in (ReadOnlySpan<string>)["frequency_penalty", "presence_penalty"])
@@ -54,7 +54,16 @@ internal sealed record SamplingRequest(SamplingOptions Sampling, int? MaxTokens,
         }
         // vLLM's extension: keep generating past end-of-sequence tokens (benchmarks want a fixed length).
         bool ignoreEos = f.Bool("ignore_eos") ?? false;
-        return new SamplingRequest(sampling, (int?)maxTokens, stops, stream, includeUsage, ignoreEos);
+        return new SamplingRequest(sampling, (int?)maxTokens, stops, stream, includeUsage, ignoreEos, topLogprobs);
+    }
+
+    /// <summary>Chat's <c>logprobs</c> (a boolean) and <c>top_logprobs</c> (alternatives, which need logprobs true), as OpenAI defines them.</summary>
+    private static int? ReadChatLogprobs(JsonFields f)
+    {
+        bool logprobs = f.Bool("logprobs") ?? false;
+        long? top = f.Integer("top_logprobs", 0, TokenLogprobs.MaxTop);
+        if (top is not null && !logprobs) throw ApiException.BadRequest("top_logprobs needs logprobs set to true", "top_logprobs");
+        return logprobs ? (int)(top ?? 0) : null;
     }
 
     /// <summary>The generation options of a prompt of <paramref name="promptTokens"/> tokens in a context of <paramref name="context"/>.</summary>
@@ -62,6 +71,6 @@ internal sealed record SamplingRequest(SamplingOptions Sampling, int? MaxTokens,
     {
         // Without max_tokens a reply may fill the context, as with OpenAI; it then ends with finish_reason "length".
         int room = context - promptTokens;
-        return new GenerationOptions { Sampling = Sampling, MaxNewTokens = Math.Min(MaxTokens ?? room, room), StopTokenIds = stopTokenIds, IgnoreEos = IgnoreEos };
+        return new GenerationOptions { Sampling = Sampling, MaxNewTokens = Math.Min(MaxTokens ?? room, room), StopTokenIds = stopTokenIds, IgnoreEos = IgnoreEos, TopLogprobs = TopLogprobs };
     }
 }

@@ -30,7 +30,7 @@ internal sealed record ChatCompletion(string Id, long Created, string Model, Cha
     public string Object => "chat.completion";
 }
 
-internal sealed record ChatChoice(int Index, ChatMessageBody Message, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
+internal sealed record ChatChoice(int Index, ChatMessageBody Message, ChatLogprobs? Logprobs, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
 
 internal sealed record ChatMessageBody(string Role, string Content);
 
@@ -39,7 +39,7 @@ internal sealed record ChatCompletionChunk(string Id, long Created, string Model
     public string Object => "chat.completion.chunk";
 }
 
-internal sealed record ChunkChoice(int Index, ChunkDelta Delta, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
+internal sealed record ChunkChoice(int Index, ChunkDelta Delta, ChatLogprobs? Logprobs, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
 
 internal sealed record ChunkDelta(string? Role, string? Content);
 
@@ -48,7 +48,17 @@ internal sealed record TextCompletion(string Id, long Created, string Model, Tex
     public string Object => "text_completion";
 }
 
-internal sealed record TextChoice(int Index, string Text, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
+internal sealed record TextChoice(int Index, string Text, TextLogprobs? Logprobs, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
+
+// Chat's logprobs: one entry per generated token, its UTF-8 bytes as integers (a token may be part of a character).
+internal sealed record ChatLogprobs(ChatTokenLogprob[] Content);
+
+internal sealed record ChatTokenLogprob(string Token, float Logprob, int[] Bytes, ChatTopLogprob[] TopLogprobs);
+
+internal sealed record ChatTopLogprob(string Token, float Logprob, int[] Bytes);
+
+// The legacy completions shape: parallel arrays, and the alternatives as token text to logprob.
+internal sealed record TextLogprobs(string[] Tokens, float[] TokenLogprobs, Dictionary<string, float>[] TopLogprobs, int[] TextOffset);
 
 internal sealed record TokenizeResponse(int[] Tokens);
 
