@@ -79,9 +79,9 @@ internal static unsafe class QuantizedProduct
         WeightType.Q4_1 => Of32<Q4_1Format>(),
         WeightType.Q5_0 => Of32<Q5_0Format>(),
         WeightType.Q5_1 => Of32<Q5_1Format>(),
-        WeightType.Q4_K => Of<Q4KFormat>(),
-        WeightType.Q5_K => Of<Q5KFormat>(),
-        WeightType.Q6_K => Of<Q6KFormat>(),
+        WeightType.Q4_K => OfK<Q4KFormat, ScaleMinKernels.Tile<Q4KFormat>>(),
+        WeightType.Q5_K => OfK<Q5KFormat, ScaleMinKernels.Tile<Q5KFormat>>(),
+        WeightType.Q6_K => OfK<Q6KFormat, Q6KFormat.Tile>(),
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, Enum.IsDefined(type) ? "not a block-quantized weight type" : "unknown weight type"),
     };
 
@@ -101,6 +101,14 @@ internal static unsafe class QuantizedProduct
     {
         var kind = Of<TQ>();
         kind.Rows = &Rows32<TQ>;
+        return kind;
+    }
+
+    /// <summary><see cref="Of{TQ}"/> for a K-quant, whose prefill runs in the tiles of <see cref="KTile"/> on kernel <typeparamref name="TK"/>.</summary>
+    private static Kind OfK<TQ, TK>() where TQ : IQuantFormat where TK : IKTileKernel
+    {
+        var kind = Of<TQ>();
+        kind.Rows = &RowsK<TQ, TK>;
         return kind;
     }
 
@@ -192,8 +200,15 @@ internal static unsafe class QuantizedProduct
     /// <summary><see cref="Rows{TQ}"/>, with several tokens in register tiles.</summary>
     private static void Rows32<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IBlock32
     {
-        if (tokens > 1) Tiles<TQ>(ref p, r0, r1, tokens, isa);
+        if (tokens > 1) Tiles<TQ, Block32Tile<TQ>>(ref p, r0, r1, tokens, isa);
         else Decode<TQ>(ref p, r0, r1, isa);
+    }
+
+    /// <summary><see cref="Rows{TQ}"/>, with a tile's width of tokens or more in register tiles on the 256-bit path.</summary>
+    private static void RowsK<TQ, TK>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IQuantFormat where TK : IKTileKernel
+    {
+        if (tokens >= KTile.Tokens && isa == Isa.Vector256) Tiles<TQ, KQuantTile<TQ, TK>>(ref p, r0, r1, tokens, isa);
+        else Rows<TQ>(ref p, r0, r1, tokens, isa);
     }
 
     /// <summary>
@@ -234,12 +249,12 @@ internal static unsafe class QuantizedProduct
     }
 
     /// <summary>
-    /// Several tokens over 32-element blocks: in each group of tokens, tiles of rows by tokens
-    /// (<see cref="Block32.DotTile{T}"/>), the tokens and rows left over as <see cref="RowTokens{TQ}"/>.
+    /// Several tokens: in each group of tokens, tiles of rows by tokens (<typeparamref name="TT"/>), the tokens and
+    /// rows left over as <see cref="RowTokens{TQ}"/>.
     /// </summary>
-    private static void Tiles<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IBlock32
+    private static void Tiles<TQ, TT>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IQuantFormat where TT : ITile
     {
-        int rows = TQ.TileRows, columns = Block32.TileTokens<TQ>();
+        int rows = TT.Rows, columns = TT.Tokens;
         for (int t0 = 0; t0 < tokens; t0 += TokenGroup)
         {
             int t1 = Math.Min(tokens, t0 + TokenGroup), whole = t0 + (t1 - t0) / columns * columns, r = r0;
@@ -247,7 +262,7 @@ internal static unsafe class QuantizedProduct
             {
                 ref byte w = ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes);
                 for (int t = t0; t < whole; t += columns)
-                    Block32.DotTile<TQ>(ref w, p.RowBytes, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, p.Blocks,
+                    TT.Dot(ref w, p.RowBytes, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, p.Blocks,
                         p.Y + (nint)t * p.Rows + r, p.Rows, isa);
                 for (int k = 0; k < rows; k++) RowTokens<TQ>(ref p, r + k, whole, t1, isa);
             }
@@ -266,5 +281,33 @@ internal static unsafe class QuantizedProduct
             TQ.DotTokens(ref w, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, n, p.Blocks, dst, isa);
             for (int k = 0; k < n; k++) p.Y[(nint)(t + k) * p.Rows + r] = dst[k];
         }
+    }
+
+    /// <summary>A register tile of rows by tokens over one matrix, for <see cref="Tiles{TQ, TT}"/>.</summary>
+    private interface ITile
+    {
+        static abstract int Rows { get; }
+        static abstract int Tokens { get; }
+
+        /// <summary>y[t · yStride + r] = the dot of row r with token t, for r &lt; <see cref="Rows"/>, t &lt; <see cref="Tokens"/>.</summary>
+        static abstract void Dot(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, Isa isa);
+    }
+
+    private readonly struct Block32Tile<TQ> : ITile where TQ : IBlock32
+    {
+        public static int Rows => TQ.TileRows;
+        public static int Tokens => Block32.TileTokens<TQ>();
+
+        public static void Dot(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, Isa isa) =>
+            Block32.DotTile<TQ>(ref w, rowBytes, ref a, aStride, blocks, y, yStride, isa);
+    }
+
+    private readonly struct KQuantTile<TQ, TK> : ITile where TQ : IQuantFormat where TK : IKTileKernel
+    {
+        public static int Rows => KTile.Rows;
+        public static int Tokens => KTile.Tokens;
+
+        public static void Dot(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, Isa isa) =>
+            KTile.DotTile<TQ, TK>(ref w, rowBytes, ref a, aStride, blocks, y, yStride, isa);
     }
 }

@@ -266,23 +266,73 @@ public unsafe class QuantizedFormatTests
             for (int t = 0; t < tokens; t++)
                 for (int r = 0; r < rows; r++)
                     twins[t * YStride + r] = Block32.DotScalar<T>(ref w[r * rowBytes], ref a[t * stride], blocks);
-            var y = new float[tokens * YStride];
-            void Run(string what, Action<nint> tile)
-            {
-                Array.Fill(y, float.NaN);
-                fixed (float* py = y) tile((nint)py);
-                for (int t = 0; t < tokens; t++)
-                {
-                    Check.BitsEqual(twins.AsSpan(t * YStride, rows), y.AsSpan(t * YStride, rows), $"{type} {what}, {blocks} blocks, token {t}");
-                    for (int r = rows; r < YStride; r++) Assert.True(float.IsNaN(y[t * YStride + r]), $"{type} {what} wrote outside its tile");
-                }
-            }
+            void Run(string what, Action<nint> tile) => CheckTile(twins, rows, tokens, YStride, $"{type} {what}, {blocks} blocks", tile);
             foreach (var isa in IsaSupport.Supported)
                 Run($"DotTile on {isa}", py => Block32.DotTile<T>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride, isa));
             if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) continue;
             Run("vpmaddubsw tile", py => Block32.DotTile256<T>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride, vnni: false));
             if (System.Runtime.Intrinsics.X86.AvxVnni.IsSupported)
                 Run("vpdpbusd tile", py => Block32.DotTile256<T>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride, vnni: true));
+        }
+    }
+
+    /// <summary>
+    /// The K-quants' prefill tile (two rows by four tokens) against the scalar twin of each (row, token), on every path:
+    /// random blocks with zero, subnormal and normal binary16 scales, the awkward activation blocks, and rows and tokens
+    /// further apart than their blocks, so a stride mistaken for a length shows.
+    /// </summary>
+    [Fact]
+    public void KQuantTilesAreEachRowAndTokensScalarDot()
+    {
+        KTiles<Q4KFormat, ScaleMinKernels.Tile<Q4KFormat>>(WeightType.Q4_K);
+        KTiles<Q5KFormat, ScaleMinKernels.Tile<Q5KFormat>>(WeightType.Q5_K);
+        KTiles<Q6KFormat, Q6KFormat.Tile>(WeightType.Q6_K);
+    }
+
+    private static void KTiles<TQ, TK>(WeightType type) where TQ : IQuantFormat where TK : IKTileKernel
+    {
+        var rnd = new Random(Cases.Seed(26, (int)type));
+        const int Rows = KTile.Rows, Tokens = KTile.Tokens, YStride = 5;
+        for (int blocks = 1; blocks <= 11; blocks += 2)
+        {
+            // One spare block of random bytes after each row and each token.
+            nint rowBytes = (blocks + 1) * TQ.BlockBytes, stride = (blocks + 1) * QuantizedActivations.Q8KBytes;
+            var w = QuantizedData.RandomBlocks(rnd, type, (blocks + 1) * Rows);
+            // Every other size: all binary16 scales subnormal, as the small dmin of real files often are.
+            if (blocks % 4 == 3)
+                for (int b = 0; b < (blocks + 1) * Rows; b++)
+                    foreach (int f in type == WeightType.Q6_K ? [208] : new[] { 0, 2 })
+                        MemoryMarshal.Write(w.AsSpan(b * TQ.BlockBytes + f), (ushort)((rnd.Next(2) << 15) | rnd.Next(1, 0x400)));
+            var a = new byte[Tokens * stride];
+            rnd.NextBytes(a);
+            for (int t = 0; t < Tokens; t++)
+                QuantizedActivations.Quantize(ActivationFormat.Q8K, Activations(rnd, blocks * 256, 256),
+                    a.AsSpan((int)(t * stride), blocks * QuantizedActivations.Q8KBytes), Isa.Scalar);
+            var twins = new float[Tokens * YStride];
+            for (int t = 0; t < Tokens; t++)
+                for (int r = 0; r < Rows; r++)
+                    twins[t * YStride + r] = TQ.Dot(ref w[r * rowBytes], ref a[t * stride], blocks, Isa.Scalar);
+            void Run(string what, Action<nint> tile) => CheckTile(twins, Rows, Tokens, YStride, $"{type} {what}, {blocks} blocks", tile);
+            foreach (var isa in IsaSupport.Supported)
+                Run($"DotTile on {isa}", py => KTile.DotTile<TQ, TK>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride, isa));
+            if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+                Run("256-bit tile", py => KTile.Run<TK>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride));
+        }
+    }
+
+    /// <summary>
+    /// Runs a tile into y[t · <paramref name="yStride"/> + r] filled with NaN: each (row, token) must be its twin's bits,
+    /// and the lanes past the tile's rows still NaN.
+    /// </summary>
+    private static void CheckTile(float[] twins, int rows, int tokens, int yStride, string what, Action<nint> tile)
+    {
+        var y = new float[tokens * yStride];
+        Array.Fill(y, float.NaN);
+        fixed (float* py = y) tile((nint)py);
+        for (int t = 0; t < tokens; t++)
+        {
+            Check.BitsEqual(twins.AsSpan(t * yStride, rows), y.AsSpan(t * yStride, rows), $"{what}, token {t}");
+            for (int r = rows; r < yStride; r++) Assert.True(float.IsNaN(y[t * yStride + r]), $"{what}: wrote outside its tile");
         }
     }
 }

@@ -39,11 +39,14 @@ internal static class KQuant
 
     /// <summary>Q4_K's and Q5_K's minimum term for one token: 4 lanes whose sum is Σ_s m_s · (bsum_2s + bsum_2s+1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<int> Mins(ref byte activationBlock, Vector128<short> mins)
+    public static Vector128<int> Mins(ref byte activationBlock, Vector128<short> mins) => Sse2.MultiplyAddAdjacent(Pairs(ref activationBlock), mins);
+
+    /// <summary>The activation block's group sums added in pairs: lane s is bsum_2s + bsum_2s+1 (at most 2 · 16 · 128, exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<short> Pairs(ref byte activationBlock)
     {
         ref byte s = ref Unsafe.Add(ref activationBlock, QuantizedActivations.Q8KSums);
-        var pairs = Ssse3.HorizontalAdd(Vector128.LoadUnsafe(ref s).AsInt16(), Vector128.LoadUnsafe(ref s, 16).AsInt16());
-        return Sse2.MultiplyAddAdjacent(pairs, mins);
+        return Ssse3.HorizontalAdd(Vector128.LoadUnsafe(ref s).AsInt16(), Vector128.LoadUnsafe(ref s, 16).AsInt16());
     }
 
     /// <summary>

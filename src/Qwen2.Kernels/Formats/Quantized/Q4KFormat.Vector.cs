@@ -10,6 +10,8 @@ internal readonly partial struct Q4KFormat : IScaleMinWeights
 
     public static int SuperBlockBytes => BlockBytes;
 
+    public static bool UnpackTogether => false;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (Vector256<byte> Low, Vector256<byte> High) Chunk256(ref byte block, int c)
     {

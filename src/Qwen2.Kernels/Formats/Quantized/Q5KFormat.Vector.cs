@@ -10,6 +10,8 @@ internal readonly partial struct Q5KFormat : IScaleMinWeights
 
     public static int SuperBlockBytes => BlockBytes;
 
+    public static bool UnpackTogether => true;
+
     // The high bits of sub-blocks 2c and 2c + 1 are bits 2c and 2c + 1 of each of the 32 bytes at 16. Shifting the
     // bytes as 16-bit lanes crosses into the neighbouring byte only in bits the mask 0x10 then drops.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

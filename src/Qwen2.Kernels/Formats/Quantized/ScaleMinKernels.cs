@@ -100,4 +100,79 @@ internal static class ScaleMinKernels
             public Vector256<int> Apply(ref byte a) => KQuant.Fold(KQuant.Product512(values, scales, ref a));
         }
     }
+
+    /// <summary>
+    /// The tile's pieces (<see cref="KTile"/>): sub-block s is vector s with its scale in all 16 lanes (the row's scales
+    /// and minimums go on to the step); the float steps
+    /// per lane are <see cref="KQuant.Step"/>'s: fma(d·d_a, sumi), then fma(−(dmin·d_a), summ), summ from the minimums.
+    /// </summary>
+    internal readonly unsafe struct Tile<TW> : IKTileKernel where TW : IScaleMinWeights
+    {
+        public static int SuperBlockBytes => TW.SuperBlockBytes;
+
+        public static bool HasOffset => false;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<short> Scales(ref byte block, Vector256<short>* scales)
+        {
+            var sm = ScalesMins(ref block);
+            var both = Avx2.Permute2x128(sm, sm, 0).AsByte(); // the eight scales in both halves, for in-lane shuffles
+            var control = KQuant.Broadcast16;
+            for (int s = 0; s < 8; s++)
+            {
+                scales[s] = Avx2.Shuffle(both, control).AsInt16();
+                control += Vector256.Create((byte)2);
+            }
+            return sm;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(ref byte block, Vector256<byte>* values)
+        {
+            if (TW.UnpackTogether) UnpackChunks(ref block, values);
+        }
+
+        // Compiled apart, so the JIT does not hoist its mask constants into registers the tile's loop needs.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void UnpackChunks(ref byte block, Vector256<byte>* values)
+        {
+            for (int c = 0; c < 4; c++)
+            {
+                var (lo, hi) = TW.Chunk256(ref block, c);
+                values[2 * c] = lo;
+                values[2 * c + 1] = hi;
+            }
+        }
+
+        // Otherwise with k a constant the JIT keeps only the half of the chunk that is used.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Values(ref byte block, Vector256<byte>* values, int k)
+        {
+            if (TW.UnpackTogether) return Avx.LoadVector256((byte*)(values + k));
+            var (lo, hi) = TW.Chunk256(ref block, k >> 1);
+            return (k & 1) == 0 ? lo : hi;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Step(Vector256<float> acc, Vector256<int> sumi, Vector256<short> r0, Vector256<short> r1,
+            ref byte w0, ref byte w1, ref byte a, nint aStride)
+        {
+            var mins = Vector256.Create(r0.GetUpper(), r1.GetUpper());
+            var summ = KTile.Reduce(Mins(ref a, mins), Mins(ref Unsafe.Add(ref a, aStride), mins),
+                Mins(ref Unsafe.Add(ref a, 2 * aStride), mins), Mins(ref Unsafe.Add(ref a, 3 * aStride), mins));
+            var da = KTile.PerToken(ref a, aStride);
+            var d = KTile.PerRow(QuantMath.Half(ref w0), QuantMath.Half(ref w1));
+            var dmin = KTile.PerRow(QuantMath.Half(ref Unsafe.Add(ref w0, 2)), QuantMath.Half(ref Unsafe.Add(ref w1, 2)));
+            acc = Vector256.FusedMultiplyAdd(d * da, Vector256.ConvertToSingle(sumi), acc);
+            return Vector256.FusedMultiplyAdd(-(dmin * da), Vector256.ConvertToSingle(summ), acc);
+        }
+
+        /// <summary>One token's minimum terms with both rows: its pair sums in both halves times [row 0's minimums, row 1's].</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<int> Mins(ref byte activationBlock, Vector256<short> mins)
+        {
+            var pairs = KQuant.Pairs(ref activationBlock);
+            return Avx2.MultiplyAddAdjacent(Vector256.Create(pairs, pairs), mins);
+        }
+    }
 }
