@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text;
 using Microsoft.Extensions.AI;
 using Qwen2.Native.Generation;
+using Qwen2.Native.Serving;
 using Qwen2.Native.Text;
 using ChatMessage = Qwen2.Native.Text.ChatMessage;
 using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
@@ -36,7 +37,13 @@ namespace Qwen2.Native.Chat;
 /// function call or result content throw <see cref="NotSupportedException"/>, as does non-text content.
 /// </para>
 /// <para>
-/// Thread safety: calls on one client run one at a time (a <see cref="SemaphoreSlim"/> queues them), since they share
+/// Made from a running <see cref="BatchGenerator"/> instead, the client keeps no session: each call is a request of
+/// the generator, calls run concurrently and are batched with each other and with the generator's other requests,
+/// and the earlier turns of a conversation (or a system prompt shared by many conversations) come from the
+/// generator's prefix cache when its options turn <see cref="BatchGeneratorOptions.CachePrefixes"/> on.
+/// </para>
+/// <para>
+/// Thread safety: calls on a client made from a pipeline run one at a time (a <see cref="SemaphoreSlim"/> queues them), since they share
 /// the session and its cache; a streaming call holds the client until its enumeration ends or is disposed. Use one
 /// client per concurrent conversation; clients may share a pipeline. The pipeline (model and tokenizer) is not disposed
 /// with the client.
@@ -48,7 +55,8 @@ public sealed class Qwen2ChatClient : IChatClient
     public const string ProviderName = "Qwen2Managed";
 
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly InferenceSession _session;
+    private readonly InferenceSession? _session;
+    private readonly BatchGenerator? _generator;
     private readonly ChatClientMetadata _metadata;
     private bool _disposed;
 
@@ -59,14 +67,42 @@ public sealed class Qwen2ChatClient : IChatClient
     /// <param name="session">Cache size and behaviour of the client's session.</param>
     /// <exception cref="NotSupportedException">No template was given and the tokenizer's chat_template is missing or not ChatML.</exception>
     public Qwen2ChatClient(Qwen2Pipeline pipeline, ChatTemplate? template = null, GenerationOptions? defaultOptions = null, SessionOptions? session = null)
+        : this(pipeline, template, defaultOptions, session, withSession: true)
+    {
+    }
+
+    /// <summary>
+    /// Creates a client whose calls run as requests of <paramref name="generator"/>: concurrently, batched, and with
+    /// the generator's prefix cache (see the remarks). The generator stays with its owner.
+    /// </summary>
+    /// <param name="generator">A generator made from a <see cref="Qwen2Pipeline"/> and started (<see cref="BatchGenerator.Start"/>).</param>
+    /// <param name="template">The chat template; null: the pipeline's.</param>
+    /// <param name="defaultOptions">Sampling and stopping used where <see cref="ChatOptions"/> says nothing; null: the pipeline's defaults.</param>
+    /// <exception cref="ArgumentException">The generator was made from a model alone (it has no tokenizer) or has not been started.</exception>
+    /// <exception cref="NotSupportedException">No template was given and the tokenizer's chat_template is missing or not ChatML.</exception>
+    public Qwen2ChatClient(BatchGenerator generator, ChatTemplate? template = null, GenerationOptions? defaultOptions = null)
+        : this(PipelineOf(generator), template, defaultOptions, session: null, withSession: false)
+    {
+        _generator = generator;
+    }
+
+    private Qwen2ChatClient(Qwen2Pipeline pipeline, ChatTemplate? template, GenerationOptions? defaultOptions, SessionOptions? session, bool withSession)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         defaultOptions?.Validate();
         Pipeline = pipeline;
         Template = template ?? pipeline.ChatTemplate;
         DefaultOptions = defaultOptions ?? pipeline.DefaultOptions;
-        _session = new InferenceSession(pipeline.Model, session);
+        if (withSession) _session = new InferenceSession(pipeline.Model, session);
         _metadata = new ChatClientMetadata(ProviderName, providerUri: null, defaultModelId: ModelId(pipeline.Model.Directory));
+    }
+
+    private static Qwen2Pipeline PipelineOf(BatchGenerator generator)
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        if (generator.Pipeline is null) throw new ArgumentException("the generator was made from a model alone; make it from a Qwen2Pipeline so the client has a tokenizer", nameof(generator));
+        if (!generator.IsRunning) throw new ArgumentException("the generator is not running; call its Start() first (the client does not step it)", nameof(generator));
+        return generator.Pipeline;
     }
 
     /// <summary>The model, tokenizer and defaults the client runs on.</summary>
@@ -102,10 +138,15 @@ public sealed class Qwen2ChatClient : IChatClient
         ObjectDisposedException.ThrowIf(_disposed, this);
         var generation = Map(options);
         int[] prompt = Tokenizer.Encode(Template.Render(ToTemplateMessages(messages, options?.Instructions)));
+        if (_generator is not null)
+        {
+            await foreach (var u in RunBatchedAsync(prompt, generation, cancellationToken).ConfigureAwait(false)) yield return u;
+            yield break;
+        }
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            _session.TruncateTo(CommonPrefix(_session.Tokens, prompt));
+            _session!.TruncateTo(CommonPrefix(_session.Tokens, prompt));
             var pieces = _session.GenerateText(Tokenizer, prompt[_session.Tokens.Count..], generation, cancellationToken);
             string responseId = Guid.NewGuid().ToString("N");
             var created = DateTimeOffset.UtcNow;
@@ -113,18 +154,7 @@ public sealed class Qwen2ChatClient : IChatClient
             await foreach (var piece in TextGeneration.ToAsync(pieces, cancellationToken).ConfigureAwait(false))
                 yield return Update(new ChatResponseUpdate(ChatRole.Assistant, piece), responseId, created);
             var stats = _session.LastStats!;
-            var usage = new UsageDetails
-            {
-                InputTokenCount = prompt.Length,
-                CachedInputTokenCount = prompt.Length - stats.PromptTokens,
-                OutputTokenCount = stats.GeneratedTokens,
-                TotalTokenCount = prompt.Length + stats.GeneratedTokens,
-            };
-            var last = new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(usage)])
-            {
-                FinishReason = stats.StopReason is StopReason.MaxTokens or StopReason.ContextFull ? ChatFinishReason.Length : ChatFinishReason.Stop,
-            };
-            yield return Update(last, responseId, created);
+            yield return Update(Last(prompt.Length, prompt.Length - stats.PromptTokens, stats.GeneratedTokens, stats.StopReason), responseId, created);
         }
         finally
         {
@@ -132,8 +162,60 @@ public sealed class Qwen2ChatClient : IChatClient
         }
     }
 
+    /// <summary>One call as a request of the generator: its tokens decoded and cut at stop strings here, as the session path does.</summary>
+    private async IAsyncEnumerable<ChatResponseUpdate> RunBatchedAsync(int[] prompt, GenerationOptions generation, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        // The generator works on ids: stop strings are matched on the text here.
+        var request = _generator!.Submit(prompt, generation with { StopStrings = [], StopTokenIds = generation.StopTokenIds ?? Pipeline.TextStopTokenIds }, cancellationToken);
+        string responseId = Guid.NewGuid().ToString("N");
+        var created = DateTimeOffset.UtcNow;
+        var decoder = Tokenizer.CreateStreamingDecoder(generation.SkipSpecialTokens);
+        var stops = new StopStringMatcher(generation.StopStrings);
+        int generated = 0;
+        bool hit = false;
+        try
+        {
+            await foreach (int id in request.ReadTokensAsync(cancellationToken).ConfigureAwait(false))
+            {
+                generated++;
+                // An id past the tokenizer (a padding row of the embedding, which no trained model picks) has no text.
+                var (ready, stopped) = stops.Push(id < Tokenizer.VocabSize ? decoder.Append(id) : "");
+                if (ready.Length > 0) yield return Update(new ChatResponseUpdate(ChatRole.Assistant, ready), responseId, created);
+                if (stopped) { hit = true; break; }
+            }
+            if (!hit)
+            {
+                var (tail, stopped) = stops.Push(decoder.Flush());
+                tail += stopped ? "" : stops.Drain();
+                if (tail.Length > 0) yield return Update(new ChatResponseUpdate(ChatRole.Assistant, tail), responseId, created);
+                hit = stopped;
+            }
+            var reason = hit ? StopReason.StopString : (await request.Completion.ConfigureAwait(false)).StopReason;
+            if (reason == StopReason.Cancelled) throw new OperationCanceledException("the request was cancelled before it finished (the call's token, or the generator being disposed)", cancellationToken);
+            yield return Update(Last(prompt.Length, request.SharedPromptTokens, generated, reason), responseId, created);
+        }
+        finally
+        {
+            // A stop string or an early end of the enumeration ends the request now rather than at its token limit.
+            request.Cancel();
+        }
+    }
+
+    /// <summary>The update that ends a reply: its usage and why it ended.</summary>
+    private static ChatResponseUpdate Last(int promptTokens, int cachedTokens, int generated, StopReason reason) =>
+        new(ChatRole.Assistant, [new UsageContent(new UsageDetails
+        {
+            InputTokenCount = promptTokens,
+            CachedInputTokenCount = cachedTokens,
+            OutputTokenCount = generated,
+            TotalTokenCount = promptTokens + generated,
+        })])
+        {
+            FinishReason = reason is StopReason.MaxTokens or StopReason.ContextFull ? ChatFinishReason.Length : ChatFinishReason.Stop,
+        };
+
     /// <inheritdoc/>
-    /// <remarks>Answers <see cref="ChatClientMetadata"/> (provider "Qwen2Managed", model id the checkpoint's name), this client, the <see cref="Qwen2Pipeline"/>, the <see cref="Qwen2Model"/> and the <see cref="Qwen2Tokenizer"/>.</remarks>
+    /// <remarks>Answers <see cref="ChatClientMetadata"/> (provider "Qwen2Managed", model id the checkpoint's name), this client, the <see cref="Qwen2Pipeline"/>, the <see cref="Qwen2Model"/>, the <see cref="Qwen2Tokenizer"/> and, for a client made from one, the <see cref="BatchGenerator"/>.</remarks>
     public object? GetService(Type serviceType, object? serviceKey = null)
     {
         ArgumentNullException.ThrowIfNull(serviceType);
@@ -143,6 +225,7 @@ public sealed class Qwen2ChatClient : IChatClient
         if (serviceType.IsInstanceOfType(Pipeline)) return Pipeline;
         if (serviceType.IsInstanceOfType(Model)) return Model;
         if (serviceType.IsInstanceOfType(Tokenizer)) return Tokenizer;
+        if (_generator is not null && serviceType.IsInstanceOfType(_generator)) return _generator;
         return null;
     }
 

@@ -76,6 +76,9 @@ public sealed class BatchGenerator : IDisposable
     /// <summary>Requests waiting for room in the batch.</summary>
     public int WaitingCount { get { lock (_lock) return _waiting.Count; } }
 
+    /// <summary>Whether <see cref="Start"/> has started the background thread (and the generator is not disposed).</summary>
+    public bool IsRunning { get { lock (_lock) return _loop is not null && !_disposed; } }
+
     /// <summary>Steps run so far.</summary>
     public long Steps { get; private set; }
 
