@@ -10,7 +10,7 @@ namespace Qwen2.Kernels;
 /// softmax(q·kᵀ/√d + mask)·v in float32, query head h reading kv head h / (heads / kvHeads).
 /// Work is split over (query, head) pairs; each pair is computed by one thread in a fixed order.
 /// </summary>
-public static unsafe class Attention
+public static unsafe partial class Attention
 {
     /// <summary>Scratch floats <see cref="Compute"/> needs for <paramref name="keys"/> visible keys on <paramref name="threads"/> threads.</summary>
     public static int ScratchLength(int keys, int threads) => checked(GroupHeads * Math.Max(keys, 1) * Math.Max(threads, 1));
@@ -370,6 +370,11 @@ public static unsafe class Attention
         for (int item = start; item < end; item++)
         {
             int t = item / j.Heads, h = item % j.Heads, kvh = h / group, p = j.QueryPositions[t];
+            if (j.Isa == Isa.Vector256 && d % 64 == 0)
+            {
+                RowV256(ref j, j.Q + ((nint)t * j.Heads + h) * d, j.Out + ((nint)t * j.Heads + h) * d, kvh, p, scores);
+                continue;
+            }
             var qh = new ReadOnlySpan<float>(j.Q + ((nint)t * j.Heads + h) * d, d);
             var oh = new Span<float>(j.Out + ((nint)t * j.Heads + h) * d, d);
             int visible = 0;
