@@ -29,7 +29,11 @@ public class StepSplitTests
     {
         using var model = Qwen2Model.Load(Fixtures.Model(name), new ModelOptions { Threads = 2 });
         var golden = Fixtures.Golden(name);
-        int[] ids = [.. golden.Tokens, .. golden.Greedy];
+        AssertSplitsAgree(model, name, [.. golden.Tokens, .. golden.Greedy], splits);
+    }
+
+    private static void AssertSplitsAgree(Qwen2Model model, string name, int[] ids, int[][] splits)
+    {
         var whole = Run(model, ids, [ids.Length]);
         Assert.Equal(whole.Paged, whole.Ring);
         foreach (var split in splits)
@@ -61,5 +65,20 @@ public class StepSplitTests
     {
         int n = Fixtures.Golden(name) is var g ? g.Tokens.Length + g.Greedy.Length : 0;
         AssertSplitsAgree(name, [Enumerable.Repeat(1, n).ToArray(), [n - 1, 1], [n - 3, 3], [2, 3, 1, n - 6], [7, n - 8, 1]]);
+    }
+
+    /// <summary>
+    /// Quantized weights too: each token's activations are quantized on their own, so with attention's bits fixed the
+    /// int8 activations, and so the logits, do not depend on the steps either.
+    /// </summary>
+    [Theory]
+    [InlineData(Gguf.GgufFileType.Q4_K_M)]
+    [InlineData(Gguf.GgufFileType.Q8_0)]
+    public void QuantizedChunksGiveTheBitsOfOneStep(Gguf.GgufFileType type)
+    {
+        using var model = Qwen2Model.Load(QuantizedCheckpoints.Gguf(QuantizedCheckpoints.H256, type), new ModelOptions { Threads = 2 });
+        var rnd = new Random(5);
+        int[] ids = Enumerable.Range(0, 29).Select(_ => rnd.Next(model.Config.VocabSize)).ToArray();
+        AssertSplitsAgree(model, $"h256 {type}", ids, [[4, 25], [25, 4], [5, 6, 7, 11], [16, 13]]);
     }
 }
