@@ -6,81 +6,116 @@ namespace Qwen2.Kernels;
 public static unsafe partial class Attention
 {
     /// <summary>
-    /// One (query, head) row on the Vector256 path for head dimensions that are a multiple of 64: the same operations
-    /// in the same order as the generic row (<c>Dot</c> per key, then <c>Axpy</c> per key), so the same bits, without a
-    /// call per key: four keys' dot products share each query load, and the output stays in eight registers per
-    /// 64-float slab while the values stream past.
+    /// The Vector256 path for head dimensions that are a multiple of 64: a work item takes up to four query heads of
+    /// one token that share a kv head, so each key and value vector loaded serves all of them, with no call per key.
+    /// Each row still runs the generic row's operations in its order (the q·k chain of <c>Dot</c>, its horizontal
+    /// sum, then fma(p, v, o) key by key), so the bits are the same.
     /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void RowV256(ref Job j, float* q, float* o, int kvh, int p, Span<float> scores)
+    private static void RunGrouped256(void* state, int start, int end, int worker)
     {
-        int d = j.HeadDim, kvRow = j.KvHeads * d, keys = j.Past.Count + j.Cur.Count, offset = kvh * d;
-        int visible = 0, pending = 0;
-        int* batch = stackalloc int[4];
+        ref Job j = ref Unsafe.AsRef<Job>(state);
+        int d = j.HeadDim, group = j.Heads / j.KvHeads, kvRow = j.KvHeads * d, keys = j.Past.Count + j.Cur.Count;
+        float* scores = j.Scratch + (nint)worker * j.ScratchStride;
+        float** q = stackalloc float*[GroupHeads];
+        float** o = stackalloc float*[GroupHeads];
+        for (int item = start; item < end; item++)
+        {
+            int perToken = j.KvHeads * j.GroupChunks, t = item / perToken, kvh = item % perToken / j.GroupChunks;
+            int h0 = kvh * group + item % j.GroupChunks * GroupHeads, heads = Math.Min(GroupHeads, kvh * group + group - h0);
+            int p = j.QueryPositions[t];
+            for (int r = 0; r < GroupHeads; r++)
+            {
+                int h = h0 + Math.Min(r, heads - 1); // spare rows repeat the last head and are not stored
+                q[r] = j.Q + ((nint)t * j.Heads + h) * d;
+                o[r] = j.Out + ((nint)t * j.Heads + h) * d;
+            }
+            int span = Scores256(ref j, q, kvh * d, kvRow, p, scores, keys);
+            if (span == 0)
+            {
+                for (int r = 0; r < heads; r++) new Span<float>(o[r], d).Clear(); // nothing to attend to: zeros, not 0/0
+                continue;
+            }
+            for (int r = 0; r < heads; r++) VisibleSoftmax(ref j, new Span<float>(scores + r * keys, keys), p);
+            for (int slab = 0; slab < d; slab += 16) Values256(ref j, scores, keys, span, kvh * d + slab, kvRow, o, heads, slab);
+        }
+    }
+
+    /// <summary>
+    /// scores[r · keys + k] = (q_r · key_k) × scale for the four rows, two keys at a time; masked keys get −∞. Returns
+    /// one past the last visible key (0: none is visible).
+    /// </summary>
+    private static int Scores256(ref Job j, float** q, int offset, int kvRow, int p, float* scores, int keys)
+    {
+        int span = 0, pending = -1;
         for (int k = 0; k < keys; k++)
         {
-            if (!j.Mask.IsVisible(p, KeyPosition(ref j, k))) { scores[k] = float.NegativeInfinity; continue; }
-            visible++;
-            batch[pending++] = k;
-            if (pending < 4) continue;
-            Scores4(ref j, q, batch, offset, kvRow, scores);
-            pending = 0;
+            if (!j.Mask.IsVisible(p, KeyPosition(ref j, k)))
+            {
+                for (int r = 0; r < GroupHeads; r++) scores[r * keys + k] = float.NegativeInfinity;
+                continue;
+            }
+            span = k + 1;
+            if (pending < 0) { pending = k; continue; }
+            Keys2(ref j, q, KeyRow(ref j, pending, kvRow) + offset, KeyRow(ref j, k, kvRow) + offset, scores, keys, pending, k);
+            pending = -1;
         }
-        for (int b = 0; b < pending; b++) scores[batch[b]] = Score1(q, KeyRow(ref j, batch[b], kvRow) + offset, d) * j.Scale;
-        new Span<float>(o, d).Clear();
-        if (visible == 0) return; // nothing to attend to: a zero output rather than 0/0
-        var s = scores[..keys];
-        int span = VisibleSoftmax(ref j, s, p);
-        for (int slab = 0; slab < d; slab += 64) Values8(ref j, s[..span], offset + slab, kvRow, o + slab);
+        if (pending >= 0) Keys2(ref j, q, KeyRow(ref j, pending, kvRow) + offset, null, scores, keys, pending, -1);
+        return span;
     }
 
-    private static void Scores4(ref Job j, float* q, int* batch, int offset, int kvRow, Span<float> scores)
+    /// <summary>Two keys (the second may be null) against four rows: eight chains of fma(q, k, a), as Dot runs each.</summary>
+    private static void Keys2(ref Job j, float** q, float* k0, float* k1, float* scores, int keys, int i0, int i1)
     {
-        float* k0 = KeyRow(ref j, batch[0], kvRow) + offset, k1 = KeyRow(ref j, batch[1], kvRow) + offset;
-        float* k2 = KeyRow(ref j, batch[2], kvRow) + offset, k3 = KeyRow(ref j, batch[3], kvRow) + offset;
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        float* q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
+        float* k1p = k1 is null ? k0 : k1;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
         for (int i = 0; i < j.HeadDim; i += 8)
         {
-            var qv = Vector256.Load(q + i);
-            // fma(q, k, a): the operand order of Dot1, so each key's chain is Dot1's.
-            a0 = Vector256.FusedMultiplyAdd(qv, Vector256.Load(k0 + i), a0);
-            a1 = Vector256.FusedMultiplyAdd(qv, Vector256.Load(k1 + i), a1);
-            a2 = Vector256.FusedMultiplyAdd(qv, Vector256.Load(k2 + i), a2);
-            a3 = Vector256.FusedMultiplyAdd(qv, Vector256.Load(k3 + i), a3);
+            var x = Vector256.Load(k0 + i);
+            var y = Vector256.Load(k1p + i);
+            var v0 = Vector256.Load(q0 + i);
+            a0 = Vector256.FusedMultiplyAdd(v0, x, a0); b0 = Vector256.FusedMultiplyAdd(v0, y, b0);
+            var v1 = Vector256.Load(q1 + i);
+            a1 = Vector256.FusedMultiplyAdd(v1, x, a1); b1 = Vector256.FusedMultiplyAdd(v1, y, b1);
+            var v2 = Vector256.Load(q2 + i);
+            a2 = Vector256.FusedMultiplyAdd(v2, x, a2); b2 = Vector256.FusedMultiplyAdd(v2, y, b2);
+            var v3 = Vector256.Load(q3 + i);
+            a3 = Vector256.FusedMultiplyAdd(v3, x, a3); b3 = Vector256.FusedMultiplyAdd(v3, y, b3);
         }
-        scores[batch[0]] = Vector256.Sum(a0) * j.Scale;
-        scores[batch[1]] = Vector256.Sum(a1) * j.Scale;
-        scores[batch[2]] = Vector256.Sum(a2) * j.Scale;
-        scores[batch[3]] = Vector256.Sum(a3) * j.Scale;
+        float s = j.Scale;
+        scores[i0] = Vector256.Sum(a0) * s; scores[keys + i0] = Vector256.Sum(a1) * s;
+        scores[2 * keys + i0] = Vector256.Sum(a2) * s; scores[3 * keys + i0] = Vector256.Sum(a3) * s;
+        if (k1 is null) return;
+        scores[i1] = Vector256.Sum(b0) * s; scores[keys + i1] = Vector256.Sum(b1) * s;
+        scores[2 * keys + i1] = Vector256.Sum(b2) * s; scores[3 * keys + i1] = Vector256.Sum(b3) * s;
     }
 
-    private static float Score1(float* q, float* key, int d)
+    /// <summary>
+    /// o_r[slab..slab+16) = Σ_k p_r,k · v_k for the rows, key by key as Axpy does. A key is skipped where every row's
+    /// weight is 0; where only some are, fma(0, v, o) leaves o's bits as they are (o is never −0: it starts at +0).
+    /// </summary>
+    private static void Values256(ref Job j, float* p, int keys, int span, int offset, int kvRow, float** o, int rows, int slab)
     {
-        var a = Vector256<float>.Zero;
-        for (int i = 0; i < d; i += 8) a = Vector256.FusedMultiplyAdd(Vector256.Load(q + i), Vector256.Load(key + i), a);
-        return Vector256.Sum(a);
-    }
-
-    /// <summary>o[0..64) = Σ p_k · v_k[offset..offset+64), key by key, each step fma(p, v, o) as Axpy does; zero weights skipped as there.</summary>
-    private static void Values8(ref Job j, ReadOnlySpan<float> probs, int offset, int kvRow, float* o)
-    {
-        Vector256<float> o0 = default, o1 = default, o2 = default, o3 = default, o4 = default, o5 = default, o6 = default, o7 = default;
-        for (int k = 0; k < probs.Length; k++)
+        Vector256<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, e0 = default, e1 = default;
+        for (int k = 0; k < span; k++)
         {
-            float pk = probs[k];
-            if (pk == 0) continue;
+            float p0 = p[k], p1 = p[keys + k], p2 = p[2 * keys + k], p3 = p[3 * keys + k];
+            if (p0 == 0 && p1 == 0 && p2 == 0 && p3 == 0) continue;
             float* v = (k < j.Past.Count ? j.Past.Value(k, kvRow) : j.Cur.Value(k - j.Past.Count, kvRow)) + offset;
-            var a = Vector256.Create(pk);
-            o0 = Vector256.FusedMultiplyAdd(a, Vector256.Load(v), o0);
-            o1 = Vector256.FusedMultiplyAdd(a, Vector256.Load(v + 8), o1);
-            o2 = Vector256.FusedMultiplyAdd(a, Vector256.Load(v + 16), o2);
-            o3 = Vector256.FusedMultiplyAdd(a, Vector256.Load(v + 24), o3);
-            o4 = Vector256.FusedMultiplyAdd(a, Vector256.Load(v + 32), o4);
-            o5 = Vector256.FusedMultiplyAdd(a, Vector256.Load(v + 40), o5);
-            o6 = Vector256.FusedMultiplyAdd(a, Vector256.Load(v + 48), o6);
-            o7 = Vector256.FusedMultiplyAdd(a, Vector256.Load(v + 56), o7);
+            var x = Vector256.Load(v);
+            var y = Vector256.Load(v + 8);
+            var w = Vector256.Create(p0);
+            a0 = Vector256.FusedMultiplyAdd(w, x, a0); a1 = Vector256.FusedMultiplyAdd(w, y, a1);
+            w = Vector256.Create(p1);
+            b0 = Vector256.FusedMultiplyAdd(w, x, b0); b1 = Vector256.FusedMultiplyAdd(w, y, b1);
+            w = Vector256.Create(p2);
+            c0 = Vector256.FusedMultiplyAdd(w, x, c0); c1 = Vector256.FusedMultiplyAdd(w, y, c1);
+            w = Vector256.Create(p3);
+            e0 = Vector256.FusedMultiplyAdd(w, x, e0); e1 = Vector256.FusedMultiplyAdd(w, y, e1);
         }
-        o0.Store(o); o1.Store(o + 8); o2.Store(o + 16); o3.Store(o + 24);
-        o4.Store(o + 32); o5.Store(o + 40); o6.Store(o + 48); o7.Store(o + 56);
+        a0.Store(o[0] + slab); a1.Store(o[0] + slab + 8);
+        if (rows > 1) { b0.Store(o[1] + slab); b1.Store(o[1] + slab + 8); }
+        if (rows > 2) { c0.Store(o[2] + slab); c1.Store(o[2] + slab + 8); }
+        if (rows > 3) { e0.Store(o[3] + slab); e1.Store(o[3] + slab + 8); }
     }
 }

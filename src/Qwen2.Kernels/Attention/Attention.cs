@@ -64,12 +64,14 @@ public static unsafe partial class Attention
             }
             int work = n * heads;
             bool grouped = job.Isa == Isa.Vector512 && headDim % 16 == 0 && heads / kvHeads >= GroupHeads;
-            if (grouped)
+            bool grouped256 = job.Isa == Isa.Vector256 && headDim % 64 == 0;
+            if (grouped || grouped256)
             {
                 job.GroupChunks = (heads / kvHeads + GroupHeads - 1) / GroupHeads;
                 int items = n * kvHeads * job.GroupChunks;
-                if (pool is null || (long)work * keys * headDim < 65_536) RunGrouped(&job, 0, items, 0);
-                else pool.Run(&RunGrouped, &job, items);
+                delegate*<void*, int, int, int, void> run = grouped ? &RunGrouped : &RunGrouped256;
+                if (pool is null || (long)work * keys * headDim < 65_536) run(&job, 0, items, 0);
+                else pool.Run(run, &job, items);
                 return;
             }
             if (pool is null || (long)work * keys * headDim < 65_536) Run(&job, 0, work, 0);
@@ -370,11 +372,6 @@ public static unsafe partial class Attention
         for (int item = start; item < end; item++)
         {
             int t = item / j.Heads, h = item % j.Heads, kvh = h / group, p = j.QueryPositions[t];
-            if (j.Isa == Isa.Vector256 && d % 64 == 0)
-            {
-                RowV256(ref j, j.Q + ((nint)t * j.Heads + h) * d, j.Out + ((nint)t * j.Heads + h) * d, kvh, p, scores);
-                continue;
-            }
             var qh = new ReadOnlySpan<float>(j.Q + ((nint)t * j.Heads + h) * d, d);
             var oh = new Span<float>(j.Out + ((nint)t * j.Heads + h) * d, d);
             int visible = 0;
