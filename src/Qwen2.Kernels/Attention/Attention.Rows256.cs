@@ -14,21 +14,13 @@ public static unsafe partial class Attention
     private static void RunGrouped256(void* state, int start, int end, int worker)
     {
         ref Job j = ref Unsafe.AsRef<Job>(state);
-        int d = j.HeadDim, group = j.Heads / j.KvHeads, kvRow = j.KvHeads * d, keys = j.Past.Count + j.Cur.Count;
+        int d = j.HeadDim, kvRow = j.KvHeads * d, keys = j.Past.Count + j.Cur.Count;
         float* scores = j.Scratch + (nint)worker * j.ScratchStride;
         float** q = stackalloc float*[GroupHeads];
         float** o = stackalloc float*[GroupHeads];
         for (int item = start; item < end; item++)
         {
-            int perToken = j.KvHeads * j.GroupChunks, t = item / perToken, kvh = item % perToken / j.GroupChunks;
-            int h0 = kvh * group + item % j.GroupChunks * GroupHeads, heads = Math.Min(GroupHeads, kvh * group + group - h0);
-            int p = j.QueryPositions[t];
-            for (int r = 0; r < GroupHeads; r++)
-            {
-                int h = h0 + Math.Min(r, heads - 1); // spare rows repeat the last head and are not stored
-                q[r] = j.Q + ((nint)t * j.Heads + h) * d;
-                o[r] = j.Out + ((nint)t * j.Heads + h) * d;
-            }
+            var (kvh, heads, p) = GroupItem(ref j, item, q, o);
             int span = Scores256(ref j, q, kvh * d, kvRow, p, scores, keys);
             if (span == 0)
             {
@@ -38,6 +30,25 @@ public static unsafe partial class Attention
             for (int r = 0; r < heads; r++) VisibleSoftmax(ref j, new Span<float>(scores + r * keys, keys), p);
             for (int slab = 0; slab < d; slab += 16) Values256(ref j, scores, keys, span, kvh * d + slab, kvRow, o, heads, slab);
         }
+    }
+
+    /// <summary>
+    /// A grouped work item: the token's kv head, how many of its query heads (up to four) it takes, and the token's
+    /// position; the rows' query and output pointers go to <paramref name="q"/> and <paramref name="o"/>, spare rows
+    /// repeating the last head (they are computed, never stored).
+    /// </summary>
+    private static (int KvHead, int Heads, int Position) GroupItem(ref Job j, int item, float** q, float** o)
+    {
+        int d = j.HeadDim, group = j.Heads / j.KvHeads;
+        int perToken = j.KvHeads * j.GroupChunks, t = item / perToken, kvh = item % perToken / j.GroupChunks;
+        int h0 = kvh * group + item % j.GroupChunks * GroupHeads, heads = Math.Min(GroupHeads, kvh * group + group - h0);
+        for (int r = 0; r < GroupHeads; r++)
+        {
+            int h = h0 + Math.Min(r, heads - 1);
+            q[r] = j.Q + ((nint)t * j.Heads + h) * d;
+            o[r] = j.Out + ((nint)t * j.Heads + h) * d;
+        }
+        return (kvh, heads, j.QueryPositions[t]);
     }
 
     /// <summary>

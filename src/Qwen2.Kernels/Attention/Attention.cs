@@ -235,22 +235,14 @@ public static unsafe partial class Attention
     private static void RunGrouped(void* state, int start, int end, int worker)
     {
         ref Job j = ref Unsafe.AsRef<Job>(state);
-        int d = j.HeadDim, group = j.Heads / j.KvHeads, kvRow = j.KvHeads * d, keys = j.Past.Count + j.Cur.Count;
+        int d = j.HeadDim, kvRow = j.KvHeads * d, keys = j.Past.Count + j.Cur.Count;
         float* scores = j.Scratch + (nint)worker * j.ScratchStride;
         float** q = stackalloc float*[GroupHeads];
         float** o = stackalloc float*[GroupHeads];
         var scale = Vector128.Create(j.Scale);
         for (int item = start; item < end; item++)
         {
-            int perToken = j.KvHeads * j.GroupChunks, t = item / perToken, kvh = item % perToken / j.GroupChunks;
-            int h0 = kvh * group + item % j.GroupChunks * GroupHeads, heads = Math.Min(GroupHeads, kvh * group + group - h0);
-            int p = j.QueryPositions[t];
-            for (int r = 0; r < GroupHeads; r++)
-            {
-                int h = h0 + Math.Min(r, heads - 1); // spare rows repeat the last head and are not stored
-                q[r] = j.Q + ((nint)t * j.Heads + h) * d;
-                o[r] = j.Out + ((nint)t * j.Heads + h) * d;
-            }
+            var (kvh, heads, p) = GroupItem(ref j, item, q, o);
             int visible = 0;
             for (int k = 0; k < keys; k++)
             {
