@@ -2,11 +2,8 @@ using System.Text;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Running;
-using Qwen2.Native;
 using Qwen2.Native.Generation;
 using Qwen2.Native.Serving;
-using Qwen2.Native.Text;
-using Qwen2.Server;
 
 namespace Qwen2.Bench;
 
