@@ -23,7 +23,22 @@ internal static class PeerTools
     public static bool TryRun(string[] args, out int exitCode)
     {
         exitCode = 0;
-        if (args.Length == 0) return false;
+        if (args.Length == 0 || args[0] is not ("quantize-peer" or "peer-logits" or "synth-peer" or "hf-tokenize")) return false;
+        try
+        {
+            return Run(args);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or InvalidDataException or IOException or FormatException)
+        {
+            // A clear line and exit 1 for the scripts, rather than .NET's unhandled-exception abort (exit 134).
+            Console.Error.WriteLine($"{args[0]}: {e.Message}");
+            exitCode = 1;
+            return true;
+        }
+    }
+
+    private static bool Run(string[] args)
+    {
         string[] rest = args[1..];
         switch (args[0])
         {

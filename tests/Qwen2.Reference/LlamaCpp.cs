@@ -42,7 +42,8 @@ public static class LlamaCpp
         try
         {
             if (!LLamaQuantizer.Quantize(input, partial, ftype, threads, allowRequantize: false, quantizeOutputTensor: true))
-                throw new InvalidOperationException($"llama.cpp failed to quantize {input} to {mix}");
+                throw new InvalidOperationException(
+                    $"llama.cpp failed to quantize {input} to {mix} (its log above says why; {FreeBytes(output) / (1 << 20):N0} MiB free beside {output})");
             File.Move(partial, output, overwrite: true);
         }
         finally
@@ -50,6 +51,10 @@ public static class LlamaCpp
             if (File.Exists(partial)) File.Delete(partial);
         }
     }
+
+    // A full disk is the usual cause of a failed quantization, and llama.cpp reports it only as an iostream error.
+    private static long FreeBytes(string path) =>
+        new DriveInfo(Path.GetDirectoryName(Path.GetFullPath(path)) ?? Path.GetFullPath(path)).AvailableFreeSpace;
 
     /// <summary>
     /// Loads a GGUF file on the CPU. <paramref name="exact"/> turns flash attention off and keeps the KV cache in F32,

@@ -6,7 +6,9 @@
 #   qwen2 generate -t 0     must pick, at every step, the reference's argmax or llama.cpp's (over the same sequence),
 #   qwen2 tokenize --json-in  must give Hugging Face's ids (Tokenizers.DotNet on tokenizer.json) for tools/aot/corpus.json.
 # Needs src/Qwen2.Cli and bench/Qwen2.Bench built in Release (the bench carries llama.cpp and the reference).
-# QWEN2_GGUF_MIXES narrows the mixes; QWEN2_GGUF_CHECK_DIR keeps the files (else a temporary directory is removed).
+# QWEN2_GGUF_MIXES narrows the mixes; QWEN2_GGUF_CHECK_DIR keeps the files (else a temporary directory is removed, and
+# each mix's file goes once it is checked, so the check needs about 330 MB of disk at most: a full disk once made
+# llama.cpp's quantizer fail here).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 qwen2="dotnet src/Qwen2.Cli/bin/Release/net10.0/qwen2.dll"
@@ -19,13 +21,15 @@ steps=6
 if [[ ! -f "$work/f32.gguf" ]]; then
   $peer synth-peer "$work/checkpoint" 256 2 4 2 768 20261202
   $qwen2 export-gguf --model "$work/checkpoint" --out "$work/f32.gguf" --type f32 >/dev/null
+  [[ -n "${QWEN2_GGUF_CHECK_DIR:-}" ]] || rm -rf "$work/checkpoint"
 fi
 gunzip -c src/Qwen2.Cli/Assets/tokenizer/qwen2.5/tokenizer.json.gz > "$work/tokenizer.json"
 $peer hf-tokenize "$work/tokenizer.json" tools/aot/corpus.json > "$work/hf-ids.json"
 
 for mix in $mixes; do
   gguf="$work/$mix.gguf"
-  [[ -f "$gguf" ]] || $peer quantize-peer "$work/f32.gguf" "$gguf" "$mix" 2>/dev/null
+  # llama.cpp's own log reaches stderr only for warnings and errors (LlamaCpp.Configure), so a failure says why.
+  [[ -f "$gguf" ]] || $peer quantize-peer "$work/f32.gguf" "$gguf" "$mix"
   $qwen2 logits --model "$gguf" --tokens "$tokens" > "$work/ours.json"
   greedy=$($qwen2 generate --model "$gguf" --tokens "$tokens" --temperature 0 --max-tokens $steps --output ids --ignore-eos 2>/dev/null)
   sequence="$tokens,$(python3 -c "import json,sys; print(','.join(map(str, json.loads(sys.argv[1]))))" "$greedy")"
@@ -55,5 +59,6 @@ if not (by_ref or by_llama): failures.append(f"greedy ids {greedy} are neither t
 if not same_ids: failures.append("tokenize --json-in ids differ from Hugging Face's")
 if failures: sys.exit(f"FAIL {mix}: " + "; ".join(failures))
 PY
+  [[ -n "${QWEN2_GGUF_CHECK_DIR:-}" ]] || rm -f "$gguf" "$work/ours.json" "$work/peers.json" "$work/ids.json"
 done
 echo "quantized GGUF checks passed: $mixes"
