@@ -61,6 +61,9 @@ public static class ReferenceForward
             q[p] = MatVec(w.Wq, qRows, h, a, w.Bq);
             k[p] = MatVec(w.Wk, kvRows, h, a, w.Bk);
             v[p] = MatVec(w.Wv, kvRows, h, a, w.Bv);
+            // Qwen3 (modeling_qwen3.py): q_norm / k_norm over each head's head_dim values, after the projection, before RoPE.
+            if (w.QNorm is { } qn) for (int head = 0; head < m.Heads; head++) HeadNorm(q[p], head * d, d, qn, m.Eps);
+            if (w.KNorm is { } kn) for (int head = 0; head < m.KvHeads; head++) HeadNorm(k[p], head * d, d, kn, m.Eps);
             // Rotate after the bias, before the key is used (the cache would hold rotated keys).
             for (int head = 0; head < m.Heads; head++) Rope(q[p], head * d, d, p, m.RopeTheta);
             for (int head = 0; head < m.KvHeads; head++) Rope(k[p], head * d, d, p, m.RopeTheta);
@@ -113,6 +116,14 @@ public static class ReferenceForward
         var y = new double[x.Length];
         for (int j = 0; j < x.Length; j++) y[j] = x[j] * inv * weight[j];
         return y;
+    }
+
+    private static void HeadNorm(double[] x, int offset, int d, float[] weight, double eps)
+    {
+        double ss = 0;
+        for (int j = 0; j < d; j++) ss += x[offset + j] * x[offset + j];
+        double inv = 1 / Math.Sqrt(ss / d + eps);
+        for (int j = 0; j < d; j++) x[offset + j] = x[offset + j] * inv * weight[j];
     }
 
     /// <summary>Rotate-half RoPE on x[offset..offset+d): dimension j pairs with j + d/2; inv_freq in float32 as Hugging Face computes it.</summary>

@@ -4,10 +4,13 @@ using Qwen2.Native;
 
 namespace Qwen2.Reference;
 
-/// <summary>One decoder layer's weights as float arrays, row-major [out, in].</summary>
+/// <summary>
+/// One decoder layer's weights as float arrays, row-major [out, in]; biases null where the model has none (Qwen3),
+/// <paramref name="QNorm"/> and <paramref name="KNorm"/> Qwen3's per-head RMSNorm weights, null for Qwen2.
+/// </summary>
 public sealed record ReferenceLayer(
-    float[] InputNorm, float[] Wq, float[] Bq, float[] Wk, float[] Bk, float[] Wv, float[] Bv, float[] Wo,
-    float[] PostNorm, float[] Gate, float[] Up, float[] Down);
+    float[] InputNorm, float[] Wq, float[]? Bq, float[] Wk, float[]? Bk, float[] Wv, float[]? Bv, float[] Wo,
+    float[] PostNorm, float[] Gate, float[] Up, float[] Down, float[]? QNorm = null, float[]? KNorm = null);
 
 /// <summary>
 /// The hyper-parameters and float weights of a Qwen2 model, read into plain arrays (F32, BF16, F16 and the ggml block
@@ -36,8 +39,15 @@ public sealed record ReferenceModel(
         bool sliding = Has("use_sliding_window", out var us) && us.GetBoolean();
         int? window = sliding && Has("sliding_window", out var sw) ? sw.GetInt32() : null;
         int maxWindowLayers = Has("max_window_layers", out var mw) ? mw.GetInt32() : int.MaxValue;
+        // Qwen3Config: q_norm/k_norm, and no biases unless attention_bias (which the engine refuses); Qwen2's always has them.
+        string modelType = c.GetProperty("model_type").GetString()!;
+        if (modelType is not ("qwen2" or "qwen3")) throw new InvalidDataException($"{directory}: model_type {modelType}");
+        bool qwen3 = modelType == "qwen3";
+        if (qwen3 && Has("attention_bias", out var ab) && ab.GetBoolean()) throw new NotSupportedException($"{directory}: Qwen3 attention_bias (o_proj bias too)");
+        bool bias = !qwen3;
 
         using var files = new CheckpointFiles(directory);
+        float[]? ReadIf(bool present, string name) => present ? Read(name) : null;
         float[] Read(string name)
         {
             if (!files.TryGet(name, out var file, out var info)) throw new InvalidDataException($"{directory}: no tensor {name}");
@@ -52,25 +62,29 @@ public sealed record ReferenceModel(
             string p = $"model.layers.{i}.";
             blocks[i] = new ReferenceLayer(
                 Read(p + "input_layernorm.weight"),
-                Read(p + "self_attn.q_proj.weight"), Read(p + "self_attn.q_proj.bias"),
-                Read(p + "self_attn.k_proj.weight"), Read(p + "self_attn.k_proj.bias"),
-                Read(p + "self_attn.v_proj.weight"), Read(p + "self_attn.v_proj.bias"),
+                Read(p + "self_attn.q_proj.weight"), ReadIf(bias, p + "self_attn.q_proj.bias"),
+                Read(p + "self_attn.k_proj.weight"), ReadIf(bias, p + "self_attn.k_proj.bias"),
+                Read(p + "self_attn.v_proj.weight"), ReadIf(bias, p + "self_attn.v_proj.bias"),
                 Read(p + "self_attn.o_proj.weight"), Read(p + "post_attention_layernorm.weight"),
-                Read(p + "mlp.gate_proj.weight"), Read(p + "mlp.up_proj.weight"), Read(p + "mlp.down_proj.weight"));
+                Read(p + "mlp.gate_proj.weight"), Read(p + "mlp.up_proj.weight"), Read(p + "mlp.down_proj.weight"),
+                ReadIf(qwen3, p + "self_attn.q_norm.weight"), ReadIf(qwen3, p + "self_attn.k_norm.weight"));
         }
         float[] embed = Read("model.embed_tokens.weight");
         return new ReferenceModel(hidden, layers, heads, kvHeads, headDim, Int("intermediate_size"), Int("vocab_size"),
             theta, eps, window, maxWindowLayers, embed, blocks, Read("model.norm.weight"), tied ? embed : Read("lm_head.weight"));
     }
 
-    /// <summary>Reads a GGUF file of architecture qwen2 (any tensor type ggml and the engine share), dequantized.</summary>
+    /// <summary>Reads a GGUF file of architecture qwen2 or qwen3 (any tensor type ggml and the engine share), dequantized.</summary>
     public static ReferenceModel FromGguf(string path)
     {
         var g = GgufReferenceFile.Read(path);
-        if (g.String("general.architecture") != "qwen2") throw new InvalidDataException($"{path}: architecture {g.String("general.architecture")}, expected qwen2");
-        int U(string key) => checked((int)g.UInt("qwen2." + key));
+        string arch = g.String("general.architecture");
+        if (arch is not ("qwen2" or "qwen3")) throw new InvalidDataException($"{path}: architecture {arch}, expected qwen2 or qwen3");
+        bool qwen3 = arch == "qwen3"; // llama.cpp's LLM_ARCH_QWEN3: attn_q_norm / attn_k_norm, no biases
+        int U(string key) => checked((int)g.UInt(arch + "." + key));
         int hidden = U("embedding_length"), heads = U("attention.head_count");
-        int headDim = g.Kv.ContainsKey("qwen2.attention.key_length") ? U("attention.key_length") : hidden / heads;
+        int headDim = g.Kv.ContainsKey(arch + ".attention.key_length") ? U("attention.key_length") : hidden / heads;
+        float[]? FloatsIf(bool present, string name) => present ? g.Floats(name) : null;
         int layers = U("block_count");
         var blocks = new ReferenceLayer[layers];
         for (int i = 0; i < layers; i++)
@@ -78,16 +92,17 @@ public sealed record ReferenceModel(
             string b = $"blk.{i}.";
             blocks[i] = new ReferenceLayer(
                 g.Floats(b + "attn_norm.weight"),
-                g.Floats(b + "attn_q.weight"), g.Floats(b + "attn_q.bias"),
-                g.Floats(b + "attn_k.weight"), g.Floats(b + "attn_k.bias"),
-                g.Floats(b + "attn_v.weight"), g.Floats(b + "attn_v.bias"),
+                g.Floats(b + "attn_q.weight"), FloatsIf(!qwen3, b + "attn_q.bias"),
+                g.Floats(b + "attn_k.weight"), FloatsIf(!qwen3, b + "attn_k.bias"),
+                g.Floats(b + "attn_v.weight"), FloatsIf(!qwen3, b + "attn_v.bias"),
                 g.Floats(b + "attn_output.weight"), g.Floats(b + "ffn_norm.weight"),
-                g.Floats(b + "ffn_gate.weight"), g.Floats(b + "ffn_up.weight"), g.Floats(b + "ffn_down.weight"));
+                g.Floats(b + "ffn_gate.weight"), g.Floats(b + "ffn_up.weight"), g.Floats(b + "ffn_down.weight"),
+                FloatsIf(qwen3, b + "attn_q_norm.weight"), FloatsIf(qwen3, b + "attn_k_norm.weight"));
         }
         float[] embed = g.Floats("token_embd.weight");
         int vocab = checked((int)g.Tensors["token_embd.weight"].Dims[1]);
         return new ReferenceModel(hidden, layers, heads, U("attention.head_count_kv"), headDim, U("feed_forward_length"), vocab,
-            g.Float("qwen2.rope.freq_base"), g.Float("qwen2.attention.layer_norm_rms_epsilon"), null, int.MaxValue,
+            g.Float(arch + ".rope.freq_base"), g.Float(arch + ".attention.layer_norm_rms_epsilon"), null, int.MaxValue,
             embed, blocks, g.Floats("output_norm.weight"), g.Tensors.ContainsKey("output.weight") ? g.Floats("output.weight") : embed);
     }
 }

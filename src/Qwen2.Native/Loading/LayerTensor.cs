@@ -4,4 +4,6 @@ namespace Qwen2.Native;
 internal enum LayerTensor
 {
     AttentionNorm, Q, QBias, K, KBias, V, VBias, O, FfnNorm, Gate, Up, Down,
+    /// <summary>Qwen3's per-head RMSNorm weights of q and k ([head_dim] each).</summary>
+    QNorm, KNorm,
 }

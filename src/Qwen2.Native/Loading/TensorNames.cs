@@ -12,7 +12,7 @@ internal sealed record TensorNames(string Embed, string Norm, string LmHead, str
     public string Of(int layer, LayerTensor tensor) =>
         string.Format(System.Globalization.CultureInfo.InvariantCulture, LayerPrefix, layer) + Layer[tensor];
 
-    /// <summary>Hugging Face's Qwen2ForCausalLM names.</summary>
+    /// <summary>Hugging Face's Qwen2ForCausalLM (and Qwen3ForCausalLM) names.</summary>
     public static TensorNames HuggingFace { get; } = new("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", "model.layers.{0}.",
         new Dictionary<LayerTensor, string>
         {
@@ -21,6 +21,7 @@ internal sealed record TensorNames(string Embed, string Norm, string LmHead, str
             [LayerTensor.K] = "self_attn.k_proj.weight", [LayerTensor.KBias] = "self_attn.k_proj.bias",
             [LayerTensor.V] = "self_attn.v_proj.weight", [LayerTensor.VBias] = "self_attn.v_proj.bias",
             [LayerTensor.O] = "self_attn.o_proj.weight",
+            [LayerTensor.QNorm] = "self_attn.q_norm.weight", [LayerTensor.KNorm] = "self_attn.k_norm.weight",
             [LayerTensor.FfnNorm] = "post_attention_layernorm.weight",
             [LayerTensor.Gate] = "mlp.gate_proj.weight", [LayerTensor.Up] = "mlp.up_proj.weight", [LayerTensor.Down] = "mlp.down_proj.weight",
         });
@@ -34,6 +35,7 @@ internal sealed record TensorNames(string Embed, string Norm, string LmHead, str
             [LayerTensor.K] = "attn_k.weight", [LayerTensor.KBias] = "attn_k.bias",
             [LayerTensor.V] = "attn_v.weight", [LayerTensor.VBias] = "attn_v.bias",
             [LayerTensor.O] = "attn_output.weight",
+            [LayerTensor.QNorm] = "attn_q_norm.weight", [LayerTensor.KNorm] = "attn_k_norm.weight",
             [LayerTensor.FfnNorm] = "ffn_norm.weight",
             [LayerTensor.Gate] = "ffn_gate.weight", [LayerTensor.Up] = "ffn_up.weight", [LayerTensor.Down] = "ffn_down.weight",
         });

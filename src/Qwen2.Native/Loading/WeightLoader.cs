@@ -16,10 +16,13 @@ internal static unsafe class WeightLoader
         {
             WeightMatrix M(LayerTensor t, int rows, int cols) => Matrix(source, names.Of(i, t), rows, cols);
             float[] V(LayerTensor t, int length) => Vector(source, names.Of(i, t), length);
+            float[]? Optional(bool present, LayerTensor t, int length) => present ? V(t, length) : null;
             layers.Add(new LayerWeights
             {
                 Q = M(LayerTensor.Q, q, h), K = M(LayerTensor.K, kv, h), V = M(LayerTensor.V, kv, h), O = M(LayerTensor.O, h, q),
-                QBias = V(LayerTensor.QBias, q), KBias = V(LayerTensor.KBias, kv), VBias = V(LayerTensor.VBias, kv),
+                QBias = Optional(c.AttentionBias, LayerTensor.QBias, q), KBias = Optional(c.AttentionBias, LayerTensor.KBias, kv),
+                VBias = Optional(c.AttentionBias, LayerTensor.VBias, kv),
+                QNorm = Optional(c.QkNorm, LayerTensor.QNorm, c.HeadDim), KNorm = Optional(c.QkNorm, LayerTensor.KNorm, c.HeadDim),
                 Gate = M(LayerTensor.Gate, inter, h), Up = M(LayerTensor.Up, inter, h), Down = M(LayerTensor.Down, h, inter),
                 InputNorm = V(LayerTensor.AttentionNorm, h), PostAttentionNorm = V(LayerTensor.FfnNorm, h),
                 SlidingWindow = c.LayerUsesSlidingWindow(i),

@@ -4,12 +4,18 @@ using System.Text.Json;
 namespace Qwen2.Native;
 
 /// <summary>
-/// The fields of a Hugging Face <c>config.json</c> that Qwen2 uses, with Hugging Face's <c>Qwen2Config</c> defaults
-/// where a field is absent. Both the classic layout (<c>rope_theta</c>) and the transformers 5 layout
+/// The fields of a Hugging Face <c>config.json</c> that Qwen2 and Qwen3 use, with Hugging Face's <c>Qwen2Config</c>
+/// (or <c>Qwen3Config</c>) defaults where a field is absent. Both the classic layout (<c>rope_theta</c>) and the transformers 5 layout
 /// (<c>rope_parameters</c>, <c>layer_types</c>) are read.
 /// </summary>
 public sealed record Qwen2Config
 {
+    /// <summary>The architecture: <c>qwen2</c> (Qwen2, Qwen2.5) or <c>qwen3</c>.</summary>
+    public string ModelType { get; init; } = "qwen2";
+    /// <summary>Whether q_proj, k_proj and v_proj carry biases: always for qwen2, never for qwen3 (its <c>attention_bias: true</c> is refused).</summary>
+    public bool AttentionBias { get; init; } = true;
+    /// <summary>Whether each query and key head is RMS-normalised (Qwen3's q_norm and k_norm) before RoPE.</summary>
+    public bool QkNorm { get; init; }
     /// <summary>Width of the residual stream.</summary>
     public int HiddenSize { get; init; } = 4096;
     /// <summary>Width of the MLP's inner layer.</summary>
@@ -74,8 +80,13 @@ public sealed record Qwen2Config
             if (root.ValueKind != JsonValueKind.Object) throw new CheckpointException(source, "the config must be a JSON object");
             var r = new JsonFieldReader(root, source);
             string? modelType = r.String("model_type");
-            if (modelType is null) throw new CheckpointException(source, "missing; this engine runs model_type \"qwen2\"", field: "model_type");
-            if (modelType != "qwen2") throw new CheckpointException(source, $"is \"{modelType}\"; this engine runs model_type \"qwen2\" (Qwen2, Qwen2.5)", field: "model_type");
+            if (modelType is null) throw new CheckpointException(source, "missing; this engine runs model_type \"qwen2\" or \"qwen3\"", field: "model_type");
+            if (modelType is not ("qwen2" or "qwen3"))
+                throw new CheckpointException(source, $"is \"{modelType}\"; this engine runs model_type \"qwen2\" (Qwen2, Qwen2.5) or \"qwen3\" (dense Qwen3)", field: "model_type");
+            bool qwen3 = modelType == "qwen3";
+            // Qwen3's attention_bias also gives o_proj a bias, which Qwen2 never has; no released Qwen3 sets it.
+            if (qwen3 && r.Bool("attention_bias") == true)
+                throw new CheckpointException(source, "is true; biases on Qwen3's q/k/v/o projections are not supported (no released Qwen3 checkpoint has them)", field: "attention_bias");
             string act = r.String("hidden_act") ?? "silu";
             if (act != "silu") throw new CheckpointException(source, $"is \"{act}\"; Qwen2 uses \"silu\"", field: "hidden_act");
 
@@ -113,6 +124,10 @@ public sealed record Qwen2Config
 
             var cfg = new Qwen2Config
             {
+                ModelType = modelType,
+                // Qwen2's attention always has q/k/v biases (transformers ignores any attention_bias field there).
+                AttentionBias = !qwen3,
+                QkNorm = qwen3,
                 HiddenSize = hidden,
                 IntermediateSize = r.Int("intermediate_size") ?? 22016,
                 NumHiddenLayers = r.Int("num_hidden_layers") ?? 32,
@@ -163,5 +178,5 @@ public sealed record Qwen2Config
 
     /// <summary>A one-line summary of the architecture.</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"qwen2: {NumHiddenLayers} layers, hidden {HiddenSize}, heads {NumAttentionHeads}/{NumKeyValueHeads} x {HeadDim}, intermediate {IntermediateSize}, vocab {VocabSize}, rope_theta {RopeTheta}, eps {RmsNormEps}, tied {TieWordEmbeddings}, sliding {(UseSlidingWindow ? SlidingWindow.ToString(CultureInfo.InvariantCulture) : "off")}");
+        $"{ModelType}: {NumHiddenLayers} layers, hidden {HiddenSize}, heads {NumAttentionHeads}/{NumKeyValueHeads} x {HeadDim}, intermediate {IntermediateSize}, vocab {VocabSize}, rope_theta {RopeTheta}, eps {RmsNormEps}, tied {TieWordEmbeddings}, sliding {(UseSlidingWindow ? SlidingWindow.ToString(CultureInfo.InvariantCulture) : "off")}");
 }

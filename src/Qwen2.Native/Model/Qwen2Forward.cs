@@ -36,9 +36,11 @@ internal static class Qwen2Forward
             // Attention block: x = x + o_proj(attention(rope(q), rope(k), v)) over rmsnorm(x).
             RmsNorm.Apply(s.X, L.InputNorm, eps, s.Xn, n);                                            // xn = rmsnorm(x)
             MatMul.MultiplyShared(L.Q, s.Q, L.K, s.K, L.V, s.V, s.Xn, n, pool);                       // q, k, v = xn·Wqᵀ, xn·Wkᵀ, xn·Wvᵀ
-            Elementwise.AddBias(s.Q, L.QBias);                                                        // + their biases
-            Elementwise.AddBias(s.K, L.KBias);
-            Elementwise.AddBias(s.V, L.VBias);
+            if (L.QBias is { } qb) Elementwise.AddBias(s.Q, qb);                                      // + their biases (Qwen2)
+            if (L.KBias is { } kb) Elementwise.AddBias(s.K, kb);
+            if (L.VBias is { } vb) Elementwise.AddBias(s.V, vb);
+            if (L.QNorm is { } qn) RmsNorm.Apply(s.Q, qn, eps, s.Q, n * c.NumAttentionHeads);        // q, k = rmsnorm per head (Qwen3)
+            if (L.KNorm is { } kn) RmsNorm.Apply(s.K, kn, eps, s.K, n * c.NumKeyValueHeads);
             RotateHeads(s.Q, c.NumAttentionHeads, c.HeadDim, s.Cos, s.Sin, n);                        // rope(q), rope(k)
             RotateHeads(s.K, c.NumKeyValueHeads, c.HeadDim, s.Cos, s.Sin, n);
             foreach (var seq in batch) Attend(c, L, l, seq, s, pool);                                 // att = softmax(q·kᵀ/√d)·v; cache += k, v

@@ -69,7 +69,7 @@ public static class SyntheticCheckpoint
             writer.Complete();
         }
         File.WriteAllBytes(Path.Combine(directory, "config.json"), ConfigJson(shape, dtype));
-        File.WriteAllBytes(Path.Combine(directory, "generation_config.json"), GenerationConfigJson());
+        File.WriteAllBytes(Path.Combine(directory, "generation_config.json"), GenerationConfigJson(shape));
         return new SyntheticCheckpointResult(directory, shape, dtype, shape.ParameterCount, new FileInfo(modelPath).Length, clock.Elapsed);
     }
 
@@ -134,7 +134,8 @@ public static class SyntheticCheckpoint
     {
         // Uniform on (-a, a) has standard deviation a / sqrt(3).
         static float Bound(double std) => (float)(std * Math.Sqrt(3));
-        if (name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name == "model.norm.weight") return (1f, Bound(WeightStd));
+        if (name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name.EndsWith("_norm.weight", StringComparison.Ordinal)
+            || name == "model.norm.weight") return (1f, Bound(WeightStd));
         if (name.EndsWith(".bias", StringComparison.Ordinal)) return (0f, Bound(WeightStd / 2));
         return (0f, Bound(WeightStd));
     }
@@ -217,12 +218,14 @@ public static class SyntheticCheckpoint
         {
             w.WriteStartObject();
             w.WriteStartArray("architectures");
-            w.WriteStringValue("Qwen2ForCausalLM");
+            w.WriteStringValue(s.IsQwen3 ? "Qwen3ForCausalLM" : "Qwen2ForCausalLM");
             w.WriteEndArray();
             w.WritePropertyName("attention_dropout");
             w.WriteRawValue("0.0"); // transformers writes floats with a decimal point; Utf8JsonWriter would write 0
+            if (s.IsQwen3) w.WriteBoolean("attention_bias", false);
             w.WriteNumber("bos_token_id", 151643);
             w.WriteNumber("eos_token_id", 151645);
+            if (s.ExplicitHeadDim > 0) w.WriteNumber("head_dim", s.ExplicitHeadDim);
             w.WriteString("hidden_act", "silu");
             w.WriteNumber("hidden_size", s.HiddenSize);
             w.WriteNumber("initializer_range", WeightStd);
@@ -230,7 +233,7 @@ public static class SyntheticCheckpoint
             w.WriteNumber("max_position_embeddings", s.MaxPositionEmbeddings);
             // Every layer uses full attention (use_sliding_window is false), so max_window_layers covers them all.
             w.WriteNumber("max_window_layers", s.NumHiddenLayers);
-            w.WriteString("model_type", "qwen2");
+            w.WriteString("model_type", s.ModelType);
             w.WriteNumber("num_attention_heads", s.NumAttentionHeads);
             w.WriteNumber("num_hidden_layers", s.NumHiddenLayers);
             w.WriteNumber("num_key_value_heads", s.NumKeyValueHeads);
@@ -251,8 +254,11 @@ public static class SyntheticCheckpoint
         return buffer.ToArray();
     }
 
-    /// <summary>The sampling defaults Qwen2.5-Instruct ships in <c>generation_config.json</c>.</summary>
-    internal static byte[] GenerationConfigJson()
+    /// <summary>
+    /// The sampling defaults Qwen2.5-Instruct ships in <c>generation_config.json</c>, or for a Qwen3 shape Qwen3's
+    /// (temperature 0.6, top-p 0.95, top-k 20, its thinking-mode defaults, and no repetition penalty).
+    /// </summary>
+    internal static byte[] GenerationConfigJson(SyntheticShape shape)
     {
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
@@ -265,10 +271,10 @@ public static class SyntheticCheckpoint
             w.WriteNumberValue(151643);
             w.WriteEndArray();
             w.WriteNumber("pad_token_id", 151643);
-            w.WriteNumber("repetition_penalty", 1.05);
-            w.WriteNumber("temperature", 0.7);
+            if (!shape.IsQwen3) w.WriteNumber("repetition_penalty", 1.05);
+            w.WriteNumber("temperature", shape.IsQwen3 ? 0.6 : 0.7);
             w.WriteNumber("top_k", 20);
-            w.WriteNumber("top_p", 0.8);
+            w.WriteNumber("top_p", shape.IsQwen3 ? 0.95 : 0.8);
             w.WriteEndObject();
         }
         buffer.WriteByte((byte)'\n');

@@ -4,7 +4,8 @@ namespace Qwen2.Native;
 
 /// <summary>
 /// The architecture of a synthetic (random-weight) Qwen2 checkpoint: the real dimensions of a published model,
-/// or a tiny one for tests. Head dimension is hidden_size / num_attention_heads, as in every Qwen2 release.
+/// or a tiny one for tests. Head dimension is hidden_size / num_attention_heads, as in every Qwen2 release, unless
+/// <paramref name="ExplicitHeadDim"/> sets it (Qwen3: 128 whatever the width).
 /// </summary>
 /// <param name="Name">Short name, e.g. <c>qwen2-0.5b</c>.</param>
 /// <param name="HiddenSize">Width of the residual stream.</param>
@@ -15,9 +16,12 @@ namespace Qwen2.Native;
 /// <param name="VocabSize">Rows of the embedding (and of lm_head).</param>
 /// <param name="TieWordEmbeddings">Whether lm_head reuses the embedding (no <c>lm_head.weight</c> tensor).</param>
 /// <param name="MaxPositionEmbeddings">Longest context the config declares.</param>
+/// <param name="ModelType">The config's <c>model_type</c>: <c>qwen2</c> (q/k/v biases) or <c>qwen3</c> (no biases; q_norm and k_norm).</param>
+/// <param name="ExplicitHeadDim">The config's <c>head_dim</c>, or 0 for hidden_size / num_attention_heads.</param>
 public sealed record SyntheticShape(
     string Name, int HiddenSize, int NumHiddenLayers, int NumAttentionHeads, int NumKeyValueHeads,
-    int IntermediateSize, int VocabSize, bool TieWordEmbeddings, int MaxPositionEmbeddings = 32768)
+    int IntermediateSize, int VocabSize, bool TieWordEmbeddings, int MaxPositionEmbeddings = 32768,
+    string ModelType = "qwen2", int ExplicitHeadDim = 0)
 {
     /// <summary>A two-layer model with the real Qwen2 vocabulary, so the real tokenizer works with it.</summary>
     public static SyntheticShape Tiny { get; } = new("tiny", 64, 2, 4, 2, 176, 151936, true);
@@ -30,8 +34,23 @@ public sealed record SyntheticShape(
     /// <summary>Qwen2-7B / Qwen2.5-7B dimensions (untied: a separate <c>lm_head.weight</c>).</summary>
     public static SyntheticShape Qwen2_7B { get; } = new("qwen2-7b", 3584, 28, 28, 4, 18944, 152064, false);
 
-    /// <summary>Every named shape, smallest first.</summary>
-    public static IReadOnlyList<SyntheticShape> All { get; } = [Tiny, Qwen2_0_5B, Qwen2_1_5B, Qwen2_5_3B, Qwen2_7B];
+    /// <summary>A two-layer Qwen3 model with the real vocabulary; its head dimension (32) is not hidden / heads (16).</summary>
+    public static SyntheticShape TinyQwen3 { get; } = new("tiny-qwen3", 64, 2, 4, 2, 192, 151936, true, 40960, "qwen3", 32);
+    /// <summary>Qwen3-0.6B dimensions (q is 2048 wide on a 1024-wide residual stream).</summary>
+    public static SyntheticShape Qwen3_0_6B { get; } = new("qwen3-0.6b", 1024, 28, 16, 8, 3072, 151936, true, 40960, "qwen3", 128);
+    /// <summary>Qwen3-1.7B dimensions.</summary>
+    public static SyntheticShape Qwen3_1_7B { get; } = new("qwen3-1.7b", 2048, 28, 16, 8, 6144, 151936, true, 40960, "qwen3", 128);
+    /// <summary>Qwen3-4B dimensions.</summary>
+    public static SyntheticShape Qwen3_4B { get; } = new("qwen3-4b", 2560, 36, 32, 8, 9728, 151936, true, 40960, "qwen3", 128);
+    /// <summary>Qwen3-8B dimensions (untied).</summary>
+    public static SyntheticShape Qwen3_8B { get; } = new("qwen3-8b", 4096, 36, 32, 8, 12288, 151936, false, 40960, "qwen3", 128);
+
+    /// <summary>Every named shape, Qwen2 then Qwen3, smallest first.</summary>
+    public static IReadOnlyList<SyntheticShape> All { get; } =
+        [Tiny, Qwen2_0_5B, Qwen2_1_5B, Qwen2_5_3B, Qwen2_7B, TinyQwen3, Qwen3_0_6B, Qwen3_1_7B, Qwen3_4B, Qwen3_8B];
+
+    /// <summary>Whether the layers have Qwen3's per-head q/k RMSNorm and no projection biases.</summary>
+    public bool IsQwen3 => ModelType == "qwen3";
 
     /// <summary>Finds a named shape (case-insensitive).</summary>
     public static bool TryGet(string name, out SyntheticShape shape)
@@ -50,7 +69,7 @@ public sealed record SyntheticShape(
     }
 
     /// <summary>Dimension of one attention head.</summary>
-    public int HeadDim => HiddenSize / NumAttentionHeads;
+    public int HeadDim => ExplicitHeadDim > 0 ? ExplicitHeadDim : HiddenSize / NumAttentionHeads;
 
     /// <summary>Checks the dimensions make a loadable Qwen2 model.</summary>
     /// <exception cref="ArgumentException">A dimension is not positive, the heads do not divide evenly, or the head dimension is odd.</exception>
@@ -67,7 +86,10 @@ public sealed record SyntheticShape(
         Positive("intermediate_size", IntermediateSize);
         Positive("vocab_size", VocabSize);
         Positive("max_position_embeddings", MaxPositionEmbeddings);
-        if (HiddenSize % NumAttentionHeads != 0)
+        if (ModelType is not ("qwen2" or "qwen3"))
+            throw new ArgumentException($"shape '{Name}': model_type \"{ModelType}\"; expected \"qwen2\" or \"qwen3\"", "model_type");
+        if (ExplicitHeadDim < 0) throw new ArgumentException($"shape '{Name}': head_dim is {ExplicitHeadDim}; it must be positive", "head_dim");
+        if (ExplicitHeadDim == 0 && HiddenSize % NumAttentionHeads != 0)
             throw new ArgumentException($"shape '{Name}': hidden_size {HiddenSize} is not a multiple of num_attention_heads {NumAttentionHeads}", "num_attention_heads");
         if (NumAttentionHeads % NumKeyValueHeads != 0)
             throw new ArgumentException($"shape '{Name}': num_key_value_heads {NumKeyValueHeads} does not divide num_attention_heads {NumAttentionHeads}", "num_key_value_heads");
@@ -84,12 +106,17 @@ public sealed record SyntheticShape(
             string p = $"model.layers.{i}.";
             list.Add((p + "input_layernorm.weight", [h]));
             list.Add((p + "self_attn.q_proj.weight", [q, h]));
-            list.Add((p + "self_attn.q_proj.bias", [q]));
+            if (!IsQwen3) list.Add((p + "self_attn.q_proj.bias", [q]));
             list.Add((p + "self_attn.k_proj.weight", [kv, h]));
-            list.Add((p + "self_attn.k_proj.bias", [kv]));
+            if (!IsQwen3) list.Add((p + "self_attn.k_proj.bias", [kv]));
             list.Add((p + "self_attn.v_proj.weight", [kv, h]));
-            list.Add((p + "self_attn.v_proj.bias", [kv]));
+            if (!IsQwen3) list.Add((p + "self_attn.v_proj.bias", [kv]));
             list.Add((p + "self_attn.o_proj.weight", [h, q]));
+            if (IsQwen3)
+            {
+                list.Add((p + "self_attn.q_norm.weight", [HeadDim]));
+                list.Add((p + "self_attn.k_norm.weight", [HeadDim]));
+            }
             list.Add((p + "post_attention_layernorm.weight", [h]));
             list.Add((p + "mlp.gate_proj.weight", [inter, h]));
             list.Add((p + "mlp.up_proj.weight", [inter, h]));

@@ -41,7 +41,7 @@ public class SynthCommandTests
     }
 
     [Theory]
-    [InlineData("--shape", "qwen3-0.6b", "--shape", "qwen2-0.5b")]
+    [InlineData("--shape", "qwen3-30b-a3b", "--shape", "qwen2-0.5b")]
     [InlineData("--dtype", "int8", "--dtype", "bf16")]
     public void CliNamesTheOptionOfAnUnknownValue(string option, string value, string expectedOption, string listed)
     {

@@ -526,7 +526,7 @@ internal static class LoadingErrorCatalogue
 
     private static IEnumerable<LoadingErrorCase> Config()
     {
-        foreach (var (modelType, i) in new[] { "llama", "qwen3", "Qwen2" }.Select((t, i) => (t, i)))
+        foreach (var (modelType, i) in new[] { "llama", "qwen3_moe", "Qwen2" }.Select((t, i) => (t, i)))
             yield return ConfigCase(Name("ConfigOtherModelType", i), c => c["model_type"] = modelType, "model_type", $"is \"{modelType}\"", "model_type \"qwen2\"");
 
         yield return ConfigCase("ConfigWithoutModelType", c => c.Remove("model_type"), "model_type", "missing");

@@ -93,6 +93,29 @@ public class SynthTests
         Assert.Equal(tied, config.TieWordEmbeddings);
     }
 
+    [Theory]
+    // The Qwen3 model cards give parameters rounded: total, and non-embedding (the layers' matrices and norms).
+    [InlineData("qwen3-0.6b", 0.6, "0.44", 28, true)]
+    [InlineData("qwen3-1.7b", 1.7, "1.4", 28, true)]
+    [InlineData("qwen3-4b", 4.0, "3.6", 36, true)]
+    [InlineData("qwen3-8b", 8.2, "6.95", 36, false)]
+    public void Qwen3ShapesHaveTheModelCardsParameterCounts(string name, double billions, string nonEmbeddingBillions, int layers, bool tied)
+    {
+        var s = SyntheticShape.Get(name);
+        long embeddings = (long)s.VocabSize * s.HiddenSize * (tied ? 1 : 2);
+        Assert.Equal(billions, Math.Round(s.ParameterCount / 1e9, 1));
+        // To the digits the card gives.
+        int digits = nonEmbeddingBillions.Length - nonEmbeddingBillions.IndexOf('.', StringComparison.Ordinal) - 1;
+        Assert.Equal(nonEmbeddingBillions, Math.Round((s.ParameterCount - embeddings) / 1e9, digits).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(layers, s.NumHiddenLayers);
+        // Per layer: two norms, q/k/v/o, q_norm and k_norm, gate/up/down; no biases.
+        Assert.Equal((tied ? 2 : 3) + 11 * layers, s.TensorShapes().Count);
+        Assert.DoesNotContain(s.TensorShapes(), t => t.Name.EndsWith(".bias", StringComparison.Ordinal));
+        s.Validate();
+        var config = Qwen2Config.Parse(System.Text.Encoding.UTF8.GetString(SyntheticCheckpoint.ConfigJson(s, WeightType.BF16)), name);
+        Assert.Equal(("qwen3", 128, false, true), (config.ModelType, config.HeadDim, config.AttentionBias, config.QkNorm));
+    }
+
     [Fact]
     public void UntiedShapesWriteALmHead()
     {

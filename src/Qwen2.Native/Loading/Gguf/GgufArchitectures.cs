@@ -14,6 +14,8 @@ internal static class GgufArchitectures
     private static readonly Dictionary<string, GgufArchitecture> Table = new(StringComparer.Ordinal)
     {
         ["qwen2"] = new GgufArchitecture("qwen2", TensorNames.Gguf),
+        // LLM_ARCH_QWEN3: the same names plus attn_q_norm / attn_k_norm, no biases, NEOX RoPE as qwen2.
+        ["qwen3"] = new GgufArchitecture("qwen3", TensorNames.Gguf),
     };
 
     /// <summary>The architecture <paramref name="name"/>.</summary>

@@ -62,6 +62,9 @@ internal static class GgufConfigReader
         int? eos = Token("tokenizer.ggml.eos_token_id");
         return new Qwen2Config
         {
+            ModelType = arch.Name,
+            AttentionBias = arch.Name == "qwen2",
+            QkNorm = arch.Name == "qwen3",
             HiddenSize = hidden,
             IntermediateSize = Required("feed_forward_length"),
             NumHiddenLayers = Required("block_count"),

@@ -158,8 +158,12 @@ public static class GgufExporter
             (LayerTensor.V, [kv, h]), (LayerTensor.VBias, [kv]), (LayerTensor.O, [h, q]), (LayerTensor.FfnNorm, [h]),
             (LayerTensor.Gate, [inter, h]), (LayerTensor.Up, [inter, h]), (LayerTensor.Down, [h, inter]),
         ];
+        // Qwen3 (llama.cpp's LLM_ARCH_QWEN3): no biases, and attn_q_norm / attn_k_norm of head_dim after attn_k.
+        var present = layer.Where(t => c.AttentionBias || t.Tensor is not (LayerTensor.QBias or LayerTensor.KBias or LayerTensor.VBias)).ToList();
+        if (c.QkNorm)
+            present.InsertRange(present.FindIndex(t => t.Tensor == LayerTensor.V), [(LayerTensor.QNorm, [c.HeadDim]), (LayerTensor.KNorm, [c.HeadDim])]);
         for (int i = 0; i < c.NumHiddenLayers; i++)
-            foreach (var (tensor, shape) in layer) Add(g.Of(i, tensor), n.Of(i, tensor), shape);
+            foreach (var (tensor, shape) in present) Add(g.Of(i, tensor), n.Of(i, tensor), shape);
         Add(g.Norm, n.Norm, h);
         // Tied: no output.weight, and llama.cpp reuses token_embd. The config decides, as in the engine.
         if (!c.TieWordEmbeddings) Add(g.LmHead, n.LmHead, c.VocabSize, h);
@@ -196,24 +200,26 @@ public static class GgufExporter
         return TokenizerFiles.Read(jsonStream, configStream, json, configPath);
     }
 
-    /// <summary>Adds the general, qwen2 and tokenizer keys; returns the number of tokens listed.</summary>
+    /// <summary>Adds the general, architecture (qwen2 or qwen3) and tokenizer keys; returns the number of tokens listed.</summary>
     private static int WriteMetadata(GgufWriter w, string directory, Qwen2Config c, GenerationConfig generation, TokenizerFiles tok, GgufFileType type)
     {
-        WriteGeneral(w, "qwen2", Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))), type);
+        string a = c.ModelType; // the GGUF architecture has the model_type's name, and prefixes its keys
+        WriteGeneral(w, a, Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))), type);
 
-        w.AddUInt32("qwen2.context_length", (uint)c.MaxPositionEmbeddings);
-        w.AddUInt32("qwen2.embedding_length", (uint)c.HiddenSize);
-        w.AddUInt32("qwen2.block_count", (uint)c.NumHiddenLayers);
-        w.AddUInt32("qwen2.feed_forward_length", (uint)c.IntermediateSize);
-        w.AddUInt32("qwen2.attention.head_count", (uint)c.NumAttentionHeads);
-        w.AddUInt32("qwen2.attention.head_count_kv", (uint)c.NumKeyValueHeads);
-        w.AddFloat32("qwen2.rope.freq_base", (float)c.RopeTheta);
-        w.AddFloat32("qwen2.attention.layer_norm_rms_epsilon", (float)c.RmsNormEps);
-        if (c.HeadDim * c.NumAttentionHeads != c.HiddenSize)
+        w.AddUInt32($"{a}.context_length", (uint)c.MaxPositionEmbeddings);
+        w.AddUInt32($"{a}.embedding_length", (uint)c.HiddenSize);
+        w.AddUInt32($"{a}.block_count", (uint)c.NumHiddenLayers);
+        w.AddUInt32($"{a}.feed_forward_length", (uint)c.IntermediateSize);
+        w.AddUInt32($"{a}.attention.head_count", (uint)c.NumAttentionHeads);
+        w.AddUInt32($"{a}.attention.head_count_kv", (uint)c.NumKeyValueHeads);
+        w.AddFloat32($"{a}.rope.freq_base", (float)c.RopeTheta);
+        w.AddFloat32($"{a}.attention.layer_norm_rms_epsilon", (float)c.RmsNormEps);
+        if (c.QkNorm || c.HeadDim * c.NumAttentionHeads != c.HiddenSize)
         {
-            // llama.cpp derives the head size from embedding_length / head_count unless told otherwise.
-            w.AddUInt32("qwen2.attention.key_length", (uint)c.HeadDim);
-            w.AddUInt32("qwen2.attention.value_length", (uint)c.HeadDim);
+            // llama.cpp derives the head size from embedding_length / head_count unless told otherwise; its Qwen3
+            // converter always writes it (head_dim is its own field there).
+            w.AddUInt32($"{a}.attention.key_length", (uint)c.HeadDim);
+            w.AddUInt32($"{a}.attention.value_length", (uint)c.HeadDim);
         }
 
         // The token list has exactly vocab_size entries, the rows of the embedding: ids the tokenizer does not use
