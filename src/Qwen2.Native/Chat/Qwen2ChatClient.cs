@@ -137,10 +137,13 @@ public sealed class Qwen2ChatClient : IChatClient
         ArgumentNullException.ThrowIfNull(messages);
         ObjectDisposedException.ThrowIf(_disposed, this);
         var generation = Map(options);
-        int[] prompt = Tokenizer.Encode(Template.Render(ToTemplateMessages(messages, options?.Instructions)));
+        string text = Template.Render(ToTemplateMessages(messages, options?.Instructions), addGenerationPrompt: true, EnableThinking(options));
+        int[] prompt = Tokenizer.Encode(text);
+        // Qwen3 thinks before it answers: the reasoning comes out as TextReasoningContent, never inside the answer's text.
+        var reasoning = Template.Family == ChatTemplateFamily.Qwen3 ? ReasoningSplitter.ForPrompt(text) : null;
         if (_generator is not null)
         {
-            await foreach (var u in RunBatchedAsync(prompt, generation, cancellationToken).ConfigureAwait(false)) yield return u;
+            await foreach (var u in RunBatchedAsync(prompt, generation, reasoning, cancellationToken).ConfigureAwait(false)) yield return u;
             yield break;
         }
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -152,7 +155,8 @@ public sealed class Qwen2ChatClient : IChatClient
             var created = DateTimeOffset.UtcNow;
             // Each step runs on the thread pool, so the caller's thread is never blocked by the model.
             await foreach (var piece in TextGeneration.ToAsync(pieces, cancellationToken).ConfigureAwait(false))
-                yield return Update(new ChatResponseUpdate(ChatRole.Assistant, piece), responseId, created);
+                if (Text(piece, reasoning) is { } update) yield return Update(update, responseId, created);
+            if (Flush(reasoning) is { } rest) yield return Update(rest, responseId, created);
             var stats = _session.LastStats!;
             yield return Update(Last(prompt.Length, prompt.Length - stats.PromptTokens, stats.GeneratedTokens, stats.StopReason), responseId, created);
         }
@@ -163,7 +167,7 @@ public sealed class Qwen2ChatClient : IChatClient
     }
 
     /// <summary>One call as a request of the generator: its tokens decoded and cut at stop strings here, as the session path does.</summary>
-    private async IAsyncEnumerable<ChatResponseUpdate> RunBatchedAsync(int[] prompt, GenerationOptions generation, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private async IAsyncEnumerable<ChatResponseUpdate> RunBatchedAsync(int[] prompt, GenerationOptions generation, ReasoningSplitter? reasoning, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         // The generator works on ids: stop strings are matched on the text here.
         var request = _generator!.Submit(prompt, generation with { StopStrings = [], StopTokenIds = generation.StopTokenIds ?? Pipeline.TextStopTokenIds }, cancellationToken);
@@ -180,16 +184,17 @@ public sealed class Qwen2ChatClient : IChatClient
                 generated++;
                 // An id past the tokenizer (a padding row of the embedding, which no trained model picks) has no text.
                 var (ready, stopped) = stops.Push(id < Tokenizer.VocabSize ? decoder.Append(id) : "");
-                if (ready.Length > 0) yield return Update(new ChatResponseUpdate(ChatRole.Assistant, ready), responseId, created);
+                if (Text(ready, reasoning) is { } update) yield return Update(update, responseId, created);
                 if (stopped) { hit = true; break; }
             }
             if (!hit)
             {
                 var (tail, stopped) = stops.Push(decoder.Flush());
                 tail += stopped ? "" : stops.Drain();
-                if (tail.Length > 0) yield return Update(new ChatResponseUpdate(ChatRole.Assistant, tail), responseId, created);
+                if (Text(tail, reasoning) is { } update) yield return Update(update, responseId, created);
                 hit = stopped;
             }
+            if (Flush(reasoning) is { } rest) yield return Update(rest, responseId, created);
             var reason = hit ? StopReason.StopString : (await request.Completion.ConfigureAwait(false)).StopReason;
             if (reason == StopReason.Cancelled) throw new OperationCanceledException("the request was cancelled before it finished (the call's token, or the generator being disposed)", cancellationToken);
             yield return Update(Last(prompt.Length, request.SharedPromptTokens, generated, reason), responseId, created);
@@ -199,6 +204,34 @@ public sealed class Qwen2ChatClient : IChatClient
             // A stop string or an early end of the enumeration ends the request now rather than at its token limit.
             request.Cancel();
         }
+    }
+
+    /// <summary>The update for a piece of reply text: reasoning and answer apart when a splitter is given; null when nothing is certain yet.</summary>
+    private static ChatResponseUpdate? Text(string piece, ReasoningSplitter? reasoning)
+    {
+        if (reasoning is null) return piece.Length > 0 ? new ChatResponseUpdate(ChatRole.Assistant, piece) : null;
+        return Contents(reasoning.Push(piece));
+    }
+
+    private static ChatResponseUpdate? Flush(ReasoningSplitter? reasoning) => reasoning is null ? null : Contents(reasoning.Flush());
+
+    private static ChatResponseUpdate? Contents(ReasoningDelta d)
+    {
+        if (d.IsEmpty) return null;
+        var contents = new List<AIContent>(2);
+        if (d.Reasoning.Length > 0) contents.Add(new TextReasoningContent(d.Reasoning));
+        if (d.Content.Length > 0) contents.Add(new TextContent(d.Content));
+        return new ChatResponseUpdate(ChatRole.Assistant, contents);
+    }
+
+    /// <summary>
+    /// Qwen3's switch, as its template names it: <c>ChatOptions.AdditionalProperties["enable_thinking"]</c> (what vLLM
+    /// and llama.cpp take as <c>chat_template_kwargs</c>), true when absent.
+    /// </summary>
+    private static bool EnableThinking(ChatOptions? options)
+    {
+        if (options?.AdditionalProperties is not { } extra || !extra.TryGetValue("enable_thinking", out object? value) || value is null) return true;
+        return value is bool b ? b : throw new ArgumentException($"ChatOptions.AdditionalProperties[\"enable_thinking\"] is {value.GetType().Name}; it must be a bool", nameof(options));
     }
 
     /// <summary>The update that ends a reply: its usage and why it ended.</summary>

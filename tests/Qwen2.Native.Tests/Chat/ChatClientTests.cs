@@ -256,4 +256,31 @@ public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
         Assert.Equal("Qwen/Qwen2.5-0.5B-Instruct", Qwen2ChatClient.ModelId("/hub/models--Qwen--Qwen2.5-0.5B-Instruct/snapshots/abc123/"));
         Assert.Equal("my-model", Qwen2ChatClient.ModelId("/data/my-model"));
     }
+
+    [Fact]
+    public async Task Qwen3TemplateSplitsReasoningAndHonoursEnableThinking()
+    {
+        // A ChatML template that writes <think> is read as Qwen3's family.
+        var qwen3 = ChatTemplate.Parse("{{'<|im_start|>' + m.role}}{{'<think>\\n\\n</think>\\n\\n'}}<|im_end|>");
+        Assert.Equal(ChatTemplateFamily.Qwen3, qwen3.Family);
+        using var client = new Qwen2ChatClient(tiny.Pipeline, qwen3);
+        var messages = Conversation("Think first.");
+        var updates = new List<ChatResponseUpdate>();
+        await foreach (var u in client.GetStreamingResponseAsync(messages, Greedy(12))) updates.Add(u);
+        var raw = string.Concat(updates.SelectMany(u => u.Contents).Select(c => c is TextReasoningContent r ? r.Text : c is TextContent t ? t.Text : ""));
+        // What the splitter makes of the whole text at once is what the stream gave, piece by piece.
+        var splitter = new ReasoningSplitter();
+        var whole = splitter.Push(raw);
+        var rest = splitter.Flush();
+        string reasoning = string.Concat(updates.SelectMany(u => u.Contents).OfType<TextReasoningContent>().Select(r => r.Text));
+        Assert.Equal(whole.Content + rest.Content, string.Concat(updates.Select(u => u.Text)));
+        Assert.Equal(whole.Reasoning + rest.Reasoning, reasoning);
+        Assert.All(updates, u => Assert.DoesNotContain("</think>", u.Text, StringComparison.Ordinal));
+
+        var on = await client.GetResponseAsync(messages, Greedy(1));
+        var off = await client.GetResponseAsync(messages, new ChatOptions { Temperature = 0, MaxOutputTokens = 1, AdditionalProperties = new() { ["enable_thinking"] = false } });
+        Assert.Equal(on.Usage!.InputTokenCount + tiny.Tokenizer.Encode("<think>\n\n</think>\n\n").Length, off.Usage!.InputTokenCount);
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(messages, new ChatOptions { AdditionalProperties = new() { ["enable_thinking"] = "no" } }));
+        Assert.Contains("enable_thinking", e.Message, StringComparison.Ordinal);
+    }
 }
