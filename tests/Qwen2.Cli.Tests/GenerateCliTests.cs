@@ -77,6 +77,21 @@ public class GenerateCliTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
     }
 
     [Fact]
+    public void ChatNoThinkRendersTheEmptyThinkBlockAndHideReasoningKeepsStderrToTheStats()
+    {
+        using var qwen3 = new TinyQwen3Model();
+        int block = qwen3.Pipeline.Tokenizer.Encode("<think>\n\n</think>\n\n").Length;
+        int PromptTokens(params string[] extra)
+        {
+            var (code, _, err) = RunWithInput("hello\n", ["chat", "-m", qwen3.Directory, "-n", "3", "-t", "0", "--ignore-eos", "--hide-reasoning", .. extra]);
+            Assert.True(code == 0, err);
+            var stats = Assert.Single(err.Split('\n'), l => l.StartsWith("prompt ", StringComparison.Ordinal));
+            return int.Parse(stats.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        Assert.Equal(PromptTokens() + block, PromptTokens("--no-think"));
+    }
+
+    [Fact]
     public void TokenizeTakesTextOrAJsonFileAndNeedsOnlyTheTokenizer()
     {
         using var dir = Fixtures.TempDir();

@@ -11,8 +11,10 @@ internal static class ChatCommand
     {
         var model = CommonOptions.Model();
         var system = new Option<string?>("--system") { Description = "System prompt (default: the template's)." };
+        var noThink = new Option<bool>("--no-think") { Description = "Qwen3: answer without reasoning first (the template's enable_thinking=false)." };
+        var hideReasoning = new Option<bool>("--hide-reasoning") { Description = "Qwen3: do not show the reasoning (shown on stderr otherwise; stdout holds only the answer)." };
         var flags = new SamplingFlags();
-        var cmd = new Command("chat", "Chat with the model: one line per message; /reset starts over, /exit (or end of input) quits.") { model, system };
+        var cmd = new Command("chat", "Chat with the model: one line per message; /reset starts over, /exit (or end of input) quits.") { model, system, noThink, hideReasoning };
         foreach (var o in flags.All) cmd.Options.Add(o);
         cmd.SetAction(p => Guard.Run(stderr, () =>
         {
@@ -21,7 +23,8 @@ internal static class ChatCommand
             using var m = flags.Load(p, dir);
             var pipeline = new Qwen2Pipeline(m, tokenizer);
             var options = flags.Options(p, pipeline.GenerationConfig);
-            var chat = new ChatSession(pipeline, new ChatSessionOptions { SystemPrompt = p.GetValue(system), Session = flags.Session(p, true) });
+            var chat = new ChatSession(pipeline, new ChatSessionOptions { SystemPrompt = p.GetValue(system), EnableThinking = !p.GetValue(noThink), Session = flags.Session(p, true) });
+            bool showReasoning = !p.GetValue(hideReasoning);
             stderr.WriteLine($"{Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}: {m.Config.NumHiddenLayers} layers, {chat.Template.Family} template. /reset starts over, /exit quits.");
             CancellationTokenSource? turn = null;
             ConsoleCancelEventHandler onCancel = (_, e) => { if (turn is { IsCancellationRequested: false }) { e.Cancel = true; turn.Cancel(); } };
@@ -40,7 +43,15 @@ internal static class ChatCommand
                     {
                         try
                         {
-                            foreach (var piece in chat.Send(line, options, turn.Token)) { stdout.Write(piece); stdout.Flush(); }
+                            bool reasoned = false;
+                            foreach (var part in chat.SendParts(line, options, turn.Token))
+                            {
+                                if (showReasoning && part.Reasoning.Length > 0) { stderr.Write(part.Reasoning); stderr.Flush(); reasoned = true; }
+                                if (part.Content.Length == 0) continue;
+                                if (reasoned) { stderr.WriteLine(); reasoned = false; } // the answer starts on a line of its own
+                                stdout.Write(part.Content);
+                                stdout.Flush();
+                            }
                         }
                         catch (OperationCanceledException)
                         {

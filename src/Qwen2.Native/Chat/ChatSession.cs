@@ -56,12 +56,36 @@ public sealed class ChatSession
     /// it ends early (cancelled or abandoned): the cache holds it, so the history does too. Options null: the
     /// pipeline's <see cref="Qwen2Pipeline.DefaultOptions"/> (generation_config.json's).
     /// </summary>
-    public IEnumerable<string> Send(string userMessage, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    public IEnumerable<string> Send(string userMessage, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
+        Start(userMessage, options, cancellationToken, out _);
+
+    /// <summary>
+    /// <see cref="Send"/>, with the reply's reasoning apart from its answer: a Qwen3 template's <c>&lt;think&gt;</c> block
+    /// comes out as <see cref="ReasoningDelta.Reasoning"/>, never in <see cref="ReasoningDelta.Content"/>, however the
+    /// tokens split its tags (other templates give only content). <see cref="History"/> keeps the reply as the model
+    /// wrote it, tags included, as the template expects it back.
+    /// </summary>
+    public IEnumerable<ReasoningDelta> SendParts(string userMessage, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var pieces = Start(userMessage, options, cancellationToken, out string prompt);
+        return Split(pieces, Template.Family == ChatTemplateFamily.Qwen3 ? ReasoningSplitter.ForPrompt(prompt) : null);
+    }
+
+    private static IEnumerable<ReasoningDelta> Split(IEnumerable<string> pieces, ReasoningSplitter? splitter)
+    {
+        foreach (var p in pieces)
+        {
+            var d = splitter?.Push(p) ?? new ReasoningDelta("", p);
+            if (!d.IsEmpty) yield return d;
+        }
+        if (splitter?.Flush() is { IsEmpty: false } rest) yield return rest;
+    }
+
+    private IEnumerable<string> Start(string userMessage, GenerationOptions? options, CancellationToken cancellationToken, out string text)
     {
         ArgumentNullException.ThrowIfNull(userMessage);
         options ??= Pipeline.DefaultOptions;
         var user = ChatMessage.User(userMessage);
-        string text;
         if (Session.Tokens.Count == 0)
         {
             var messages = new List<ChatMessage>();

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
+using Qwen2.Native.Text;
 using Qwen2.Server.Engine;
 using Qwen2.Server.Protocol;
 
@@ -12,7 +13,7 @@ namespace Qwen2.Server.Http;
 /// </summary>
 internal static class CompletionRunner
 {
-    public static async Task RunAsync(HttpContext context, ServerEngine engine, int[] prompt, SamplingRequest request, bool chat)
+    public static async Task RunAsync(HttpContext context, ServerEngine engine, int[] prompt, SamplingRequest request, bool chat, ReasoningSplitter? reasoning = null)
     {
         int window = engine.ContextSize;
         if (prompt.Length >= window)
@@ -25,14 +26,14 @@ internal static class CompletionRunner
         var run = new TextRun(engine, prompt, options, request.Stops);
         string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        if (request.Stream) await StreamAsync(context, engine, run, request, chat, id, created, timeout.Token);
-        else await AnswerAsync(context, engine, run, chat, id, created, timeout.Token);
+        if (request.Stream) await StreamAsync(context, engine, run, request, chat, reasoning, id, created, timeout.Token);
+        else await AnswerAsync(context, engine, run, chat, reasoning, id, created, timeout.Token);
     }
 
     private static Usage UsageOf(TextRun run) =>
         new(run.PromptTokens, run.CompletionTokens, run.PromptTokens + run.CompletionTokens, new PromptTokensDetails(run.CachedTokens));
 
-    private static async Task AnswerAsync(HttpContext context, ServerEngine engine, TextRun run, bool chat, string id, long created, CancellationToken cancellationToken)
+    private static async Task AnswerAsync(HttpContext context, ServerEngine engine, TextRun run, bool chat, ReasoningSplitter? reasoning, string id, long created, CancellationToken cancellationToken)
     {
         var text = new StringBuilder();
         var logprobs = run.WantsLogprobs ? new List<Native.Generation.TokenLogprobs>() : null;
@@ -53,7 +54,13 @@ internal static class CompletionRunner
         var tokenizer = engine.Pipeline.Tokenizer;
         if (chat)
         {
-            var body = new ChatCompletion(id, created, engine.ModelId, [new ChatChoice(0, new ChatMessageBody("assistant", text.ToString()), LogprobsBody.Chat(logprobs, tokenizer), run.FinishReason)], UsageOf(run));
+            var message = new ChatMessageBody("assistant", text.ToString());
+            if (reasoning is not null)
+            {
+                var (r, c) = (reasoning.Push(message.Content), reasoning.Flush());
+                message = new ChatMessageBody("assistant", r.Content + c.Content, NullIfEmpty(r.Reasoning + c.Reasoning));
+            }
+            var body = new ChatCompletion(id, created, engine.ModelId, [new ChatChoice(0, message, LogprobsBody.Chat(logprobs, tokenizer), run.FinishReason)], UsageOf(run));
             await JsonSerializer.SerializeAsync(response.Body, body, ServerJsonContext.Api.ChatCompletion, context.RequestAborted);
         }
         else
@@ -64,7 +71,7 @@ internal static class CompletionRunner
         }
     }
 
-    private static async Task StreamAsync(HttpContext context, ServerEngine engine, TextRun run, SamplingRequest request, bool chat, string id, long created, CancellationToken cancellationToken)
+    private static async Task StreamAsync(HttpContext context, ServerEngine engine, TextRun run, SamplingRequest request, bool chat, ReasoningSplitter? reasoning, string id, long created, CancellationToken cancellationToken)
     {
         var sse = new SseWriter(context.Response, context.RequestAborted);
         string model = engine.ModelId;
@@ -77,7 +84,13 @@ internal static class CompletionRunner
         {
             await foreach (var piece in run.PiecesAsync(cancellationToken))
             {
-                if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, piece.Text), LogprobsBody.Chat(piece.Logprobs, tokenizer), null)], null), ServerJsonContext.Api.ChatCompletionChunk);
+                if (chat)
+                {
+                    var delta = Delta(piece.Text, reasoning);
+                    // Text held back (a tag may be starting) waits for the next chunk, but a token's logprobs go now.
+                    if (delta is not null || piece.Logprobs is not null)
+                        await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, delta ?? new ChunkDelta(null, ""), LogprobsBody.Chat(piece.Logprobs, tokenizer), null)], null), ServerJsonContext.Api.ChatCompletionChunk);
+                }
                 else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, piece.Text, LogprobsBody.Text(piece.Logprobs, tokenizer, ref offset), null)], null), ServerJsonContext.Api.TextCompletion);
             }
         }
@@ -88,6 +101,8 @@ internal static class CompletionRunner
             await sse.WriteAsync(new ErrorResponse(new ErrorBody(e.Message, e.Type, e.Status, null)), ServerJsonContext.Api.ErrorResponse);
             return;
         }
+        if (chat && reasoning?.Flush() is { IsEmpty: false } rest)
+            await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, NullIfEmpty(rest.Content), NullIfEmpty(rest.Reasoning)), null, null)], null), ServerJsonContext.Api.ChatCompletionChunk);
         if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, null), null, run.FinishReason)], null), ServerJsonContext.Api.ChatCompletionChunk);
         else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, "", null, run.FinishReason)], null), ServerJsonContext.Api.TextCompletion);
         if (request.IncludeUsage)
@@ -97,6 +112,16 @@ internal static class CompletionRunner
         }
         await sse.DoneAsync();
     }
+
+    /// <summary>A chat chunk's delta for a piece of text: reasoning and answer apart when a splitter is given; null when nothing is certain yet.</summary>
+    private static ChunkDelta? Delta(string text, ReasoningSplitter? reasoning)
+    {
+        if (reasoning is null) return new ChunkDelta(null, text);
+        var d = reasoning.Push(text);
+        return d.IsEmpty ? null : new ChunkDelta(null, NullIfEmpty(d.Content), NullIfEmpty(d.Reasoning));
+    }
+
+    private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
 
     /// <summary>Why a generation ended early while its client was still there: the timeout, or the server stopping.</summary>
     private static ApiException Ended(ServerEngine engine) => engine.Options.RequestTimeout is { } t

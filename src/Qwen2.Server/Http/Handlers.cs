@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Qwen2.Native.Text;
 using Qwen2.Server.Engine;
 using Qwen2.Server.Protocol;
 
@@ -53,10 +54,11 @@ internal static class Handlers
         var f = new JsonFields(doc.RootElement);
         var messages = ChatMessages.Read(f);
         var request = SamplingRequest.Read(f, pipeline.GenerationConfig, chat: true);
+        bool thinking = EnableThinking(f);
         string text;
         try
         {
-            text = pipeline.ChatTemplate.Render(messages);
+            text = pipeline.ChatTemplate.Render(messages, addGenerationPrompt: true, thinking);
         }
         catch (ArgumentException e)
         {
@@ -66,7 +68,23 @@ internal static class Handlers
         {
             throw ApiException.BadRequest($"this model has no usable chat template ({e.Message}); send raw text to /v1/completions", "messages");
         }
-        await CompletionRunner.RunAsync(context, engine, pipeline.Tokenizer.Encode(text), request, chat: true);
+        // Qwen3 thinks first: its <think> block goes to reasoning_content, as llama.cpp and vLLM return it.
+        var reasoning = pipeline.ChatTemplate.Family == ChatTemplateFamily.Qwen3 ? ReasoningSplitter.ForPrompt(text) : null;
+        await CompletionRunner.RunAsync(context, engine, pipeline.Tokenizer.Encode(text), request, chat: true, reasoning);
+    }
+
+    /// <summary><c>chat_template_kwargs.enable_thinking</c>, as vLLM and llama.cpp's server take it (Qwen3's switch); true when absent.</summary>
+    private static bool EnableThinking(JsonFields f)
+    {
+        if (f.Get("chat_template_kwargs") is not { } kwargs) return true;
+        if (kwargs.ValueKind != JsonValueKind.Object) throw JsonFields.Mistyped("chat_template_kwargs", "an object", kwargs);
+        if (!kwargs.TryGetProperty("enable_thinking", out var e) || e.ValueKind == JsonValueKind.Null) return true;
+        return e.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw JsonFields.Mistyped("chat_template_kwargs.enable_thinking", "a boolean", e),
+        };
     }
 
     public static async Task Completions(HttpContext context, ServerEngine engine)

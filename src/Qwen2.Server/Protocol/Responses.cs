@@ -32,7 +32,7 @@ internal sealed record ChatCompletion(string Id, long Created, string Model, Cha
 
 internal sealed record ChatChoice(int Index, ChatMessageBody Message, ChatLogprobs? Logprobs, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
 
-internal sealed record ChatMessageBody(string Role, string Content);
+internal sealed record ChatMessageBody(string Role, string Content, string? ReasoningContent = null);
 
 internal sealed record ChatCompletionChunk(string Id, long Created, string Model, ChunkChoice[] Choices, Usage? Usage)
 {
@@ -41,7 +41,7 @@ internal sealed record ChatCompletionChunk(string Id, long Created, string Model
 
 internal sealed record ChunkChoice(int Index, ChunkDelta Delta, ChatLogprobs? Logprobs, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
 
-internal sealed record ChunkDelta(string? Role, string? Content);
+internal sealed record ChunkDelta(string? Role, string? Content, string? ReasoningContent = null);
 
 internal sealed record TextCompletion(string Id, long Created, string Model, TextChoice[] Choices, Usage? Usage)
 {

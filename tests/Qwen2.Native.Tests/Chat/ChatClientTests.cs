@@ -283,4 +283,20 @@ public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
         var e = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(messages, new ChatOptions { AdditionalProperties = new() { ["enable_thinking"] = "no" } }));
         Assert.Contains("enable_thinking", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void ChatSessionSendPartsSplitsWhatSendWrites()
+    {
+        var qwen3 = ChatTemplate.Parse("{{'<|im_start|>' + m.role}}{{'<think>\\n\\n</think>\\n\\n'}}<|im_end|>");
+        var options = new GenerationOptions { Sampling = SamplingOptions.Greedy, MaxNewTokens = 10 };
+        var plain = new ChatSession(tiny.Pipeline, new ChatSessionOptions { Template = qwen3 });
+        string text = string.Concat(plain.Send("Think it over.", options));
+        var parts = new ChatSession(tiny.Pipeline, new ChatSessionOptions { Template = qwen3 });
+        var got = parts.SendParts("Think it over.", options).ToList();
+        var splitter = new ReasoningSplitter();
+        var (a, b) = (splitter.Push(text), splitter.Flush());
+        Assert.Equal(a.Content + b.Content, string.Concat(got.Select(d => d.Content)));
+        Assert.Equal(a.Reasoning + b.Reasoning, string.Concat(got.Select(d => d.Reasoning)));
+        Assert.Equal(text, parts.History[^1].Content); // the history keeps the reply as written
+    }
 }

@@ -9,14 +9,19 @@ namespace Qwen2.Native.Tests;
 /// A synthesized tiny checkpoint with the real Qwen2.5 tokenizer and vocabulary, shared by the tests of a class:
 /// random weights, so its text means nothing, but every id it produces decodes.
 /// </summary>
-public sealed class TinyChatModel : IDisposable
+public class TinyChatModel : IDisposable
 {
     private readonly TempDir _dir = Fixtures.TempDir();
 
-    public TinyChatModel()
+    public TinyChatModel() : this(SyntheticShape.Tiny, "qwen2.5", seed: 11)
     {
-        SyntheticCheckpoint.Write(_dir.Path, SyntheticShape.Tiny, WeightType.BF16, seed: 11);
-        CopyTokenizer(_dir.Path);
+    }
+
+    /// <summary>A tiny checkpoint of <paramref name="shape"/> with the tokenizer and template of <paramref name="family"/>.</summary>
+    protected TinyChatModel(SyntheticShape shape, string family, ulong seed)
+    {
+        SyntheticCheckpoint.Write(_dir.Path, shape, WeightType.BF16, seed);
+        CopyTokenizer(_dir.Path, family);
         Model = Qwen2Model.Load(_dir.Path);
         Tokenizer = Qwen2Tokenizer.Load(_dir.Path);
         Pipeline = new Qwen2Pipeline(Model, Tokenizer);
@@ -27,10 +32,10 @@ public sealed class TinyChatModel : IDisposable
     public Qwen2Tokenizer Tokenizer { get; }
     public Qwen2Pipeline Pipeline { get; }
 
-    /// <summary>Writes the Qwen2.5 tokenizer.json and tokenizer_config.json into <paramref name="directory"/>.</summary>
-    public static void CopyTokenizer(string directory)
+    /// <summary>Writes a family's tokenizer.json and tokenizer_config.json (fixtures/tokenizer/FAMILY; Qwen2.5's by default) into <paramref name="directory"/>.</summary>
+    public static void CopyTokenizer(string directory, string family = "qwen2.5")
     {
-        string src = Path.Combine(Fixtures.Root, "tokenizer", "qwen2.5");
+        string src = Path.Combine(Fixtures.Root, "tokenizer", family);
         using (var gz = new GZipStream(File.OpenRead(Path.Combine(src, "tokenizer.json.gz")), CompressionMode.Decompress))
         using (var file = File.Create(Path.Combine(directory, "tokenizer.json")))
             gz.CopyTo(file);
@@ -41,5 +46,6 @@ public sealed class TinyChatModel : IDisposable
     {
         Model.Dispose();
         _dir.Dispose();
+        GC.SuppressFinalize(this);
     }
 }
