@@ -15,6 +15,10 @@ namespace Qwen2.Bench;
 ///                                                        dequantized weights, one row per position
 ///   synth-peer DIR HIDDEN LAYERS HEADS KV_HEADS INTER SEED   a random-weight F32 checkpoint with the Qwen2.5 tokenizer
 ///   hf-tokenize TOKENIZER.json CORPUS.json               Hugging Face's tokenizer (Tokenizers.DotNet): a JSON array of id arrays
+///   synth-qwen3 DIR HIDDEN LAYERS HEADS KV_HEADS HEAD_DIM INTER VOCAB tied|untied bias|nobias DTYPE SEED
+///                                                        a random-weight Qwen3 checkpoint (no tokenizer: ids in, ids out)
+///   reference-golden DIR 1,2,3 STEPS                     the float64 reference's golden file for a checkpoint (tools/golden's
+///                                                        format: logits at every position, and STEPS greedy ids)
 /// </code>
 /// </summary>
 internal static class PeerTools
@@ -23,7 +27,7 @@ internal static class PeerTools
     public static bool TryRun(string[] args, out int exitCode)
     {
         exitCode = 0;
-        if (args.Length == 0 || args[0] is not ("quantize-peer" or "peer-logits" or "synth-peer" or "hf-tokenize")) return false;
+        if (args.Length == 0 || args[0] is not ("quantize-peer" or "peer-logits" or "synth-peer" or "hf-tokenize" or "synth-qwen3" or "reference-golden")) return false;
         try
         {
             return Run(args);
@@ -63,6 +67,14 @@ internal static class PeerTools
                 var texts = JsonSerializer.Deserialize<string[]>(File.ReadAllText(rest[1])) ?? throw new InvalidDataException($"{rest[1]}: not a JSON array of strings");
                 Console.WriteLine(JsonSerializer.Serialize(texts.Select(t => hf.Encode(t).Select(id => (int)id).ToArray()).ToArray()));
                 return true;
+            case "synth-qwen3":
+                Need(rest, 12, "synth-qwen3 DIR HIDDEN LAYERS HEADS KV_HEADS HEAD_DIM INTER VOCAB tied|untied bias|nobias DTYPE SEED");
+                SynthesizeQwen3(rest);
+                return true;
+            case "reference-golden":
+                Need(rest, 3, "reference-golden DIR 1,2,3 STEPS");
+                WriteGolden(rest[0], Ids(rest[1]), int.Parse(rest[2], CultureInfo.InvariantCulture));
+                return true;
             default:
                 return false;
         }
@@ -91,6 +103,58 @@ internal static class PeerTools
             }
             w.WriteEndArray();
         }
+        w.WriteEndObject();
+    }
+
+    private static void SynthesizeQwen3(string[] a)
+    {
+        int I(int i) => int.Parse(a[i], CultureInfo.InvariantCulture);
+        bool tied = a[8] switch { "tied" => true, "untied" => false, _ => throw new ArgumentException($"'{a[8]}': expected tied or untied") };
+        bool bias = a[9] switch { "bias" => true, "nobias" => false, _ => throw new ArgumentException($"'{a[9]}': expected bias or nobias") };
+        var type = a[10].ToLowerInvariant() switch
+        {
+            "f32" => WeightType.F32, "bf16" => WeightType.BF16, "f16" => WeightType.F16,
+            _ => throw new ArgumentException($"'{a[10]}': expected f32, bf16 or f16"),
+        };
+        var shape = new SyntheticShape(Path.GetFileName(Path.TrimEndingDirectorySeparator(a[0])), I(1), I(2), I(3), I(4), I(6), I(7), tied, 4096, "qwen3", I(5), bias);
+        SyntheticCheckpoint.Write(a[0], shape, type, ulong.Parse(a[11], CultureInfo.InvariantCulture), overwrite: true);
+        Console.Error.WriteLine($"wrote {a[0]}: {shape}");
+    }
+
+    // The reference's logits at every position of the tokens, then its greedy continuation, each step's argmax over
+    // the whole sequence so far (no cache: the reference has none).
+    private static void WriteGolden(string directory, int[] tokens, int steps)
+    {
+        var model = ReferenceModel.FromCheckpoint(directory);
+        var logits = ReferenceForward.Logits(model, tokens);
+        var sequence = tokens.ToList();
+        var greedy = new List<int>();
+        for (int s = 0; s < steps; s++)
+        {
+            var all = s == 0 ? logits : ReferenceForward.Logits(model, sequence);
+            int next = ReferenceForward.ArgMax(all[^1]);
+            greedy.Add(next);
+            sequence.Add(next);
+        }
+        using var stdout = Console.OpenStandardOutput();
+        using var w = new Utf8JsonWriter(stdout);
+        w.WriteStartObject();
+        w.WriteString("model", Path.GetFileName(Path.TrimEndingDirectorySeparator(directory)));
+        w.WriteString("reference", "the float64 reference (tests/Qwen2.Reference)");
+        w.WriteStartArray("tokens");
+        foreach (int t in tokens) w.WriteNumberValue(t);
+        w.WriteEndArray();
+        w.WriteStartArray("logits");
+        foreach (var row in logits)
+        {
+            w.WriteStartArray();
+            foreach (double v in row) w.WriteNumberValue(v);
+            w.WriteEndArray();
+        }
+        w.WriteEndArray();
+        w.WriteStartArray("greedy");
+        foreach (int g in greedy) w.WriteNumberValue(g);
+        w.WriteEndArray();
         w.WriteEndObject();
     }
 

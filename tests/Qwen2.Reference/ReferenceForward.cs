@@ -96,7 +96,7 @@ public static class ReferenceForward
                     for (int j = 0; j < d; j++) concat[qo + j] += weight * v[t][ko + j];
                 }
             }
-            var attn = MatVec(w.Wo, h, qRows, concat, null);
+            var attn = MatVec(w.Wo, h, qRows, concat, w.Bo);
             for (int j = 0; j < h; j++) x[p][j] += attn[j];
 
             var b = RmsNorm(x[p], w.PostNorm, m.Eps);

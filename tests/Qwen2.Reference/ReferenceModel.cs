@@ -6,11 +6,12 @@ namespace Qwen2.Reference;
 
 /// <summary>
 /// One decoder layer's weights as float arrays, row-major [out, in]; biases null where the model has none (Qwen3),
-/// <paramref name="QNorm"/> and <paramref name="KNorm"/> Qwen3's per-head RMSNorm weights, null for Qwen2.
+/// <paramref name="QNorm"/> and <paramref name="KNorm"/> Qwen3's per-head RMSNorm weights, null for Qwen2;
+/// <paramref name="Bo"/> o_proj's bias (Qwen3 with attention_bias only).
 /// </summary>
 public sealed record ReferenceLayer(
     float[] InputNorm, float[] Wq, float[]? Bq, float[] Wk, float[]? Bk, float[] Wv, float[]? Bv, float[] Wo,
-    float[] PostNorm, float[] Gate, float[] Up, float[] Down, float[]? QNorm = null, float[]? KNorm = null);
+    float[] PostNorm, float[] Gate, float[] Up, float[] Down, float[]? QNorm = null, float[]? KNorm = null, float[]? Bo = null);
 
 /// <summary>
 /// The hyper-parameters and float weights of a Qwen2 model, read into plain arrays (F32, BF16, F16 and the ggml block
@@ -43,8 +44,8 @@ public sealed record ReferenceModel(
         string modelType = c.GetProperty("model_type").GetString()!;
         if (modelType is not ("qwen2" or "qwen3")) throw new InvalidDataException($"{directory}: model_type {modelType}");
         bool qwen3 = modelType == "qwen3";
-        if (qwen3 && Has("attention_bias", out var ab) && ab.GetBoolean()) throw new NotSupportedException($"{directory}: Qwen3 attention_bias (o_proj bias too)");
-        bool bias = !qwen3;
+        bool qwen3Bias = qwen3 && Has("attention_bias", out var ab) && ab.GetBoolean(); // q, k, v and o biases
+        bool bias = !qwen3 || qwen3Bias;
 
         using var files = new CheckpointFiles(directory);
         float[]? ReadIf(bool present, string name) => present ? Read(name) : null;
@@ -67,7 +68,7 @@ public sealed record ReferenceModel(
                 Read(p + "self_attn.v_proj.weight"), ReadIf(bias, p + "self_attn.v_proj.bias"),
                 Read(p + "self_attn.o_proj.weight"), Read(p + "post_attention_layernorm.weight"),
                 Read(p + "mlp.gate_proj.weight"), Read(p + "mlp.up_proj.weight"), Read(p + "mlp.down_proj.weight"),
-                ReadIf(qwen3, p + "self_attn.q_norm.weight"), ReadIf(qwen3, p + "self_attn.k_norm.weight"));
+                ReadIf(qwen3, p + "self_attn.q_norm.weight"), ReadIf(qwen3, p + "self_attn.k_norm.weight"), ReadIf(qwen3Bias, p + "self_attn.o_proj.bias"));
         }
         float[] embed = Read("model.embed_tokens.weight");
         return new ReferenceModel(hidden, layers, heads, kvHeads, headDim, Int("intermediate_size"), Int("vocab_size"),
@@ -85,6 +86,7 @@ public sealed record ReferenceModel(
         int hidden = U("embedding_length"), heads = U("attention.head_count");
         int headDim = g.Kv.ContainsKey(arch + ".attention.key_length") ? U("attention.key_length") : hidden / heads;
         float[]? FloatsIf(bool present, string name) => present ? g.Floats(name) : null;
+        bool bias = !qwen3 || g.Tensors.ContainsKey("blk.0.attn_q.bias"), oBias = qwen3 && g.Tensors.ContainsKey("blk.0.attn_output.bias");
         int layers = U("block_count");
         var blocks = new ReferenceLayer[layers];
         for (int i = 0; i < layers; i++)
@@ -92,12 +94,12 @@ public sealed record ReferenceModel(
             string b = $"blk.{i}.";
             blocks[i] = new ReferenceLayer(
                 g.Floats(b + "attn_norm.weight"),
-                g.Floats(b + "attn_q.weight"), FloatsIf(!qwen3, b + "attn_q.bias"),
-                g.Floats(b + "attn_k.weight"), FloatsIf(!qwen3, b + "attn_k.bias"),
-                g.Floats(b + "attn_v.weight"), FloatsIf(!qwen3, b + "attn_v.bias"),
+                g.Floats(b + "attn_q.weight"), FloatsIf(bias, b + "attn_q.bias"),
+                g.Floats(b + "attn_k.weight"), FloatsIf(bias, b + "attn_k.bias"),
+                g.Floats(b + "attn_v.weight"), FloatsIf(bias, b + "attn_v.bias"),
                 g.Floats(b + "attn_output.weight"), g.Floats(b + "ffn_norm.weight"),
                 g.Floats(b + "ffn_gate.weight"), g.Floats(b + "ffn_up.weight"), g.Floats(b + "ffn_down.weight"),
-                FloatsIf(qwen3, b + "attn_q_norm.weight"), FloatsIf(qwen3, b + "attn_k_norm.weight"));
+                FloatsIf(qwen3, b + "attn_q_norm.weight"), FloatsIf(qwen3, b + "attn_k_norm.weight"), FloatsIf(oBias, b + "attn_output.bias"));
         }
         float[] embed = g.Floats("token_embd.weight");
         int vocab = checked((int)g.Tensors["token_embd.weight"].Dims[1]);

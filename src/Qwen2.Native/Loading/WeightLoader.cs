@@ -23,6 +23,7 @@ internal static unsafe class WeightLoader
                 QBias = Optional(c.AttentionBias, LayerTensor.QBias, q), KBias = Optional(c.AttentionBias, LayerTensor.KBias, kv),
                 VBias = Optional(c.AttentionBias, LayerTensor.VBias, kv),
                 QNorm = Optional(c.QkNorm, LayerTensor.QNorm, c.HeadDim), KNorm = Optional(c.QkNorm, LayerTensor.KNorm, c.HeadDim),
+                OBias = Optional(c.OProjBias, LayerTensor.OBias, h),
                 Gate = M(LayerTensor.Gate, inter, h), Up = M(LayerTensor.Up, inter, h), Down = M(LayerTensor.Down, h, inter),
                 InputNorm = V(LayerTensor.AttentionNorm, h), PostAttentionNorm = V(LayerTensor.FfnNorm, h),
                 SlidingWindow = c.LayerUsesSlidingWindow(i),

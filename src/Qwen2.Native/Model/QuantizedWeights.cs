@@ -40,12 +40,12 @@ internal sealed unsafe class QuantizedWeights : IDisposable
                 {
                     Q = Q(l.Q, b + "attn_q.weight"), K = Q(l.K, b + "attn_k.weight"), V = Q(l.V, b + "attn_v.weight"), O = Q(l.O, b + "attn_output.weight"),
                     Gate = Q(l.Gate, b + "ffn_gate.weight"), Up = Q(l.Up, b + "ffn_up.weight"), Down = Q(l.Down, b + "ffn_down.weight"),
-                    QBias = l.QBias, KBias = l.KBias, VBias = l.VBias, QNorm = l.QNorm, KNorm = l.KNorm,
+                    QBias = l.QBias, KBias = l.KBias, VBias = l.VBias, QNorm = l.QNorm, KNorm = l.KNorm, OBias = l.OBias,
                     InputNorm = l.InputNorm, PostAttentionNorm = l.PostAttentionNorm,
                     SlidingWindow = l.SlidingWindow,
                 };
                 var n = layers[i];
-                vectors += ((n.QBias?.Length ?? 0) + (n.KBias?.Length ?? 0) + (n.VBias?.Length ?? 0) + (n.QNorm?.Length ?? 0) + (n.KNorm?.Length ?? 0)
+                vectors += ((n.QBias?.Length ?? 0) + (n.KBias?.Length ?? 0) + (n.VBias?.Length ?? 0) + (n.QNorm?.Length ?? 0) + (n.KNorm?.Length ?? 0) + (n.OBias?.Length ?? 0)
                     + n.InputNorm.Length + n.PostAttentionNorm.Length) * (long)sizeof(float);
                 q.DecodeBytesPerToken += n.Q.ByteLength + n.K.ByteLength + n.V.ByteLength + n.O.ByteLength + n.Gate.ByteLength + n.Up.ByteLength + n.Down.ByteLength;
             }

@@ -12,8 +12,10 @@ public sealed record Qwen2Config
 {
     /// <summary>The architecture: <c>qwen2</c> (Qwen2, Qwen2.5) or <c>qwen3</c>.</summary>
     public string ModelType { get; init; } = "qwen2";
-    /// <summary>Whether q_proj, k_proj and v_proj carry biases: always for qwen2, never for qwen3 (its <c>attention_bias: true</c> is refused).</summary>
+    /// <summary>Whether q_proj, k_proj and v_proj carry biases: always for qwen2, <c>attention_bias</c> (default false) for qwen3.</summary>
     public bool AttentionBias { get; init; } = true;
+    /// <summary>Whether o_proj carries a bias: never for qwen2, <c>attention_bias</c> for qwen3.</summary>
+    public bool OProjBias { get; init; }
     /// <summary>Whether each query and key head is RMS-normalised (Qwen3's q_norm and k_norm) before RoPE.</summary>
     public bool QkNorm { get; init; }
     /// <summary>Width of the residual stream.</summary>
@@ -84,9 +86,6 @@ public sealed record Qwen2Config
             if (modelType is not ("qwen2" or "qwen3"))
                 throw new CheckpointException(source, $"is \"{modelType}\"; this engine runs model_type \"qwen2\" (Qwen2, Qwen2.5) or \"qwen3\" (dense Qwen3)", field: "model_type");
             bool qwen3 = modelType == "qwen3";
-            // Qwen3's attention_bias also gives o_proj a bias, which Qwen2 never has; no released Qwen3 sets it.
-            if (qwen3 && r.Bool("attention_bias") == true)
-                throw new CheckpointException(source, "is true; biases on Qwen3's q/k/v/o projections are not supported (no released Qwen3 checkpoint has them)", field: "attention_bias");
             string act = r.String("hidden_act") ?? "silu";
             if (act != "silu") throw new CheckpointException(source, $"is \"{act}\"; Qwen2 uses \"silu\"", field: "hidden_act");
 
@@ -125,8 +124,10 @@ public sealed record Qwen2Config
             var cfg = new Qwen2Config
             {
                 ModelType = modelType,
-                // Qwen2's attention always has q/k/v biases (transformers ignores any attention_bias field there).
-                AttentionBias = !qwen3,
+                // Qwen2's attention always has q/k/v biases (transformers ignores any attention_bias field there);
+                // Qwen3's attention_bias gives q, k, v and o biases.
+                AttentionBias = !qwen3 || (r.Bool("attention_bias") ?? false),
+                OProjBias = qwen3 && (r.Bool("attention_bias") ?? false),
                 QkNorm = qwen3,
                 HiddenSize = hidden,
                 IntermediateSize = r.Int("intermediate_size") ?? 22016,

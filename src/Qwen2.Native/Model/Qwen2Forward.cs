@@ -45,6 +45,7 @@ internal static class Qwen2Forward
             RotateHeads(s.K, c.NumKeyValueHeads, c.HeadDim, s.Cos, s.Sin, n);
             foreach (var seq in batch) Attend(c, L, l, seq, s, pool);                                 // att = softmax(q·kᵀ/√d)·v; cache += k, v
             MatMul.Multiply(L.O, s.Att, s.Xn, n, pool);                                               // o_proj(att)
+            if (L.OBias is { } ob) Elementwise.AddBias(s.Xn, ob);                                     // + its bias (Qwen3 attention_bias)
             Elementwise.Add(s.X, s.Xn, s.X, pool: pool);                                              // residual
 
             // MLP block: x = x + down(silu(gate(h)) · up(h)), h = rmsnorm(x).

@@ -222,7 +222,7 @@ public static class SyntheticCheckpoint
             w.WriteEndArray();
             w.WritePropertyName("attention_dropout");
             w.WriteRawValue("0.0"); // transformers writes floats with a decimal point; Utf8JsonWriter would write 0
-            if (s.IsQwen3) w.WriteBoolean("attention_bias", false);
+            if (s.IsQwen3) w.WriteBoolean("attention_bias", s.AttentionBias);
             w.WriteNumber("bos_token_id", 151643);
             w.WriteNumber("eos_token_id", 151645);
             if (s.ExplicitHeadDim > 0) w.WriteNumber("head_dim", s.ExplicitHeadDim);

@@ -18,10 +18,11 @@ namespace Qwen2.Native;
 /// <param name="MaxPositionEmbeddings">Longest context the config declares.</param>
 /// <param name="ModelType">The config's <c>model_type</c>: <c>qwen2</c> (q/k/v biases) or <c>qwen3</c> (no biases; q_norm and k_norm).</param>
 /// <param name="ExplicitHeadDim">The config's <c>head_dim</c>, or 0 for hidden_size / num_attention_heads.</param>
+/// <param name="AttentionBias">Qwen3's <c>attention_bias</c>: q, k, v and o projections with biases (Qwen2 always has q/k/v biases).</param>
 public sealed record SyntheticShape(
     string Name, int HiddenSize, int NumHiddenLayers, int NumAttentionHeads, int NumKeyValueHeads,
     int IntermediateSize, int VocabSize, bool TieWordEmbeddings, int MaxPositionEmbeddings = 32768,
-    string ModelType = "qwen2", int ExplicitHeadDim = 0)
+    string ModelType = "qwen2", int ExplicitHeadDim = 0, bool AttentionBias = false)
 {
     /// <summary>A two-layer model with the real Qwen2 vocabulary, so the real tokenizer works with it.</summary>
     public static SyntheticShape Tiny { get; } = new("tiny", 64, 2, 4, 2, 176, 151936, true);
@@ -105,13 +106,15 @@ public sealed record SyntheticShape(
         {
             string p = $"model.layers.{i}.";
             list.Add((p + "input_layernorm.weight", [h]));
+            bool qkvBias = !IsQwen3 || AttentionBias;
             list.Add((p + "self_attn.q_proj.weight", [q, h]));
-            if (!IsQwen3) list.Add((p + "self_attn.q_proj.bias", [q]));
+            if (qkvBias) list.Add((p + "self_attn.q_proj.bias", [q]));
             list.Add((p + "self_attn.k_proj.weight", [kv, h]));
-            if (!IsQwen3) list.Add((p + "self_attn.k_proj.bias", [kv]));
+            if (qkvBias) list.Add((p + "self_attn.k_proj.bias", [kv]));
             list.Add((p + "self_attn.v_proj.weight", [kv, h]));
-            if (!IsQwen3) list.Add((p + "self_attn.v_proj.bias", [kv]));
+            if (qkvBias) list.Add((p + "self_attn.v_proj.bias", [kv]));
             list.Add((p + "self_attn.o_proj.weight", [h, q]));
+            if (IsQwen3 && AttentionBias) list.Add((p + "self_attn.o_proj.bias", [h]));
             if (IsQwen3)
             {
                 list.Add((p + "self_attn.q_norm.weight", [HeadDim]));

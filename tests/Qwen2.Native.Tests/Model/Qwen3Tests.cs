@@ -12,18 +12,28 @@ public class Qwen3Tests
 {
     private static readonly int[] Ids = [9707, 11, 1879, 0, 358, 1079, 264, 1614, 13, 2585, 525, 498];
 
-    public static TheoryData<WeightType> Types => new() { WeightType.F32, WeightType.BF16, WeightType.F16 };
+    /// <summary>attention_bias on (q, k, v and o biases), an untied lm_head, as many kv heads as query heads.</summary>
+    private static readonly SyntheticShape BiasedUntiedMha = SyntheticShape.TinyQwen3 with
+    {
+        Name = "tiny-qwen3-bias-untied-mha", NumKeyValueHeads = 4, TieWordEmbeddings = false, AttentionBias = true,
+    };
+
+    public static TheoryData<WeightType, bool> Types => new()
+    {
+        { WeightType.F32, false }, { WeightType.BF16, false }, { WeightType.F16, false }, { WeightType.BF16, true },
+    };
 
     [Theory, MemberData(nameof(Types))]
-    public void Logits_match_the_reference_at_every_position_with_and_without_the_cache(WeightType type)
+    public void Logits_match_the_reference_at_every_position_with_and_without_the_cache(WeightType type, bool biasedUntiedMha)
     {
         using var dir = Fixtures.TempDir();
-        SyntheticCheckpoint.Write(dir.Path, SyntheticShape.TinyQwen3, type, seed: 21);
+        var shape = biasedUntiedMha ? BiasedUntiedMha : SyntheticShape.TinyQwen3;
+        SyntheticCheckpoint.Write(dir.Path, shape, type, seed: 21);
         var reference = ReferenceForward.Logits(ReferenceModel.FromCheckpoint(dir.Path), Ids);
         using var model = Qwen2Model.Load(dir.Path, new ModelOptions { Threads = 2 });
         Assert.Equal("qwen3", model.Config.ModelType);
         Assert.Equal(32, model.Config.HeadDim);
-        Assert.False(model.Config.AttentionBias);
+        Assert.Equal(biasedUntiedMha, model.Config.AttentionBias);
 
         var whole = model.Forward(Ids);
         PastKeyValues? cache = null;
@@ -76,14 +86,24 @@ public class Qwen3Tests
     }
 
     [Fact]
-    public void Attention_bias_true_is_refused_naming_the_field()
+    public void Attention_bias_untied_multi_head_matches_the_reference_from_safetensors_and_gguf()
     {
         using var dir = Fixtures.TempDir();
-        SyntheticCheckpoint.Write(dir.Path, SyntheticShape.TinyQwen3, WeightType.F32, seed: 24);
-        string config = Path.Combine(dir.Path, "config.json");
-        File.WriteAllText(config, File.ReadAllText(config).Replace("\"attention_bias\": false", "\"attention_bias\": true", StringComparison.Ordinal));
-        var e = Assert.Throws<CheckpointException>(() => Qwen2Model.Load(dir.Path, new ModelOptions { Threads = 2 }));
-        Assert.True(e.Message.Contains("attention_bias", StringComparison.Ordinal), e.Message);
+        SyntheticCheckpoint.Write(dir.Path, BiasedUntiedMha, WeightType.F32, seed: 24);
+        TinyChatModel.CopyTokenizer(dir.Path);
+        var reference = ReferenceForward.Logits(ReferenceModel.FromCheckpoint(dir.Path), Ids);
+        using var model = Qwen2Model.Load(dir.Path, new ModelOptions { Threads = 2 });
+        Assert.Equal((true, true, false), (model.Config.AttentionBias, model.Config.OProjBias, model.Config.TieWordEmbeddings));
+        var whole = model.Forward(Ids);
+        for (int p = 0; p < Ids.Length; p++) AssertClose(reference[p], whole[p], $"safetensors position {p}");
+
+        // GGUF keeps the four biases (attn_output.bias too) and reads them back.
+        string gguf = dir.File("model.gguf");
+        GgufExporter.Export(dir.Path, gguf, GgufFileType.F32);
+        using var fromGguf = Qwen2Model.Load(gguf, new ModelOptions { Threads = 2 });
+        Assert.Equal((true, true), (fromGguf.Config.AttentionBias, fromGguf.Config.OProjBias));
+        var g = fromGguf.Forward(Ids);
+        for (int p = 0; p < Ids.Length; p++) AssertClose(reference[p], g[p], $"GGUF position {p}");
     }
 
     [Theory]

@@ -63,7 +63,9 @@ internal static class GgufConfigReader
         return new Qwen2Config
         {
             ModelType = arch.Name,
-            AttentionBias = arch.Name == "qwen2",
+            // qwen3 has biases only when its checkpoint had attention_bias (q, k, v and o alike).
+            AttentionBias = arch.Name == "qwen2" || files.TryGet(arch.Names.Of(0, LayerTensor.QBias), out _, out _),
+            OProjBias = arch.Name == "qwen3" && files.TryGet(arch.Names.Of(0, LayerTensor.OBias), out _, out _),
             QkNorm = arch.Name == "qwen3",
             HiddenSize = hidden,
             IntermediateSize = Required("feed_forward_length"),

@@ -162,6 +162,7 @@ public static class GgufExporter
         var present = layer.Where(t => c.AttentionBias || t.Tensor is not (LayerTensor.QBias or LayerTensor.KBias or LayerTensor.VBias)).ToList();
         if (c.QkNorm)
             present.InsertRange(present.FindIndex(t => t.Tensor == LayerTensor.V), [(LayerTensor.QNorm, [c.HeadDim]), (LayerTensor.KNorm, [c.HeadDim])]);
+        if (c.OProjBias) present.Insert(present.FindIndex(t => t.Tensor == LayerTensor.O) + 1, (LayerTensor.OBias, [h]));
         for (int i = 0; i < c.NumHiddenLayers; i++)
             foreach (var (tensor, shape) in present) Add(g.Of(i, tensor), n.Of(i, tensor), shape);
         Add(g.Norm, n.Norm, h);
