@@ -3,8 +3,8 @@
 (jinja2 sandbox, trim_blocks, lstrip_blocks), and writes tests/fixtures/chat/renders.json for ChatTemplate's tests.
 
 Templates: Qwen2-Instruct's (quoted below, as published in its tokenizer_config.json), Qwen2.5's (the asset file),
-and a Qwen3-style template (reconstructed from the published Qwen3 template's plain-chat part: no default system
-prompt, reasoning dropped from assistant turns before the last user message, enable_thinking)."""
+and Qwen3's (qwen3-chat-template.jinja, as published: no default system prompt, reasoning dropped from assistant turns
+up to the last user query and written back after it, enable_thinking)."""
 import json, os, sys
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -13,34 +13,11 @@ QWEN2 = ("{% for message in messages %}{% if loop.first and messages[0]['role'] 
          "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}"
          "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
-QWEN3 = """{%- if messages[0].role == 'system' %}
-    {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
-{%- endif %}
-{%- set ns = namespace(searching=true, last_query_index=messages|length - 1) %}
-{%- for message in messages[::-1] %}
-    {%- set index = (messages|length - 1) - loop.index0 %}
-    {%- if ns.searching and message.role == "user" %}
-        {%- set ns.searching = false %}
-        {%- set ns.last_query_index = index %}
-    {%- endif %}
-{%- endfor %}
-{%- for message in messages %}
-    {%- set content = message.content %}
-    {%- if (message.role == "user") or (message.role == "system" and not loop.first) %}
-        {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' + '\\n' }}
-    {%- elif message.role == "assistant" %}
-        {%- if loop.index0 < ns.last_query_index and '</think>' in content %}
-            {%- set content = content.split('</think>')[-1].lstrip('\\n') %}
-        {%- endif %}
-        {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}
-    {%- endif %}
-{%- endfor %}
-{%- if add_generation_prompt %}
-    {{- '<|im_start|>assistant\\n' }}
-    {%- if enable_thinking is defined and enable_thinking is false %}
-        {{- '<think>\\n\\n</think>\\n\\n' }}
-    {%- endif %}
-{%- endif %}"""
+def qwen3():
+    # Qwen3-0.6B's chat_template as Qwen published it (tools, reasoning and all), from the copy llama.cpp keeps in
+    # models/templates/Qwen-Qwen3-0.6B.jinja.
+    with open(os.path.join(os.path.dirname(__file__), "qwen3-chat-template.jinja"), encoding="utf-8") as f:
+        return f.read()
 
 def qwen25():
     with open(os.path.join(ROOT, "src/Qwen2.Cli/Assets/tokenizer/qwen2.5/tokenizer_config.json"), encoding="utf-8") as f:
@@ -55,12 +32,20 @@ CONVERSATIONS = [
     [{"role": "user", "content": ""}],
     [{"role": "user", "content": "  spaces, tabs\t, emoji 👩‍👩‍👧, 汉字, <tool_call> text  \n"}],
     [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+    # Qwen3's reasoning rules: turns after the last query keep their think block, a tool response is not a query.
+    [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>\nr1\n\n</think>\n\na1"}],
+    [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>\nstep\n</think>\n\ncalling"},
+     {"role": "user", "content": "<tool_response>\n42\n</tool_response>"}],
+    [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>\nr\n</think>\n\nfirst"},
+     {"role": "assistant", "content": "second, no think"}],
+    [{"role": "assistant", "content": "<think>\nalone\n</think>\n\nno user at all"}],
+    [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>a</think>b</think>\n\nc"}, {"role": "user", "content": "again"}],
 ]
 
 def main():
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     out = []
-    for name, tpl in (("qwen2", QWEN2), ("qwen2.5", qwen25()), ("qwen3", QWEN3)):
+    for name, tpl in (("qwen2", QWEN2), ("qwen2.5", qwen25()), ("qwen3", qwen3())):
         t = env.from_string(tpl)
         for conv in CONVERSATIONS:
             for agp in (True, False):

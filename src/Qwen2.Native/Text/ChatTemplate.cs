@@ -78,16 +78,14 @@ public sealed partial class ChatTemplate
     {
         ArgumentNullException.ThrowIfNull(messages);
         var sb = new StringBuilder();
-        int lastUser = -1;
-        for (int i = 0; i < messages.Count; i++) if (messages[i].Role == "user") lastUser = i;
+        int lastQuery = LastQuery(messages);
         for (int i = 0; i < messages.Count; i++)
         {
             var msg = messages[i] ?? throw new ArgumentException($"message {i} is null", nameof(messages));
             CheckRole(msg, i);
             if (i == 0 && msg.Role != "system" && DefaultSystemPrompt is not null) AppendMessage(sb, "system", DefaultSystemPrompt);
             string content = msg.Content ?? "";
-            // Qwen3 keeps only the answer of assistant turns before the last user message.
-            if (Family == ChatTemplateFamily.Qwen3 && msg.Role == "assistant" && i < lastUser) content = StripThinking(content);
+            if (Family == ChatTemplateFamily.Qwen3 && msg.Role == "assistant") content = Qwen3Assistant(content, i > lastQuery, i == messages.Count - 1);
             AppendMessage(sb, msg.Role, content);
         }
         if (addGenerationPrompt) AppendGenerationPrompt(sb, enableThinking);
@@ -129,10 +127,38 @@ public sealed partial class ChatTemplate
     private static void AppendMessage(StringBuilder sb, string role, string content) =>
         sb.Append(ImStart).Append(role).Append('\n').Append(content).Append(ImEnd).Append('\n');
 
-    /// <summary>Qwen3's <c>content.split('&lt;/think&gt;')[-1].lstrip('\n')</c>.</summary>
-    internal static string StripThinking(string content)
+    // Qwen3's last_query_index: the last user message that is not a tool response; the last message when there is none.
+    private static int LastQuery(IReadOnlyList<ChatMessage> messages)
     {
-        int end = content.LastIndexOf("</think>", StringComparison.Ordinal);
-        return end < 0 ? content : content[(end + "</think>".Length)..].TrimStart('\n');
+        for (int i = messages.Count - 1; i >= 0; i--)
+        {
+            if (messages[i] is not { Role: "user" } m) continue;
+            string c = m.Content ?? "";
+            if (!(c.StartsWith("<tool_response>", StringComparison.Ordinal) && c.EndsWith("</tool_response>", StringComparison.Ordinal))) return i;
+        }
+        return messages.Count - 1;
+    }
+
+    /// <summary>
+    /// An assistant turn as Qwen3's template writes it: the reasoning (between <c>&lt;think&gt;</c> and the first
+    /// <c>&lt;/think&gt;</c>) and the answer (after the last) taken apart; turns up to the last query keep only the
+    /// answer, later ones are written back with their think block (always for the last message, else when it has
+    /// reasoning).
+    /// </summary>
+    private static string Qwen3Assistant(string content, bool afterLastQuery, bool last)
+    {
+        const string Open = "<think>", Close = "</think>";
+        string reasoning = "";
+        int first = content.IndexOf(Close, StringComparison.Ordinal);
+        if (first >= 0)
+        {
+            string before = content[..first].TrimEnd('\n');
+            int open = before.LastIndexOf(Open, StringComparison.Ordinal);
+            reasoning = (open < 0 ? before : before[(open + Open.Length)..]).TrimStart('\n');
+            content = content[(content.LastIndexOf(Close, StringComparison.Ordinal) + Close.Length)..].TrimStart('\n');
+        }
+        if (afterLastQuery && (last || reasoning.Length > 0))
+            return "<think>\n" + reasoning.Trim('\n') + "\n</think>\n\n" + content.TrimStart('\n');
+        return content;
     }
 }
