@@ -29,6 +29,7 @@ public static class Program
         root.Subcommands.Add(ChatCommand.Create(stdin, stdout, stderr));
         root.Subcommands.Add(ServeCommand.Create(stdout, stderr));
         root.Subcommands.Add(TokenizeCommand.Create(stdout, stderr));
+        root.Subcommands.Add(EmbedCommand.Create(stdout, stderr));
         root.Subcommands.Add(SynthCommand.Create(stdout, stderr));
         root.Subcommands.Add(ExportGgufCommand.Create(stdout, stderr));
         root.Subcommands.Add(QuantizeCommand.Create(stdout, stderr));

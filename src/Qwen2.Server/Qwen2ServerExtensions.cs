@@ -71,6 +71,7 @@ public static class Qwen2ServerExtensions
         endpoints.MapGet("/v1/models", Handlers.Json(Handlers.Models));
         endpoints.MapPost("/v1/chat/completions", Handlers.Json(Handlers.Chat));
         endpoints.MapPost("/v1/completions", Handlers.Json(Handlers.Completions));
+        endpoints.MapPost("/v1/embeddings", Handlers.Json(EmbeddingsHandler.Handle));
         endpoints.MapPost("/tokenize", Handlers.Json(Handlers.Tokenize));
         endpoints.MapPost("/detokenize", Handlers.Json(Handlers.Detokenize));
         endpoints.MapPrometheusScrapingEndpoint("/metrics");

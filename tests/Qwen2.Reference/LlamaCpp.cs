@@ -106,6 +106,29 @@ public static class LlamaCpp
         }
     }
 
+    /// <summary>
+    /// llama.cpp's pooled embedding of <paramref name="tokens"/> (one sequence; the pooling its GGUF file names, LAST for
+    /// Qwen3-Embedding; F32 KV cache, no flash attention), L2-normalised as its embedding tool does.
+    /// </summary>
+    public static float[] Embedding(string gguf, IReadOnlyList<int> tokens, int threads = 2)
+    {
+        Configure();
+        var p = new ModelParams(gguf)
+        {
+            ContextSize = (uint)Math.Max(64, tokens.Count), BatchSize = 512, UBatchSize = 512, Threads = threads, BatchThreads = threads,
+            GpuLayerCount = 0, Embeddings = true, FlashAttention = false, TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32,
+        };
+        using var weights = LLamaWeights.LoadFromFile(p);
+        using var context = weights.CreateContext(p);
+        var batch = new LLamaBatch();
+        for (int i = 0; i < tokens.Count; i++) batch.Add((LLamaToken)tokens[i], i, LLamaSeqId.Zero, i == tokens.Count - 1);
+        Check(context.Decode(batch), gguf);
+        var v = context.NativeHandle.GetEmbeddingsSeq(LLamaSeqId.Zero).ToArray();
+        if (v.Length == 0) throw new InvalidOperationException($"llama.cpp gave no pooled embedding for {gguf} (pooling {context.NativeHandle.PoolingType})");
+        double norm = Math.Sqrt(v.Sum(x => (double)x * x));
+        return v.Select(x => (float)(x / norm)).ToArray();
+    }
+
     /// <summary>Throws unless a decode call succeeded.</summary>
     public static void Check(DecodeResult result, string what = "llama.cpp")
     {

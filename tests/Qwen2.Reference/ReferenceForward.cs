@@ -11,6 +11,29 @@ public static class ReferenceForward
     /// <summary>The logits of every position of <paramref name="tokens"/> (causal, no cache), one row per position.</summary>
     public static double[][] Logits(ReferenceModel m, IReadOnlyList<int> tokens)
     {
+        var head = m.LmHead ?? throw new InvalidOperationException("the model has no lm_head (an embedding model)");
+        var x = Hidden(m, tokens);
+        var logits = new double[x.Length][];
+        for (int p = 0; p < x.Length; p++) logits[p] = MatVec(head, m.Vocab, m.Hidden, RmsNorm(x[p], m.Norm, m.Eps), null);
+        return logits;
+    }
+
+    /// <summary>
+    /// The embedding of <paramref name="tokens"/> as sentence-transformers computes Qwen3-Embedding's (Transformer,
+    /// Pooling lasttoken, Normalize): the last position's final-normed hidden state, its first
+    /// <paramref name="dimensions"/> values (all by default) divided by their L2 norm.
+    /// </summary>
+    public static double[] Embedding(ReferenceModel m, IReadOnlyList<int> tokens, int? dimensions = null)
+    {
+        var x = Hidden(m, tokens);
+        var last = RmsNorm(x[^1], m.Norm, m.Eps)[..(dimensions ?? m.Hidden)];
+        double norm = Math.Sqrt(last.Sum(v => v * v));
+        return last.Select(v => v / norm).ToArray();
+    }
+
+    /// <summary>The residual stream after the last layer at every position (before the final norm).</summary>
+    private static double[][] Hidden(ReferenceModel m, IReadOnlyList<int> tokens)
+    {
         int n = tokens.Count, h = m.Hidden;
         var x = new double[n][];
         for (int p = 0; p < n; p++)
@@ -21,9 +44,7 @@ public static class ReferenceForward
             for (int j = 0; j < h; j++) x[p][j] = m.Embed[(long)tokens[p] * h + j];
         }
         for (int l = 0; l < m.Layers; l++) Layer(m, l, x);
-        var logits = new double[n][];
-        for (int p = 0; p < n; p++) logits[p] = MatVec(m.LmHead, m.Vocab, h, RmsNorm(x[p], m.Norm, m.Eps), null);
-        return logits;
+        return x;
     }
 
     /// <summary>Greedy decoding: <paramref name="steps"/> argmax tokens after <paramref name="prompt"/>, recomputing from scratch each step.</summary>

@@ -21,9 +21,12 @@ public sealed record ReferenceLayer(
 public sealed record ReferenceModel(
     int Hidden, int Layers, int Heads, int KvHeads, int HeadDim, int Intermediate, int Vocab,
     double RopeTheta, double Eps, int? SlidingWindow, int MaxWindowLayers,
-    float[] Embed, ReferenceLayer[] Blocks, float[] Norm, float[] LmHead)
+    float[] Embed, ReferenceLayer[] Blocks, float[] Norm, float[]? LmHead)
 {
-    /// <summary>Reads a Hugging Face checkpoint directory (config.json and safetensors).</summary>
+    /// <summary>
+    /// Reads a Hugging Face checkpoint directory (config.json and safetensors). Names with the <c>model.</c> prefix, or
+    /// the base model's without it (Qwen3-Embedding); no lm_head (null) where an untied checkpoint has none.
+    /// </summary>
     public static ReferenceModel FromCheckpoint(string directory)
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "config.json")));
@@ -57,10 +60,11 @@ public sealed record ReferenceModel(
             return values;
         }
         int layers = Int("num_hidden_layers");
+        string prefix = files.TryGet("model.embed_tokens.weight", out _, out _) ? "model." : "";
         var blocks = new ReferenceLayer[layers];
         for (int i = 0; i < layers; i++)
         {
-            string p = $"model.layers.{i}.";
+            string p = $"{prefix}layers.{i}.";
             blocks[i] = new ReferenceLayer(
                 Read(p + "input_layernorm.weight"),
                 Read(p + "self_attn.q_proj.weight"), ReadIf(bias, p + "self_attn.q_proj.bias"),
@@ -70,9 +74,10 @@ public sealed record ReferenceModel(
                 Read(p + "mlp.gate_proj.weight"), Read(p + "mlp.up_proj.weight"), Read(p + "mlp.down_proj.weight"),
                 ReadIf(qwen3, p + "self_attn.q_norm.weight"), ReadIf(qwen3, p + "self_attn.k_norm.weight"), ReadIf(qwen3Bias, p + "self_attn.o_proj.bias"));
         }
-        float[] embed = Read("model.embed_tokens.weight");
+        float[] embed = Read(prefix + "embed_tokens.weight");
         return new ReferenceModel(hidden, layers, heads, kvHeads, headDim, Int("intermediate_size"), Int("vocab_size"),
-            theta, eps, window, maxWindowLayers, embed, blocks, Read("model.norm.weight"), tied ? embed : Read("lm_head.weight"));
+            theta, eps, window, maxWindowLayers, embed, blocks, Read(prefix + "norm.weight"),
+            tied ? embed : files.TryGet("lm_head.weight", out _, out _) ? Read("lm_head.weight") : null);
     }
 
     /// <summary>Reads a GGUF file of architecture qwen2 or qwen3 (any tensor type ggml and the engine share), dequantized.</summary>

@@ -40,6 +40,10 @@ CONVERSATIONS = [
      {"role": "assistant", "content": "second, no think"}],
     [{"role": "assistant", "content": "<think>\nalone\n</think>\n\nno user at all"}],
     [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>a</think>b</think>\n\nc"}, {"role": "user", "content": "again"}],
+    # A system message after the first: every Qwen template writes it where it stands (Qwen2.5 still inserts its default first).
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "<think>\nhm\n</think>\n\nHello"}, {"role": "system", "content": "Now answer in German."},
+     {"role": "user", "content": "How are you?"}],
+    [{"role": "system", "content": "First."}, {"role": "user", "content": "q"}, {"role": "system", "content": "Second."}],
 ]
 
 def main():

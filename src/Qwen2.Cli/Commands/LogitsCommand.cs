@@ -38,18 +38,21 @@ internal static class LogitsCommand
     }
 
     /// <summary>Writes {"logits": [[...], ...]} with each float in its shortest round-trip form.</summary>
-    internal static void WriteLogitsJson(IReadOnlyList<float[]> rows, TextWriter w)
+    internal static void WriteLogitsJson(IReadOnlyList<float[]> rows, TextWriter w) => WriteRowsJson("logits", rows, w);
+
+    /// <summary>Writes {<paramref name="leading"/>"NAME": [[...], ...]} with each float in its shortest round-trip form.</summary>
+    internal static void WriteRowsJson(string name, IReadOnlyList<float[]> rows, TextWriter w, string leading = "")
     {
-        var sb = new StringBuilder(rows.Count * (rows.Count > 0 ? rows[0].Length : 0) * 12 + 16);
+        var sb = new StringBuilder(rows.Count * (rows.Count > 0 ? rows[0].Length : 0) * 12 + 16 + leading.Length);
         Span<char> buf = stackalloc char[32];
-        sb.Append("{\"logits\": [");
+        sb.Append('{').Append(leading).Append('"').Append(name).Append("\": [");
         for (int r = 0; r < rows.Count; r++)
         {
             sb.Append(r == 0 ? "[" : ", [");
             var row = rows[r];
             for (int i = 0; i < row.Length; i++)
             {
-                if (!float.IsFinite(row[i])) throw new InvalidOperationException($"logit {i} of row {r} is {row[i]}, which JSON cannot hold");
+                if (!float.IsFinite(row[i])) throw new InvalidOperationException($"{name} value {i} of row {r} is {row[i]}, which JSON cannot hold");
                 if (i > 0) sb.Append(", ");
                 row[i].TryFormat(buf, out int len, "R", CultureInfo.InvariantCulture);
                 sb.Append(buf[..len]);

@@ -49,6 +49,7 @@ internal static class SynthCommand
 
             var result = SyntheticCheckpoint.Write(dir, s, type, p.GetValue(seed), overwrite: p.GetValue(force));
             WriteTokenizer(dir);
+            if (s.Embedding) SyntheticCheckpoint.AddEmbeddingTemplate(Path.Combine(dir, "tokenizer.json")); // appends <|endoftext|>, as Qwen3-Embedding's
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"wrote {Path.GetFullPath(dir)}: {s.Name} {TensorSpec.HeaderName(type)}, {result.ParameterCount:N0} parameters, {result.WeightFileBytes:N0} bytes, {result.Elapsed.TotalSeconds:F1} s"));
             return 0;

@@ -22,26 +22,31 @@ internal static class TokenizeCommand
                 stdout.WriteLine(TokenIds.ToJson(tokenizer.Encode(t)));
                 return 0;
             }
-            if (!File.Exists(file)) throw new UsageException($"--json-in: file not found: {file}");
-            string[] inputs;
-            try
-            {
-                inputs = System.Text.Json.JsonSerializer.Deserialize(File.ReadAllText(file!), CliJson.Default.StringArray)
-                    ?? throw new UsageException($"--json-in {file}: expected a JSON array of strings, got null");
-            }
-            catch (System.Text.Json.JsonException e)
-            {
-                throw new UsageException($"--json-in {file}: expected a JSON array of strings: {e.Message}");
-            }
+            var inputs = ReadStrings(file!);
             var sb = new StringBuilder("[");
-            for (int i = 0; i < inputs.Length; i++)
-            {
-                if (inputs[i] is null) throw new UsageException($"--json-in {file}: item {i} is null, not a string");
-                sb.Append(i == 0 ? "" : ", ").Append(TokenIds.ToJson(tokenizer.Encode(inputs[i])));
-            }
+            for (int i = 0; i < inputs.Length; i++) sb.Append(i == 0 ? "" : ", ").Append(TokenIds.ToJson(tokenizer.Encode(inputs[i])));
             stdout.WriteLine(sb.Append(']').ToString());
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>The strings of a --json-in file (a JSON array of strings); a usage error naming the file and item otherwise.</summary>
+    internal static string[] ReadStrings(string file)
+    {
+        if (!File.Exists(file)) throw new UsageException($"--json-in: file not found: {file}");
+        string[] inputs;
+        try
+        {
+            inputs = System.Text.Json.JsonSerializer.Deserialize(File.ReadAllText(file), CliJson.Default.StringArray)
+                ?? throw new UsageException($"--json-in {file}: expected a JSON array of strings, got null");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new UsageException($"--json-in {file}: expected a JSON array of strings: {e.Message}");
+        }
+        for (int i = 0; i < inputs.Length; i++)
+            if (inputs[i] is null) throw new UsageException($"--json-in {file}: item {i} is null, not a string");
+        return inputs;
     }
 }

@@ -68,7 +68,7 @@ public sealed class ChatSession
     public IEnumerable<ReasoningDelta> SendParts(string userMessage, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         var pieces = Start(userMessage, options, cancellationToken, out string prompt);
-        return Split(pieces, Template.Family == ChatTemplateFamily.Qwen3 ? ReasoningSplitter.ForPrompt(prompt) : null);
+        return Split(pieces, Template.ReasoningSplitterFor(prompt));
     }
 
     private static IEnumerable<ReasoningDelta> Split(IEnumerable<string> pieces, ReasoningSplitter? splitter)

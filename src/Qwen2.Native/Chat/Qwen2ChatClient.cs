@@ -140,7 +140,7 @@ public sealed class Qwen2ChatClient : IChatClient
         string text = Template.Render(ToTemplateMessages(messages, options?.Instructions), addGenerationPrompt: true, EnableThinking(options));
         int[] prompt = Tokenizer.Encode(text);
         // Qwen3 thinks before it answers: the reasoning comes out as TextReasoningContent, never inside the answer's text.
-        var reasoning = Template.Family == ChatTemplateFamily.Qwen3 ? ReasoningSplitter.ForPrompt(text) : null;
+        var reasoning = Template.ReasoningSplitterFor(text);
         if (_generator is not null)
         {
             await foreach (var u in RunBatchedAsync(prompt, generation, reasoning, cancellationToken).ConfigureAwait(false)) yield return u;

@@ -26,6 +26,16 @@ internal sealed record TensorNames(string Embed, string Norm, string LmHead, str
             [LayerTensor.Gate] = "mlp.gate_proj.weight", [LayerTensor.Up] = "mlp.up_proj.weight", [LayerTensor.Down] = "mlp.down_proj.weight",
         });
 
+    /// <summary>
+    /// The base model's names, without the <c>model.</c> prefix: Qwen3-Embedding ships its Qwen3Model saved alone this
+    /// way (and no lm_head), which transformers and sentence-transformers load as they are.
+    /// </summary>
+    public static TensorNames HuggingFaceBase { get; } = HuggingFace with { Embed = "embed_tokens.weight", Norm = "norm.weight", LayerPrefix = "layers.{0}." };
+
+    /// <summary>The Hugging Face names <paramref name="source"/> uses: with the prefix, or the base model's where only those are there.</summary>
+    public static TensorNames HuggingFaceIn(ITensorSource source) =>
+        !source.TryGet(HuggingFace.Embed, out _) && source.TryGet(HuggingFaceBase.Embed, out _) ? HuggingFaceBase : HuggingFace;
+
     /// <summary>llama.cpp's GGUF names (LLM_TENSOR_NAMES in llama-arch.cpp), shared by qwen2 and the llama-style architectures.</summary>
     public static TensorNames Gguf { get; } = new("token_embd.weight", "output_norm.weight", "output.weight", "blk.{0}.",
         new Dictionary<LayerTensor, string>

@@ -30,8 +30,9 @@ internal static unsafe class WeightLoader
             });
         }
         var norm = Vector(source, names.Norm, h);
-        // The config decides tying (config.json's tie_word_embeddings; for GGUF, whether output.weight exists).
-        var lmHead = c.TieWordEmbeddings ? embed : Matrix(source, names.LmHead, c.VocabSize, h);
+        // The config decides tying (config.json's tie_word_embeddings; for GGUF, whether output.weight exists). An
+        // embedding model's head is never mapped: Qwen3-Embedding ships none, whatever its config says about tying.
+        WeightMatrix? lmHead = c.LastTokenPooling ? null : c.TieWordEmbeddings ? embed : Matrix(source, names.LmHead, c.VocabSize, h);
         return new Qwen2Weights
         {
             Embed = embed, Layers = layers.ToArray(), Norm = norm, LmHead = lmHead,

@@ -11,14 +11,14 @@ internal static class ForwardChecks
                 throw new ArgumentOutOfRangeException("inputIds", ids[i], $"token id at index {i} is {ids[i]}; this model's ids run from 0 to {c.VocabSize - 1}");
     }
 
-    /// <summary>Ids, logits room, and every cache: it belongs to this model and appears once.</summary>
-    public static void Call(Qwen2Config c, ReadOnlySpan<int> ids, ReadOnlySpan<BatchSlice> batch, int logitsLength)
+    /// <summary>Ids, the output's room (rows of <paramref name="width"/>: the vocabulary, or the hidden size), and every cache: it belongs to this model and appears once.</summary>
+    public static void Call(Qwen2Config c, ReadOnlySpan<int> ids, ReadOnlySpan<BatchSlice> batch, int outputLength, int width, string output)
     {
         Ids(c, ids);
         long rows = 0;
         foreach (var seq in batch) rows += seq.Rows;
-        if (logitsLength < rows * c.VocabSize)
-            throw new ArgumentException($"logits holds {logitsLength} floats; {rows} rows of {c.VocabSize} are needed", "logits");
+        if (outputLength < rows * width)
+            throw new ArgumentException($"{output} holds {outputLength} floats; {rows} rows of {width} are needed", output);
         for (int i = 0; i < batch.Length; i++)
         {
             var cache = batch[i].Cache;

@@ -27,7 +27,8 @@ internal sealed unsafe class QuantizedWeights : IDisposable
         var q = new QuantizedWeights();
         try
         {
-            bool tied = c.TieWordEmbeddings;
+            // As llama.cpp's quantizer sees a file without output.weight: token_embd then takes the head's type.
+            bool tied = c.TieWordEmbeddings || c.LastTokenPooling;
             WeightMatrix Q(WeightMatrix m, string name) => q.Quantize(m, name, type, boost, c, threads, directory);
             var embed = Q(loaded.Embed, "token_embd.weight");
             var layers = new LayerWeights[loaded.Layers.Length];
@@ -49,8 +50,8 @@ internal sealed unsafe class QuantizedWeights : IDisposable
                     + n.InputNorm.Length + n.PostAttentionNorm.Length) * (long)sizeof(float);
                 q.DecodeBytesPerToken += n.Q.ByteLength + n.K.ByteLength + n.V.ByteLength + n.O.ByteLength + n.Gate.ByteLength + n.Up.ByteLength + n.Down.ByteLength;
             }
-            var lmHead = tied ? embed : Q(loaded.LmHead, "output.weight");
-            q.DecodeBytesPerToken += vectors + lmHead.ByteLength + (tied ? 0 : embed.RowBytes);
+            WeightMatrix? lmHead = loaded.LmHead is not { } head ? null : tied ? embed : Q(head, "output.weight");
+            q.DecodeBytesPerToken += vectors + (lmHead is { } headMatrix && tied ? headMatrix.ByteLength : (lmHead?.ByteLength ?? 0) + embed.RowBytes);
             q.Weights = new Qwen2Weights { Embed = embed, Layers = layers, Norm = loaded.Norm, LmHead = lmHead, InverseFrequencies = loaded.InverseFrequencies };
             return q;
         }
@@ -63,7 +64,7 @@ internal sealed unsafe class QuantizedWeights : IDisposable
 
     private WeightMatrix Quantize(WeightMatrix m, string name, WeightType type, LayerBoost boost, Qwen2Config c, int threads, string directory)
     {
-        var target = TensorTypeRules.Choose(type, boost, name, m.Cols, 2, c.NumHiddenLayers, c.TieWordEmbeddings);
+        var target = TensorTypeRules.Choose(type, boost, name, m.Cols, 2, c.NumHiddenLayers, c.TieWordEmbeddings || c.LastTokenPooling);
         if (!WeightTypes.IsQuantized(target)) return m;
         long bytes = WeightTypes.ByteCount(target, (long)m.Rows * m.Cols);
         byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), 64);

@@ -54,6 +54,12 @@ public sealed record Qwen2Config
     public IReadOnlyList<int> EosTokenIds { get; init; } = Array.Empty<int>();
     /// <summary>The dtype the checkpoint declares (<c>torch_dtype</c> or <c>dtype</c>), for information only.</summary>
     public string? TorchDtype { get; init; }
+    /// <summary>
+    /// Whether the checkpoint is an embedding model that pools its last token (Qwen3-Embedding: sentence-transformers'
+    /// lasttoken Pooling module beside config.json, or a GGUF file's <c>pooling_type</c> LAST). Such a model has no
+    /// lm_head: it gives hidden states, not logits. Set by the loader, not read from config.json.
+    /// </summary>
+    public bool LastTokenPooling { get; init; }
 
     /// <summary>Whether layer <paramref name="layer"/> attends over a sliding window of <see cref="SlidingWindow"/> keys.</summary>
     public bool LayerUsesSlidingWindow(int layer)

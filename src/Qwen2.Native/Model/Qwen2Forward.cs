@@ -11,10 +11,11 @@ internal static class Qwen2Forward
 {
     /// <summary>
     /// Runs <paramref name="tokens"/> (the sequences of <paramref name="batch"/>, concatenated) through the model, appends
-    /// each sequence's keys and values to its cache, and writes the selected logits rows, sequence after sequence.
+    /// each sequence's keys and values to its cache, and writes the selected rows, sequence after sequence: logits, or
+    /// with <paramref name="hiddenStates"/> the final-normed hidden states (an embedding model's output; no lm_head).
     /// </summary>
     public static void Run(Qwen2Weights w, Qwen2Config c, ReadOnlySpan<int> tokens, ReadOnlySpan<BatchSlice> batch,
-        RunState s, Span<float> logits, WorkerPool pool)
+        RunState s, Span<float> output, bool hiddenStates, WorkerPool pool)
     {
         int n = tokens.Length, half = c.HeadDim / 2;
         float eps = (float)c.RmsNormEps;
@@ -56,15 +57,17 @@ internal static class Qwen2Forward
             Elementwise.Add(s.X, s.Xn, s.X, pool: pool);                                              // residual
         }
 
-        // Final RMSNorm and lm_head, only on the rows asked for: each sequence's last rows, gathered in order into xn.
+        // Final RMSNorm and lm_head, only on the rows asked for: each sequence's last rows, gathered in order into xn
+        // (or, for hidden states, straight into the output).
+        var normed = hiddenStates ? output : s.Xn;
         int rows = 0;
         foreach (var seq in batch)
         {
             var last = s.X.Slice((seq.Start + seq.Length - seq.Rows) * c.HiddenSize, seq.Rows * c.HiddenSize);
-            RmsNorm.Apply(last, w.Norm, eps, s.Xn.Slice(rows * c.HiddenSize, seq.Rows * c.HiddenSize), seq.Rows);
+            RmsNorm.Apply(last, w.Norm, eps, normed.Slice(rows * c.HiddenSize, seq.Rows * c.HiddenSize), seq.Rows);  // norm(x)
             rows += seq.Rows;
         }
-        MatMul.Multiply(w.LmHead, s.Xn[..(rows * c.HiddenSize)], logits, rows, pool);                 // logits = norm(x)·Wlmᵀ
+        if (!hiddenStates) MatMul.Multiply(w.LmHead!.Value, s.Xn[..(rows * c.HiddenSize)], output, rows, pool);  // logits = norm(x)·Wlmᵀ
     }
 
     /// <summary>

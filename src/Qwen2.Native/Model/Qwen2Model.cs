@@ -22,18 +22,22 @@ public sealed class Qwen2Model : IDisposable
     private readonly ArrayPool<BatchSlice> _slicePool = ArrayPool<BatchSlice>.Create(1 << 20, 4);
     private readonly ArrayPool<CacheWrite> _writePool = ArrayPool<CacheWrite>.Create(1 << 20, 4);
 
-    private Qwen2Model(string directory, Qwen2Config config, ITensorSource source, TensorNames names, ModelOptions options, bool isGguf)
+    private Qwen2Model(string directory, Qwen2Config config, ITensorSource source, TensorNames names, ModelOptions options, bool isGguf,
+        SentenceTransformersFiles sentenceTransformers)
     {
         Directory = directory; Config = config; Options = options; _source = source; IsGguf = isGguf;
+        SentenceTransformers = sentenceTransformers;
         _weights = WeightLoader.Load(source, names, config);
         if (options.Quantize is { } type)
         {
             _quantized = QuantizedWeights.Create(_weights, config, type, options.QuantizeBoost, options.Threads ?? Environment.ProcessorCount, directory);
             _weights = _quantized.Weights;
         }
-        // An untied embedding is looked up one row per token; a tied one is read whole as the lm_head.
+        // An untied embedding is looked up one row per token; a tied one is read whole as the lm_head. An embedding
+        // model reads no head, though a GGUF file may hold one.
+        long unreadHead = config.LastTokenPooling && source.TryGet(names.LmHead, out var head) ? WeightTypes.ByteCount(head.Type, head.Shape.Aggregate(1L, (a, d) => a * d)) : 0;
         DecodeBytesPerToken = _quantized?.DecodeBytesPerToken
-            ?? WeightBytes - (config.TieWordEmbeddings ? 0 : _weights.Embed.ByteLength - _weights.Embed.RowBytes);
+            ?? WeightBytes - unreadHead - (_weights.LmHead is not null && config.TieWordEmbeddings ? 0 : _weights.Embed.ByteLength - _weights.Embed.RowBytes);
         _pool = new WorkerPool(options.Threads);
     }
 
@@ -52,22 +56,25 @@ public sealed class Qwen2Model : IDisposable
         if (options.Quantize is { } q && !WeightTypes.IsQuantized(q)) throw new ArgumentOutOfRangeException(nameof(options), q, "Quantize must be a block-quantized type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K)");
         if (options.DefaultCacheCapacity < 1) throw new ArgumentOutOfRangeException(nameof(options), options.DefaultCacheCapacity, "DefaultCacheCapacity must be at least 1");
         if (GgufLocator.GgufModelOf(path) is { } gguf) return LoadGguf(gguf, options);
-        var config = Qwen2Config.Load(Path.Combine(path, "config.json"));
+        var sentenceTransformers = SentenceTransformersFiles.Read(path);
+        var config = Qwen2Config.Load(Path.Combine(path, "config.json")) with { LastTokenPooling = sentenceTransformers.LastTokenPooling };
         var source = new SafeTensorsSource(new CheckpointFiles(path));
-        return Create(path, config, source, TensorNames.HuggingFace, options, isGguf: false);
+        return Create(path, config, source, TensorNames.HuggingFaceIn(source), options, isGguf: false, sentenceTransformers);
     }
 
     private static Qwen2Model LoadGguf(string path, ModelOptions options)
     {
         var (files, arch, config) = GgufConfigReader.Open(path);
-        return Create(path, config, new GgufTensorSource(files), arch.Names, options, isGguf: true);
+        var sentenceTransformers = SentenceTransformersFiles.None with { LastTokenPooling = config.LastTokenPooling };
+        return Create(path, config, new GgufTensorSource(files), arch.Names, options, isGguf: true, sentenceTransformers);
     }
 
-    private static Qwen2Model Create(string path, Qwen2Config config, ITensorSource source, TensorNames names, ModelOptions options, bool isGguf)
+    private static Qwen2Model Create(string path, Qwen2Config config, ITensorSource source, TensorNames names, ModelOptions options, bool isGguf,
+        SentenceTransformersFiles sentenceTransformers)
     {
         try
         {
-            return new Qwen2Model(path, config, source, names, options, isGguf);
+            return new Qwen2Model(path, config, source, names, options, isGguf, sentenceTransformers);
         }
         catch
         {
@@ -94,6 +101,15 @@ public sealed class Qwen2Model : IDisposable
 
     /// <summary>The architecture.</summary>
     public Qwen2Config Config { get; }
+
+    /// <summary>
+    /// Whether the model is an embedding model (<see cref="Qwen2Config.LastTokenPooling"/>: Qwen3-Embedding): it has no
+    /// lm_head, so the logits calls throw; <see cref="HiddenStatesBatchInto"/> and <see cref="Embeddings.Qwen2EmbeddingGenerator"/> serve it.
+    /// </summary>
+    public bool IsEmbeddingModel => Config.LastTokenPooling;
+
+    /// <summary>The sentence-transformers files beside a checkpoint (pooling, named prompts); none for GGUF.</summary>
+    internal SentenceTransformersFiles SentenceTransformers { get; }
 
     /// <summary>
     /// Weight bytes one decode step reads: every mapped tensor, except that an untied embedding contributes only the
@@ -156,7 +172,7 @@ public sealed class Qwen2Model : IDisposable
     public void ForwardInto(ReadOnlySpan<int> inputIds, PastKeyValues? cache, Span<float> logits, LogitsSelection selection = LogitsSelection.Last)
     {
         var slice = new BatchSlice { Start = 0, Length = inputIds.Length, Cache = cache, Rows = selection == LogitsSelection.All ? inputIds.Length : 1 };
-        Run(inputIds, new ReadOnlySpan<BatchSlice>(in slice), logits);
+        Run(inputIds, new ReadOnlySpan<BatchSlice>(in slice), logits, hiddenStates: false);
     }
 
     /// <summary>
@@ -189,9 +205,33 @@ public sealed class Qwen2Model : IDisposable
     /// The allocation-free <see cref="ForwardBatch"/>: writes each input's selected logits rows, input after input, into
     /// <paramref name="logits"/> (with <see cref="LogitsSelection.Last"/> everywhere, row i belongs to input i).
     /// </summary>
-    public void ForwardBatchInto(ReadOnlySpan<BatchInput> inputs, Span<float> logits)
+    public void ForwardBatchInto(ReadOnlySpan<BatchInput> inputs, Span<float> logits) => RunBatch(inputs, logits, hiddenStates: false);
+
+    /// <summary>
+    /// <see cref="ForwardBatchInto"/> without the lm_head: writes each input's selected rows of the final-normed hidden
+    /// state (Hugging Face's <c>last_hidden_state</c>, <see cref="Qwen2Config.HiddenSize"/> floats a row), input after
+    /// input, into <paramref name="hidden"/>. <see cref="BatchInput.Logits"/> selects the rows. This is what an embedding
+    /// model gives (<see cref="Embeddings.Qwen2EmbeddingGenerator"/> pools and normalises it); any model can give it.
+    /// </summary>
+    /// <exception cref="CacheFullException">A cache or the block pool cannot take the new tokens; nothing was changed.</exception>
+    public void HiddenStatesBatchInto(ReadOnlySpan<BatchInput> inputs, Span<float> hidden) => RunBatch(inputs, hidden, hiddenStates: true);
+
+    /// <summary>The final-normed hidden states of <paramref name="inputIds"/> (one call of <see cref="HiddenStatesBatchInto"/>): rows × hidden_size floats.</summary>
+    /// <param name="inputIds">New token ids, each in [0, vocab_size).</param>
+    /// <param name="cache">Caches the tokens continue (and are appended to), or null.</param>
+    /// <param name="rows">Every position's row, or only the last.</param>
+    public float[] HiddenStates(ReadOnlySpan<int> inputIds, PastKeyValues? cache = null, LogitsSelection rows = LogitsSelection.All)
     {
-        CountLogitsRows(inputs); // an empty batch or input is named here; Run checks the logits' room
+        ForwardChecks.Ids(Config, inputIds);
+        var values = new float[(long)(rows == LogitsSelection.All ? inputIds.Length : 1) * Config.HiddenSize];
+        var slice = new BatchSlice { Start = 0, Length = inputIds.Length, Cache = cache, Rows = rows == LogitsSelection.All ? inputIds.Length : 1 };
+        Run(inputIds, new ReadOnlySpan<BatchSlice>(in slice), values, hiddenStates: true);
+        return values;
+    }
+
+    private void RunBatch(ReadOnlySpan<BatchInput> inputs, Span<float> output, bool hiddenStates)
+    {
+        CountLogitsRows(inputs); // an empty batch or input is named here; Run checks the output's room
         long total = 0;
         foreach (var input in inputs) total += input.InputIds.Length;
         if (total > Array.MaxLength) throw new ArgumentException("the batch holds more tokens than one array", nameof(inputs));
@@ -207,7 +247,7 @@ public sealed class Qwen2Model : IDisposable
                 slices[i] = new BatchSlice { Start = at, Length = input.InputIds.Length, Cache = input.Cache, Rows = input.Logits == LogitsSelection.All ? input.InputIds.Length : 1 };
                 at += input.InputIds.Length;
             }
-            Run(ids.AsSpan(0, at), slices.AsSpan(0, inputs.Length), logits);
+            Run(ids.AsSpan(0, at), slices.AsSpan(0, inputs.Length), output, hiddenStates);
         }
         finally
         {
@@ -233,20 +273,22 @@ public sealed class Qwen2Model : IDisposable
     /// A forward call around the math of <see cref="Qwen2Forward"/>: refused once Dispose has begun; checked, and room
     /// taken in every cache, before anything changes; scratch rented for the call and returned after it.
     /// </summary>
-    private void Run(ReadOnlySpan<int> ids, ReadOnlySpan<BatchSlice> batch, Span<float> logits)
+    private void Run(ReadOnlySpan<int> ids, ReadOnlySpan<BatchSlice> batch, Span<float> output, bool hiddenStates)
     {
+        if (!hiddenStates && _weights.LmHead is null)
+            throw new InvalidOperationException($"{Directory} is an embedding model (last-token pooling, no lm_head): it gives embeddings, not logits; use Qwen2EmbeddingGenerator, HiddenStatesBatchInto or qwen2 embed");
         _guard.Enter(this);
         CacheWrite[] writes = _writePool.Rent(batch.Length);
         int cached = 0;
         try
         {
-            ForwardChecks.Call(Config, ids, batch, logits.Length);
+            ForwardChecks.Call(Config, ids, batch, output.Length, hiddenStates ? Config.HiddenSize : Config.VocabSize, hiddenStates ? "hidden" : "logits");
             foreach (var seq in batch)
                 if (seq.Cache is { } cache) writes[cached++] = new CacheWrite(cache, seq.Length);
             CacheReservation.Take(writes.AsSpan(0, cached));
             try
             {
-                RunWithScratch(ids, batch, logits);
+                RunWithScratch(ids, batch, output, hiddenStates);
             }
             finally
             {
@@ -260,7 +302,7 @@ public sealed class Qwen2Model : IDisposable
         }
     }
 
-    private void RunWithScratch(ReadOnlySpan<int> ids, ReadOnlySpan<BatchSlice> batch, Span<float> logits)
+    private void RunWithScratch(ReadOnlySpan<int> ids, ReadOnlySpan<BatchSlice> batch, Span<float> output, bool hiddenStates)
     {
         int n = ids.Length;
         // Size the attention scratch for full caches, not their current lengths, so every decode step rents the same
@@ -280,7 +322,7 @@ public sealed class Qwen2Model : IDisposable
         int[] positions = _intPool.Rent(n);
         try
         {
-            Qwen2Forward.Run(_weights, Config, ids, batch, new RunState(Config, n, scores, buffer, positions), logits, _pool);
+            Qwen2Forward.Run(_weights, Config, ids, batch, new RunState(Config, n, scores, buffer, positions), output, hiddenStates, _pool);
         }
         finally
         {

@@ -21,6 +21,12 @@ public sealed partial class ChatTemplate
     /// <summary>The family the template belongs to.</summary>
     public ChatTemplateFamily Family { get; }
 
+    /// <summary>
+    /// A splitter that takes the reasoning apart from the answer in the reply to <paramref name="prompt"/> (this
+    /// template's rendering), for a family that reasons (Qwen3's <c>&lt;think&gt;</c> block); null for one that does not.
+    /// </summary>
+    public ReasoningSplitter? ReasoningSplitterFor(string prompt) => Family == ChatTemplateFamily.Qwen3 ? ReasoningSplitter.ForPrompt(prompt) : null;
+
     /// <summary>The system prompt the template inserts when a conversation has none (null: it inserts nothing).</summary>
     public string? DefaultSystemPrompt { get; }
 
@@ -73,7 +79,7 @@ public sealed partial class ChatTemplate
     /// <param name="messages">The conversation.</param>
     /// <param name="addGenerationPrompt">Open an assistant turn at the end.</param>
     /// <param name="enableThinking">Qwen3 only: false writes an empty think block so the model answers directly.</param>
-    /// <exception cref="ArgumentException">A role other than system, user or assistant, or a system message after the first.</exception>
+    /// <exception cref="ArgumentException">A role other than system, user or assistant.</exception>
     public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, bool enableThinking = true)
     {
         ArgumentNullException.ThrowIfNull(messages);
@@ -114,8 +120,7 @@ public sealed partial class ChatTemplate
     {
         if (msg.Role is not ("system" or "user" or "assistant"))
             throw new ArgumentException($"message {index} has role \"{msg.Role}\"; the chat template supports system, user and assistant", "messages");
-        if (msg.Role == "system" && index > 0)
-            throw new ArgumentException($"message {index} is a system message; only the first message may be one", "messages");
+        // A system message later in the conversation is written where it stands, as every Qwen template writes it.
     }
 
     private void AppendGenerationPrompt(StringBuilder sb, bool enableThinking)

@@ -58,7 +58,16 @@ internal static class GgufTokenizerReader
             PadToken = TokenText("tokenizer.ggml.padding_token_id"),
             AddBosToken = m.Bool("tokenizer.ggml.add_bos_token") ?? false,
         };
-        return new TokenizerFiles { Vocab = vocab, Merges = merges, AddedTokens = added, Settings = settings };
+        // llama.cpp's tokenizer with add_special: BOS before the text and EOS after it where the file asks for them.
+        int? Id(string key) => m.Integer(key, 0, tokens.Length - 1) is { } id ? (int)id : null;
+        int[] Around(string flag, string idKey) =>
+            m.Bool(flag) == true ? Id(idKey) is { } id ? [id] : throw new CheckpointException(path, $"is true but {idKey} is missing", field: flag) : [];
+        return new TokenizerFiles
+        {
+            Vocab = vocab, Merges = merges, AddedTokens = added, Settings = settings,
+            TemplatePrefix = Around("tokenizer.ggml.add_bos_token", "tokenizer.ggml.bos_token_id"),
+            TemplateSuffix = Around("tokenizer.ggml.add_eos_token", "tokenizer.ggml.eos_token_id"),
+        };
     }
 
     /// <summary>Each merge is "a b" with a, b and ab in the vocabulary, as <see cref="TokenizerFiles"/> checks tokenizer.json's.</summary>

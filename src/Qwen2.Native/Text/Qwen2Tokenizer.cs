@@ -36,6 +36,8 @@ public sealed class Qwen2Tokenizer
         _normalizer = normalizer;
         Settings = files.Settings;
         AddedTokens = files.AddedTokens.AsReadOnly();
+        SpecialPrefix = files.TemplatePrefix.AsReadOnly();
+        SpecialSuffix = files.TemplateSuffix.AsReadOnly();
         _bpe = BpeTokenizer.Create(new BpeOptions(files.Vocab)
         {
             Merges = files.Merges,
@@ -139,11 +141,40 @@ public sealed class Qwen2Tokenizer
     public TokenizerSettings Settings { get; }
 
     /// <summary>
-    /// The ids of <paramref name="text"/>, as Hugging Face's <c>tokenizer(text)["input_ids"]</c>: no BOS or EOS added.
+    /// Ids <see cref="Encode(string, bool)"/> with <c>addSpecialTokens</c> puts before the text: those of tokenizer.json's
+    /// TemplateProcessing post-processor, or a GGUF file's BOS where <c>add_bos_token</c> is set. Empty for Qwen2, Qwen2.5 and Qwen3.
+    /// </summary>
+    public IReadOnlyList<int> SpecialPrefix { get; }
+
+    /// <summary>
+    /// Ids <see cref="Encode(string, bool)"/> with <c>addSpecialTokens</c> puts after the text: Qwen3-Embedding's
+    /// <c>&lt;|endoftext|&gt;</c> (its TemplateProcessing post-processor, or a GGUF file's EOS where <c>add_eos_token</c> is set).
+    /// </summary>
+    public IReadOnlyList<int> SpecialSuffix { get; }
+
+    /// <summary>
+    /// The ids of <paramref name="text"/>, as Hugging Face's <c>tokenizer(text, add_special_tokens=False)["input_ids"]</c>
+    /// (what chat templates are tokenized with): no BOS or EOS added. For Qwen2, Qwen2.5 and Qwen3 tokenizers this is
+    /// also <c>tokenizer(text)</c>; Qwen3-Embedding's appends <c>&lt;|endoftext|&gt;</c> there (see <see cref="Encode(string, bool)"/>).
     /// Unpaired surrogates count as U+FFFD, which is what converting the text to UTF-8 makes of them.
     /// </summary>
     /// <exception cref="InvalidOperationException">The text needs NFC normalization and this runtime runs in globalization-invariant mode.</exception>
-    public int[] Encode(string text)
+    public int[] Encode(string text) => Encode(text, addSpecialTokens: false);
+
+    /// <summary>
+    /// The ids of <paramref name="text"/>; with <paramref name="addSpecialTokens"/>, between <see cref="SpecialPrefix"/>
+    /// and <see cref="SpecialSuffix"/>, as Hugging Face's <c>tokenizer(text)["input_ids"]</c> (and llama.cpp's
+    /// tokenizer with <c>add_special</c>) give them.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The text needs NFC normalization and this runtime runs in globalization-invariant mode.</exception>
+    public int[] Encode(string text, bool addSpecialTokens)
+    {
+        var ids = EncodeText(text);
+        if (!addSpecialTokens || (SpecialPrefix.Count == 0 && SpecialSuffix.Count == 0)) return ids;
+        return [.. SpecialPrefix, .. ids, .. SpecialSuffix];
+    }
+
+    private int[] EncodeText(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
         if (text.Length == 0) return [];

@@ -10,6 +10,10 @@ internal sealed class TokenizerFiles
     public required List<string> Merges { get; init; }
     public required List<AddedToken> AddedTokens { get; init; }
     public required TokenizerSettings Settings { get; init; }
+    /// <summary>Ids the post-processor's single-sequence template puts before the text (TemplateProcessing; GGUF add_bos_token).</summary>
+    public int[] TemplatePrefix { get; init; } = [];
+    /// <summary>Ids it puts after the text (Qwen3-Embedding's <c>&lt;|endoftext|&gt;</c>; GGUF add_eos_token).</summary>
+    public int[] TemplateSuffix { get; init; } = [];
 
     public static TokenizerFiles Read(Stream tokenizerJson, Stream? tokenizerConfig, string jsonName, string configName)
     {
@@ -30,7 +34,9 @@ internal sealed class TokenizerFiles
             var merges = ReadMerges(Required(model, "merges", JsonValueKind.Array, jsonName, "model.merges"), vocab, jsonName);
             var added = ReadAddedTokens(root, jsonName);
             CheckAddedAgainstVocab(added, vocab, jsonName);
-            return new TokenizerFiles { Vocab = vocab, Merges = merges, AddedTokens = added, Settings = settings };
+            int maxId = Math.Max(vocab.Max(p => p.Value), added.Count == 0 ? -1 : added.Max(t => t.Id));
+            var (prefix, suffix) = ReadTemplate(root, jsonName, maxId);
+            return new TokenizerFiles { Vocab = vocab, Merges = merges, AddedTokens = added, Settings = settings, TemplatePrefix = prefix, TemplateSuffix = suffix };
         });
     }
 
@@ -143,8 +149,10 @@ internal sealed class TokenizerFiles
 
         if (root.TryGetProperty("decoder", out var dec) && dec.ValueKind != JsonValueKind.Null && Type(dec) != "ByteLevel")
             throw new CheckpointException(file, $"decoder {Type(dec)} is not supported; only ByteLevel", field: "decoder");
-        if (root.TryGetProperty("post_processor", out var post) && post.ValueKind != JsonValueKind.Null && Type(post) != "ByteLevel")
-            throw new CheckpointException(file, $"post_processor {Type(post)} is not supported; only ByteLevel or none (no tokens added around the text)", field: "post_processor");
+        if (root.TryGetProperty("post_processor", out var post) && post.ValueKind != JsonValueKind.Null)
+            foreach (var step in PostProcessorSteps(post))
+                if (Type(step) is not ("ByteLevel" or "TemplateProcessing"))
+                    throw new CheckpointException(file, $"post_processor {Type(step) ?? step.ValueKind.ToString()} is not supported; only ByteLevel, TemplateProcessing, a Sequence of them, or none", field: "post_processor");
 
         var model = Required(root, "model", JsonValueKind.Object, file, "model");
         if (Type(model) is { } type && type != "BPE") throw new CheckpointException(file, $"model type {type} is not supported; only BPE", field: "model.type");
@@ -154,6 +162,57 @@ internal sealed class TokenizerFiles
         foreach (var name in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
             if (model.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.GetString() is { Length: > 0 })
                 throw new CheckpointException(file, "is not supported; only empty or null", field: "model." + name);
+    }
+
+    /// <summary>The post-processor's steps: itself, or a Sequence's processors.</summary>
+    private static IEnumerable<JsonElement> PostProcessorSteps(JsonElement post) =>
+        Type(post) == "Sequence" && post.TryGetProperty("processors", out var steps) && steps.ValueKind == JsonValueKind.Array
+            ? steps.EnumerateArray().ToArray() : [post];
+
+    /// <summary>
+    /// The special-token ids a TemplateProcessing post-processor's <c>single</c> template puts around the one sequence
+    /// (<c>$A</c>), as Hugging Face adds them when <c>add_special_tokens</c> is true: Qwen3-Embedding appends
+    /// <c>&lt;|endoftext|&gt;</c> this way. ByteLevel steps change no ids; no post-processor adds nothing.
+    /// </summary>
+    private static (int[] Prefix, int[] Suffix) ReadTemplate(JsonElement root, string file, int maxId)
+    {
+        if (!root.TryGetProperty("post_processor", out var post) || post.ValueKind == JsonValueKind.Null) return ([], []);
+        var template = PostProcessorSteps(post).Where(s => Type(s) == "TemplateProcessing").ToArray();
+        if (template.Length == 0) return ([], []);
+        if (template.Length > 1) throw new CheckpointException(file, "holds more than one TemplateProcessing step", field: "post_processor");
+        var t = template[0];
+        var single = Required(t, "single", JsonValueKind.Array, file, "post_processor.single");
+        var specials = t.TryGetProperty("special_tokens", out var sp) && sp.ValueKind == JsonValueKind.Object ? sp : default;
+        List<int> prefix = new(), suffix = new();
+        bool seenSequence = false;
+        int index = 0;
+        foreach (var piece in single.EnumerateArray())
+        {
+            string field = $"post_processor.single[{index++}]";
+            if (piece.ValueKind == JsonValueKind.Object && piece.TryGetProperty("Sequence", out var seq))
+            {
+                string? id = seq.ValueKind == JsonValueKind.Object && seq.TryGetProperty("id", out var sid) && sid.ValueKind == JsonValueKind.String ? sid.GetString() : null;
+                if (id != "A" || seenSequence) throw new CheckpointException(file, $"is sequence {id ?? "(none)"}; the single template holds sequence A once", field: field);
+                seenSequence = true;
+            }
+            else if (piece.ValueKind == JsonValueKind.Object && piece.TryGetProperty("SpecialToken", out var special)
+                && special.ValueKind == JsonValueKind.Object && special.TryGetProperty("id", out var name) && name.ValueKind == JsonValueKind.String)
+            {
+                string token = name.GetString()!;
+                if (specials.ValueKind != JsonValueKind.Object || !specials.TryGetProperty(token, out var entry) || entry.ValueKind != JsonValueKind.Object
+                    || !entry.TryGetProperty("ids", out var ids) || ids.ValueKind != JsonValueKind.Array)
+                    throw new CheckpointException(file, $"names special token '{token}', which post_processor.special_tokens does not list with its ids", field: field);
+                foreach (var idElement in ids.EnumerateArray())
+                {
+                    if (idElement.ValueKind != JsonValueKind.Number || !idElement.TryGetInt32(out int id) || id < 0 || id > maxId)
+                        throw new CheckpointException(file, $"lists id {idElement} for '{token}'; ids run from 0 to {maxId}", field: $"post_processor.special_tokens.{token}.ids");
+                    (seenSequence ? suffix : prefix).Add(id);
+                }
+            }
+            else throw new CheckpointException(file, "is neither {\"Sequence\": …} nor {\"SpecialToken\": …}", field: field);
+        }
+        if (!seenSequence) throw new CheckpointException(file, "does not hold sequence A", field: "post_processor.single");
+        return (prefix.ToArray(), suffix.ToArray());
     }
 
     private static void RequireFalsy(JsonElement model, string name, string file)

@@ -21,7 +21,7 @@ public sealed record TokenizerSettings
     /// <summary>The unknown token text, or null (byte-level BPE needs none).</summary>
     public string? UnkToken { get; init; }
 
-    /// <summary>Whether transformers' slow tokenizers prepend the BOS token; the tokenizer.json pipeline that <see cref="Qwen2Tokenizer.Encode"/> follows does not.</summary>
+    /// <summary>Whether transformers' slow tokenizers prepend the BOS token; the tokenizer.json pipeline that <see cref="Qwen2Tokenizer.Encode(string)"/> follows does not.</summary>
     public bool AddBosToken { get; init; }
 
     /// <summary>Whether the model's inputs are limited to <see cref="ModelMaxLength"/> tokens, or null where not given.</summary>

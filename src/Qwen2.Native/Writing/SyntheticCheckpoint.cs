@@ -70,7 +70,81 @@ public static class SyntheticCheckpoint
         }
         File.WriteAllBytes(Path.Combine(directory, "config.json"), ConfigJson(shape, dtype));
         File.WriteAllBytes(Path.Combine(directory, "generation_config.json"), GenerationConfigJson(shape));
+        if (shape.Embedding) WriteSentenceTransformersFiles(directory, shape);
         return new SyntheticCheckpointResult(directory, shape, dtype, shape.ParameterCount, new FileInfo(modelPath).Length, clock.Elapsed);
+    }
+
+    /// <summary>The query instruction Qwen3-Embedding's config_sentence_transformers.json names "query".</summary>
+    public const string QueryPrompt = "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:";
+
+    /// <summary>sentence-transformers' files as Qwen3-Embedding ships them: Transformer, lasttoken Pooling, Normalize; the query and document prompts.</summary>
+    private static void WriteSentenceTransformersFiles(string directory, SyntheticShape shape)
+    {
+        File.WriteAllText(Path.Combine(directory, "modules.json"), """
+            [
+              {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+              {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+              {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+            ]
+
+            """);
+        Directory.CreateDirectory(Path.Combine(directory, "1_Pooling"));
+        File.WriteAllText(Path.Combine(directory, "1_Pooling", "config.json"), string.Create(CultureInfo.InvariantCulture, $$"""
+            {
+              "word_embedding_dimension": {{shape.HiddenSize}},
+              "pooling_mode_cls_token": false,
+              "pooling_mode_mean_tokens": false,
+              "pooling_mode_max_tokens": false,
+              "pooling_mode_mean_sqrt_len_tokens": false,
+              "pooling_mode_weightedmean_tokens": false,
+              "pooling_mode_lasttoken": true,
+              "include_prompt": true
+            }
+
+            """));
+        Directory.CreateDirectory(Path.Combine(directory, "2_Normalize"));
+        var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteStartObject("prompts");
+            w.WriteString("query", QueryPrompt);
+            w.WriteString("document", "");
+            w.WriteEndObject();
+            w.WriteNull("default_prompt_name");
+            w.WriteString("similarity_fn_name", "cosine");
+            w.WriteEndObject();
+        }
+        File.WriteAllBytes(Path.Combine(directory, "config_sentence_transformers.json"), buffer.ToArray());
+    }
+
+    /// <summary>
+    /// Gives a Qwen tokenizer.json Qwen3-Embedding's post-processor: a TemplateProcessing step that appends
+    /// <c>&lt;|endoftext|&gt;</c> (id 151643) to every text, so the last token an embedding pools is that one.
+    /// </summary>
+    /// <param name="tokenizerJsonPath">A plain (not gzipped) tokenizer.json, rewritten in place.</param>
+    public static void AddEmbeddingTemplate(string tokenizerJsonPath)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizerJsonPath);
+        var root = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllBytes(tokenizerJsonPath))!.AsObject();
+        static System.Text.Json.Nodes.JsonNode Piece(string kind, string id) =>
+            new System.Text.Json.Nodes.JsonObject { [kind] = new System.Text.Json.Nodes.JsonObject { ["id"] = id, ["type_id"] = 0 } };
+        root["post_processor"] = new System.Text.Json.Nodes.JsonObject
+        {
+            ["type"] = "TemplateProcessing",
+            ["single"] = new System.Text.Json.Nodes.JsonArray(Piece("Sequence", "A"), Piece("SpecialToken", "<|endoftext|>")),
+            ["pair"] = new System.Text.Json.Nodes.JsonArray(Piece("Sequence", "A"), Piece("Sequence", "B"), Piece("SpecialToken", "<|endoftext|>")),
+            ["special_tokens"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["<|endoftext|>"] = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["id"] = "<|endoftext|>", ["ids"] = new System.Text.Json.Nodes.JsonArray(151643), ["tokens"] = new System.Text.Json.Nodes.JsonArray("<|endoftext|>"),
+                },
+            },
+        };
+        using var file = File.Create(tokenizerJsonPath);
+        using var w = new Utf8JsonWriter(file);
+        root.WriteTo(w);
     }
 
     private static string ExistingAncestor(string fullPath)
@@ -135,7 +209,7 @@ public static class SyntheticCheckpoint
         // Uniform on (-a, a) has standard deviation a / sqrt(3).
         static float Bound(double std) => (float)(std * Math.Sqrt(3));
         if (name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name.EndsWith("_norm.weight", StringComparison.Ordinal)
-            || name == "model.norm.weight") return (1f, Bound(WeightStd));
+            || name is "model.norm.weight" or "norm.weight") return (1f, Bound(WeightStd));
         if (name.EndsWith(".bias", StringComparison.Ordinal)) return (0f, Bound(WeightStd / 2));
         return (0f, Bound(WeightStd));
     }

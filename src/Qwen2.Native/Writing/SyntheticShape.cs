@@ -19,10 +19,15 @@ namespace Qwen2.Native;
 /// <param name="ModelType">The config's <c>model_type</c>: <c>qwen2</c> (q/k/v biases) or <c>qwen3</c> (no biases; q_norm and k_norm).</param>
 /// <param name="ExplicitHeadDim">The config's <c>head_dim</c>, or 0 for hidden_size / num_attention_heads.</param>
 /// <param name="AttentionBias">Qwen3's <c>attention_bias</c>: q, k, v and o projections with biases (Qwen2 always has q/k/v biases).</param>
+/// <param name="Embedding">
+/// An embedding model laid out as Qwen3-Embedding ships: the base model's tensors without the <c>model.</c> prefix and
+/// no lm_head, with sentence-transformers' files (modules.json, a lasttoken Pooling module, Normalize, and the "query"
+/// prompt).
+/// </param>
 public sealed record SyntheticShape(
     string Name, int HiddenSize, int NumHiddenLayers, int NumAttentionHeads, int NumKeyValueHeads,
     int IntermediateSize, int VocabSize, bool TieWordEmbeddings, int MaxPositionEmbeddings = 32768,
-    string ModelType = "qwen2", int ExplicitHeadDim = 0, bool AttentionBias = false)
+    string ModelType = "qwen2", int ExplicitHeadDim = 0, bool AttentionBias = false, bool Embedding = false)
 {
     /// <summary>A two-layer model with the real Qwen2 vocabulary, so the real tokenizer works with it.</summary>
     public static SyntheticShape Tiny { get; } = new("tiny", 64, 2, 4, 2, 176, 151936, true);
@@ -46,9 +51,19 @@ public sealed record SyntheticShape(
     /// <summary>Qwen3-8B dimensions (untied).</summary>
     public static SyntheticShape Qwen3_8B { get; } = new("qwen3-8b", 4096, 36, 32, 8, 12288, 151936, false, 40960, "qwen3", 128);
 
-    /// <summary>Every named shape, Qwen2 then Qwen3, smallest first.</summary>
+    /// <summary>A two-layer Qwen3-Embedding model with the real vocabulary (head_dim 32 on hidden 64, as <see cref="TinyQwen3"/>).</summary>
+    public static SyntheticShape TinyQwen3Embedding { get; } = TinyQwen3 with { Name = "tiny-qwen3-embedding", MaxPositionEmbeddings = 32768, Embedding = true };
+    /// <summary>Qwen3-Embedding-0.6B dimensions (Qwen3-0.6B's, without the head).</summary>
+    public static SyntheticShape Qwen3Embedding_0_6B { get; } = Qwen3_0_6B with { Name = "qwen3-embedding-0.6b", MaxPositionEmbeddings = 32768, Embedding = true };
+    /// <summary>Qwen3-Embedding-4B dimensions.</summary>
+    public static SyntheticShape Qwen3Embedding_4B { get; } = Qwen3_4B with { Name = "qwen3-embedding-4b", MaxPositionEmbeddings = 32768, Embedding = true };
+    /// <summary>Qwen3-Embedding-8B dimensions (untied in its config; it ships no head).</summary>
+    public static SyntheticShape Qwen3Embedding_8B { get; } = Qwen3_8B with { Name = "qwen3-embedding-8b", MaxPositionEmbeddings = 32768, Embedding = true };
+
+    /// <summary>Every named shape, Qwen2, Qwen3 then Qwen3-Embedding, smallest first.</summary>
     public static IReadOnlyList<SyntheticShape> All { get; } =
-        [Tiny, Qwen2_0_5B, Qwen2_1_5B, Qwen2_5_3B, Qwen2_7B, TinyQwen3, Qwen3_0_6B, Qwen3_1_7B, Qwen3_4B, Qwen3_8B];
+        [Tiny, Qwen2_0_5B, Qwen2_1_5B, Qwen2_5_3B, Qwen2_7B, TinyQwen3, Qwen3_0_6B, Qwen3_1_7B, Qwen3_4B, Qwen3_8B,
+         TinyQwen3Embedding, Qwen3Embedding_0_6B, Qwen3Embedding_4B, Qwen3Embedding_8B];
 
     /// <summary>Whether the layers have Qwen3's per-head q/k RMSNorm and no projection biases.</summary>
     public bool IsQwen3 => ModelType == "qwen3";
@@ -95,16 +110,18 @@ public sealed record SyntheticShape(
         if (NumAttentionHeads % NumKeyValueHeads != 0)
             throw new ArgumentException($"shape '{Name}': num_key_value_heads {NumKeyValueHeads} does not divide num_attention_heads {NumAttentionHeads}", "num_key_value_heads");
         if (HeadDim % 2 != 0) throw new ArgumentException($"shape '{Name}': head dimension {HeadDim} is odd; RoPE needs an even one", "num_attention_heads");
+        if (Embedding && !IsQwen3) throw new ArgumentException($"shape '{Name}': an embedding shape is Qwen3-Embedding, model_type \"qwen3\"", "model_type");
     }
 
     /// <summary>Every tensor of the checkpoint with its Hugging Face name and dimensions, in file order.</summary>
     public IReadOnlyList<(string Name, long[] Shape)> TensorShapes()
     {
         long h = HiddenSize, q = (long)NumAttentionHeads * HeadDim, kv = (long)NumKeyValueHeads * HeadDim, inter = IntermediateSize;
-        var list = new List<(string, long[])> { ("model.embed_tokens.weight", [VocabSize, h]) };
+        string model = Embedding ? "" : "model."; // Qwen3-Embedding saves its base model alone
+        var list = new List<(string, long[])> { (model + "embed_tokens.weight", [VocabSize, h]) };
         for (int i = 0; i < NumHiddenLayers; i++)
         {
-            string p = $"model.layers.{i}.";
+            string p = $"{model}layers.{i}.";
             list.Add((p + "input_layernorm.weight", [h]));
             bool qkvBias = !IsQwen3 || AttentionBias;
             list.Add((p + "self_attn.q_proj.weight", [q, h]));
@@ -125,8 +142,8 @@ public sealed record SyntheticShape(
             list.Add((p + "mlp.up_proj.weight", [inter, h]));
             list.Add((p + "mlp.down_proj.weight", [h, inter]));
         }
-        list.Add(("model.norm.weight", [h]));
-        if (!TieWordEmbeddings) list.Add(("lm_head.weight", [VocabSize, h]));
+        list.Add((model + "norm.weight", [h]));
+        if (!TieWordEmbeddings && !Embedding) list.Add(("lm_head.weight", [VocabSize, h]));
         return list;
     }
 

@@ -50,6 +50,7 @@ internal static class Handlers
     public static async Task Chat(HttpContext context, ServerEngine engine)
     {
         var pipeline = engine.Pipeline;
+        _ = engine.ReadyGenerator; // an embedding model has none: 400 before the body is read
         using var doc = await RequestBody.ReadObjectAsync(context.Request, engine.Options.MaxRequestBodyBytes, context.RequestAborted);
         var f = new JsonFields(doc.RootElement);
         var messages = ChatMessages.Read(f);
@@ -69,7 +70,7 @@ internal static class Handlers
             throw ApiException.BadRequest($"this model has no usable chat template ({e.Message}); send raw text to /v1/completions", "messages");
         }
         // Qwen3 thinks first: its <think> block goes to reasoning_content, as llama.cpp and vLLM return it.
-        var reasoning = pipeline.ChatTemplate.Family == ChatTemplateFamily.Qwen3 ? ReasoningSplitter.ForPrompt(text) : null;
+        var reasoning = pipeline.ChatTemplate.ReasoningSplitterFor(text);
         await CompletionRunner.RunAsync(context, engine, pipeline.Tokenizer.Encode(text), request, chat: true, reasoning);
     }
 
@@ -90,6 +91,7 @@ internal static class Handlers
     public static async Task Completions(HttpContext context, ServerEngine engine)
     {
         var pipeline = engine.Pipeline;
+        _ = engine.ReadyGenerator; // an embedding model has none: 400 before the body is read
         using var doc = await RequestBody.ReadObjectAsync(context.Request, engine.Options.MaxRequestBodyBytes, context.RequestAborted);
         var f = new JsonFields(doc.RootElement);
         int[] prompt = Prompt(f, pipeline);

@@ -204,7 +204,7 @@ public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
 
         a = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync([]));
         Assert.Equal("messages", a.ParamName);
-        a = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync([new(ChatRole.User, "a"), new(ChatRole.System, "late")]));
+        a = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync([new(ChatRole.User, "a"), null!]));
         Assert.Equal("messages", a.ParamName);
     }
 

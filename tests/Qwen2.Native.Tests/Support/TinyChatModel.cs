@@ -17,11 +17,12 @@ public class TinyChatModel : IDisposable
     {
     }
 
-    /// <summary>A tiny checkpoint of <paramref name="shape"/> with the tokenizer and template of <paramref name="family"/>.</summary>
-    protected TinyChatModel(SyntheticShape shape, string family, ulong seed)
+    /// <summary>A tiny checkpoint of <paramref name="shape"/> with the tokenizer and template of <paramref name="family"/>; <paramref name="prepare"/> may change its files before it loads.</summary>
+    protected TinyChatModel(SyntheticShape shape, string family, ulong seed, Action<string>? prepare = null)
     {
         SyntheticCheckpoint.Write(_dir.Path, shape, WeightType.BF16, seed);
         CopyTokenizer(_dir.Path, family);
+        prepare?.Invoke(_dir.Path);
         Model = Qwen2Model.Load(_dir.Path);
         Tokenizer = Qwen2Tokenizer.Load(_dir.Path);
         Pipeline = new Qwen2Pipeline(Model, Tokenizer);

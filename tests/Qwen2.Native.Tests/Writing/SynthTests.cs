@@ -116,6 +116,23 @@ public class SynthTests
         Assert.Equal(("qwen3", 128, false, true), (config.ModelType, config.HeadDim, config.AttentionBias, config.QkNorm));
     }
 
+    [Theory]
+    // The Qwen3-Embedding model cards round to these digits; the models are their Qwen3 namesakes without a head.
+    [InlineData("qwen3-embedding-0.6b", "qwen3-0.6b", "0.6")]
+    [InlineData("qwen3-embedding-4b", "qwen3-4b", "4")]
+    [InlineData("qwen3-embedding-8b", "qwen3-8b", "8")]
+    public void Qwen3EmbeddingShapesAreTheirModelsWithoutAHeadInBaseModelNames(string name, string model, string billions)
+    {
+        var s = SyntheticShape.Get(name);
+        var lm = SyntheticShape.Get(model);
+        Assert.True(s.Embedding);
+        int digits = billions.Contains('.', StringComparison.Ordinal) ? billions.Length - billions.IndexOf('.', StringComparison.Ordinal) - 1 : 0;
+        Assert.Equal(billions, Math.Round(s.ParameterCount / 1e9, digits).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var expected = lm.TensorShapes().Where(t => t.Name != "lm_head.weight").Select(t => (t.Name["model.".Length..], t.Shape)).ToList();
+        Assert.Equal(expected.Select(t => t.Item1), s.TensorShapes().Select(t => t.Name));
+        Assert.Equal(expected.Select(t => t.Shape), s.TensorShapes().Select(t => t.Shape));
+    }
+
     [Fact]
     public void UntiedShapesWriteALmHead()
     {

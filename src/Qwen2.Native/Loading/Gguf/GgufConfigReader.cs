@@ -60,6 +60,10 @@ internal static class GgufConfigReader
         if (vocab == 0) throw new CheckpointException(path, "is empty", field: "tokenizer.ggml.tokens");
         int? Token(string key) => (int?)m.Integer(key, 0, vocab - 1);
         int? eos = Token("tokenizer.ggml.eos_token_id");
+        // llama.cpp's enum llama_pooling_type: 0 none (a language model), 1 mean, 2 cls, 3 last (Qwen3-Embedding), 4 rank.
+        long pooling = m.Integer(p + "pooling_type") ?? 0;
+        if (pooling is not (0 or 3))
+            throw new CheckpointException(path, $"is {pooling}; only 0 (none: a language model) and 3 (last token: Qwen3-Embedding) are supported", field: p + "pooling_type");
         return new Qwen2Config
         {
             ModelType = arch.Name,
@@ -82,6 +86,7 @@ internal static class GgufConfigReader
             BosTokenId = Token("tokenizer.ggml.bos_token_id"),
             EosTokenIds = eos is { } e ? [e] : [],
             TorchDtype = GgufFileTypes.Describe(m),
+            LastTokenPooling = pooling == 3,
         };
     }
 }

@@ -33,9 +33,10 @@ internal sealed class GgufExportInput : IDisposable
     public static GgufExportInput Open(string model)
     {
         if (GgufLocator.GgufModelOf(model) is { } gguf) return OpenGguf(gguf);
-        var config = Qwen2Config.Load(Path.Combine(model, "config.json"));
+        var config = Qwen2Config.Load(Path.Combine(model, "config.json")) with { LastTokenPooling = SentenceTransformersFiles.Read(model).LastTokenPooling };
         var metadata = GgufExporter.CheckpointMetadata(model, config);
-        return new GgufExportInput(config, new SafeTensorsSource(new CheckpointFiles(model)), TensorNames.HuggingFace, metadata);
+        var source = new SafeTensorsSource(new CheckpointFiles(model));
+        return new GgufExportInput(config, source, TensorNames.HuggingFaceIn(source), metadata);
     }
 
     private static GgufExportInput OpenGguf(string path)

@@ -141,7 +141,7 @@ public static class GgufExporter
             var t = WeightLoader.Find(input.Source, name, shape); // refuses types the engine does not compute with, naming the tensor
             // llama.cpp's converter keeps 1-D tensors (norms, biases) in float32 whatever the file type.
             var target = GgufQuantization.IsQuantized(type)
-                ? GgufQuantization.TensorType(type, gguf, shape, c.NumHiddenLayers, c.TieWordEmbeddings)
+                ? GgufQuantization.TensorType(type, gguf, shape, c.NumHiddenLayers, c.TieWordEmbeddings || c.LastTokenPooling)
                 : shape.Length >= 2 && type == GgufFileType.F16 ? WeightType.F16 : WeightType.F32;
             if (WeightTypes.IsQuantized(t.Type) && WeightTypes.IsQuantized(target) && t.Type != target && !allowRequantize)
                 throw new CheckpointException(t.File,
@@ -166,8 +166,9 @@ public static class GgufExporter
         for (int i = 0; i < c.NumHiddenLayers; i++)
             foreach (var (tensor, shape) in present) Add(g.Of(i, tensor), n.Of(i, tensor), shape);
         Add(g.Norm, n.Norm, h);
-        // Tied: no output.weight, and llama.cpp reuses token_embd. The config decides, as in the engine.
-        if (!c.TieWordEmbeddings) Add(g.LmHead, n.LmHead, c.VocabSize, h);
+        // Tied: no output.weight, and llama.cpp reuses token_embd. The config decides, as in the engine. An embedding
+        // model has no head to write (llama.cpp's converter writes none for Qwen3-Embedding either).
+        if (!c.TieWordEmbeddings && !c.LastTokenPooling) Add(g.LmHead, n.LmHead, c.VocabSize, h);
         return list;
     }
 
@@ -215,6 +216,7 @@ public static class GgufExporter
         w.AddUInt32($"{a}.attention.head_count_kv", (uint)c.NumKeyValueHeads);
         w.AddFloat32($"{a}.rope.freq_base", (float)c.RopeTheta);
         w.AddFloat32($"{a}.attention.layer_norm_rms_epsilon", (float)c.RmsNormEps);
+        if (c.LastTokenPooling) w.AddUInt32($"{a}.pooling_type", 3); // LLAMA_POOLING_TYPE_LAST, as llama.cpp's converter writes for Qwen3-Embedding
         if (c.QkNorm || c.HeadDim * c.NumAttentionHeads != c.HiddenSize)
         {
             // llama.cpp derives the head size from embedding_length / head_count unless told otherwise; its Qwen3
@@ -260,13 +262,20 @@ public static class GgufExporter
 
         // tokenizer_config.json's token texts first, then the ids config.json and generation_config.json give.
         int? Lookup(string? text) => text is not null && ids.TryGetValue(text, out int id) ? id : null;
-        int? bos = Lookup(tok.Settings.BosToken) ?? c.BosTokenId ?? generation.BosTokenId;
-        int? eos = Lookup(tok.Settings.EosToken) ?? c.EosTokenIds.Cast<int?>().FirstOrDefault() ?? generation.EosTokenIds.Cast<int?>().FirstOrDefault();
+        // A TemplateProcessing post-processor's tokens become BOS/EOS with add_bos/add_eos, the only way llama.cpp adds
+        // tokens around a text; its converter does the same for Qwen3-Embedding, whose appended <|endoftext|> is not
+        // tokenizer_config.json's eos_token.
+        if (tok.TemplatePrefix.Length > 1 || tok.TemplateSuffix.Length > 1)
+            throw new CheckpointException(jsonName, $"adds {tok.TemplatePrefix.Length} tokens before and {tok.TemplateSuffix.Length} after the text; GGUF holds one BOS and one EOS", field: "post_processor");
+        int? bos = tok.TemplatePrefix.Length == 1 ? tok.TemplatePrefix[0] : Lookup(tok.Settings.BosToken) ?? c.BosTokenId ?? generation.BosTokenId;
+        int? eos = tok.TemplateSuffix.Length == 1 ? tok.TemplateSuffix[0]
+            : Lookup(tok.Settings.EosToken) ?? c.EosTokenIds.Cast<int?>().FirstOrDefault() ?? generation.EosTokenIds.Cast<int?>().FirstOrDefault();
         int? pad = Lookup(tok.Settings.PadToken) ?? generation.PadTokenId;
         if (bos is { } b && b >= 0 && b < c.VocabSize) w.AddUInt32("tokenizer.ggml.bos_token_id", (uint)b);
         if (eos is { } e && e >= 0 && e < c.VocabSize) w.AddUInt32("tokenizer.ggml.eos_token_id", (uint)e);
         if (pad is { } p && p >= 0 && p < c.VocabSize) w.AddUInt32("tokenizer.ggml.padding_token_id", (uint)p);
-        w.AddBool("tokenizer.ggml.add_bos_token", tok.Settings.AddBosToken);
+        w.AddBool("tokenizer.ggml.add_bos_token", tok.Settings.AddBosToken || tok.TemplatePrefix.Length == 1);
+        if (tok.TemplateSuffix.Length == 1) w.AddBool("tokenizer.ggml.add_eos_token", true);
         if (tok.Settings.ChatTemplate is { } template) w.AddString("tokenizer.chat_template", template);
         return list.Length;
     }
