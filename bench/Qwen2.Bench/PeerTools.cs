@@ -16,7 +16,10 @@ namespace Qwen2.Bench;
 ///   synth-peer DIR HIDDEN LAYERS HEADS KV_HEADS INTER SEED   a random-weight F32 checkpoint with the Qwen2.5 tokenizer
 ///   hf-tokenize TOKENIZER.json CORPUS.json               Hugging Face's tokenizer (Tokenizers.DotNet): a JSON array of id arrays
 ///   synth-qwen3 DIR HIDDEN LAYERS HEADS KV_HEADS HEAD_DIM INTER VOCAB tied|untied bias|nobias DTYPE SEED
-///                                                        a random-weight Qwen3 checkpoint (no tokenizer: ids in, ids out)
+///                                                        a random-weight Qwen3 checkpoint: VOCAB a number (no tokenizer: ids
+///                                                        in, ids out), or a directory with tokenizer.json.gz and
+///                                                        tokenizer_config.json (the released vocabulary, 151936, and those
+///                                                        files copied in)
 ///   reference-golden DIR 1,2,3 STEPS                     the float64 reference's golden file for a checkpoint (tools/golden's
 ///                                                        format: logits at every position, and STEPS greedy ids)
 /// </code>
@@ -116,8 +119,12 @@ internal static class PeerTools
             "f32" => WeightType.F32, "bf16" => WeightType.BF16, "f16" => WeightType.F16,
             _ => throw new ArgumentException($"'{a[10]}': expected f32, bf16 or f16"),
         };
-        var shape = new SyntheticShape(Path.GetFileName(Path.TrimEndingDirectorySeparator(a[0])), I(1), I(2), I(3), I(4), I(6), I(7), tied, 4096, "qwen3", I(5), bias);
+        // A tokenizer directory stands for the vocabulary every Qwen3 release declares (more rows than the tokenizer has ids).
+        bool tokenizer = Directory.Exists(a[7]);
+        int vocab = tokenizer ? SyntheticShape.Qwen3_0_6B.VocabSize : I(7);
+        var shape = new SyntheticShape(Path.GetFileName(Path.TrimEndingDirectorySeparator(a[0])), I(1), I(2), I(3), I(4), I(6), vocab, tied, 4096, "qwen3", I(5), bias);
         SyntheticCheckpoint.Write(a[0], shape, type, ulong.Parse(a[11], CultureInfo.InvariantCulture), overwrite: true);
+        if (tokenizer) PeersModel.CopyTokenizer(a[0], a[7]);
         Console.Error.WriteLine($"wrote {a[0]}: {shape}");
     }
 

@@ -155,10 +155,13 @@ internal static class PeersModel
         return dir;
     }
 
-    /// <summary>Copies the repository's Qwen2.5 tokenizer (tokenizer.json.gz, tokenizer_config.json) into <paramref name="dir"/>.</summary>
-    public static void CopyTokenizer(string dir)
+    /// <summary>
+    /// Copies a tokenizer (tokenizer.json.gz, tokenizer_config.json) into <paramref name="dir"/>: the one in
+    /// <paramref name="from"/>, or the repository's Qwen2.5 tokenizer when it is null.
+    /// </summary>
+    public static void CopyTokenizer(string dir, string? from = null)
     {
-        string assets = Path.Combine(RepoRoot(), "src", "Qwen2.Cli", "Assets", "tokenizer", "qwen2.5");
+        string assets = from ?? Path.Combine(RepoRoot(), "src", "Qwen2.Cli", "Assets", "tokenizer", "qwen2.5");
         File.Copy(Path.Combine(assets, "tokenizer.json.gz"), Path.Combine(dir, "tokenizer.json.gz"), overwrite: true);
         File.Copy(Path.Combine(assets, "tokenizer_config.json"), Path.Combine(dir, "tokenizer_config.json"), overwrite: true);
     }

@@ -22,7 +22,7 @@ internal static class InfoCommand
         var c = m.Config;
         var ic = CultureInfo.InvariantCulture;
         w.WriteLine($"checkpoint      {m.Directory}");
-        w.WriteLine($"model_type      qwen2 ({c.TorchDtype ?? "dtype not declared"})");
+        w.WriteLine($"model_type      {c.ModelType} ({c.TorchDtype ?? "dtype not declared"})");
         w.WriteLine(string.Create(ic, $"layers          {c.NumHiddenLayers}"));
         w.WriteLine(string.Create(ic, $"hidden          {c.HiddenSize}, intermediate {c.IntermediateSize}"));
         w.WriteLine(string.Create(ic, $"heads           {c.NumAttentionHeads} query / {c.NumKeyValueHeads} kv, head_dim {c.HeadDim}"));
