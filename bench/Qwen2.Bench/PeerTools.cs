@@ -15,11 +15,16 @@ namespace Qwen2.Bench;
 ///                                                        dequantized weights, one row per position
 ///   synth-peer DIR HIDDEN LAYERS HEADS KV_HEADS INTER SEED   a random-weight F32 checkpoint with the Qwen2.5 tokenizer
 ///   hf-tokenize TOKENIZER.json CORPUS.json               Hugging Face's tokenizer (Tokenizers.DotNet): a JSON array of id arrays
-///   synth-qwen3 DIR HIDDEN LAYERS HEADS KV_HEADS HEAD_DIM INTER VOCAB tied|untied bias|nobias DTYPE SEED
+///   synth-qwen3 DIR HIDDEN LAYERS HEADS KV_HEADS HEAD_DIM INTER VOCAB tied|untied bias|nobias DTYPE SEED [embedding]
 ///                                                        a random-weight Qwen3 checkpoint: VOCAB a number (no tokenizer: ids
 ///                                                        in, ids out), or a directory with tokenizer.json.gz and
 ///                                                        tokenizer_config.json (the released vocabulary, 151936, and those
-///                                                        files copied in)
+///                                                        files copied in); with embedding, laid out as Qwen3-Embedding
+///                                                        (base-model names, no head, sentence-transformers' files, and a
+///                                                        tokenizer.json that appends <|endoftext|>)
+///   reference-embed DIR CORPUS.json [DIMENSIONS]         {"tokens": [[...]], "embeddings": [[...]]}: each text tokenized by
+///                                                        Hugging Face's tokenizer (special tokens added) and embedded by the
+///                                                        float64 reference (last token, final norm, L2)
 ///   reference-golden DIR 1,2,3 STEPS                     the float64 reference's golden file for a checkpoint (tools/golden's
 ///                                                        format: logits at every position, and STEPS greedy ids)
 /// </code>
@@ -30,7 +35,7 @@ internal static class PeerTools
     public static bool TryRun(string[] args, out int exitCode)
     {
         exitCode = 0;
-        if (args.Length == 0 || args[0] is not ("quantize-peer" or "peer-logits" or "synth-peer" or "hf-tokenize" or "synth-qwen3" or "reference-golden")) return false;
+        if (args.Length == 0 || args[0] is not ("quantize-peer" or "peer-logits" or "synth-peer" or "hf-tokenize" or "synth-qwen3" or "reference-golden" or "reference-embed")) return false;
         try
         {
             return Run(args);
@@ -73,6 +78,10 @@ internal static class PeerTools
             case "synth-qwen3":
                 Need(rest, 12, "synth-qwen3 DIR HIDDEN LAYERS HEADS KV_HEADS HEAD_DIM INTER VOCAB tied|untied bias|nobias DTYPE SEED");
                 SynthesizeQwen3(rest);
+                return true;
+            case "reference-embed":
+                Need(rest, 2, "reference-embed DIR CORPUS.json [DIMENSIONS]");
+                WriteEmbeddings(rest[0], rest[1], rest.Length > 2 ? int.Parse(rest[2], CultureInfo.InvariantCulture) : null);
                 return true;
             case "reference-golden":
                 Need(rest, 3, "reference-golden DIR 1,2,3 STEPS");
@@ -122,9 +131,21 @@ internal static class PeerTools
         // A tokenizer directory stands for the vocabulary every Qwen3 release declares (more rows than the tokenizer has ids).
         bool tokenizer = Directory.Exists(a[7]);
         int vocab = tokenizer ? SyntheticShape.Qwen3_0_6B.VocabSize : I(7);
-        var shape = new SyntheticShape(Path.GetFileName(Path.TrimEndingDirectorySeparator(a[0])), I(1), I(2), I(3), I(4), I(6), vocab, tied, 4096, "qwen3", I(5), bias);
+        bool embedding = a.Length > 12 && (a[12] == "embedding" ? true : throw new ArgumentException($"'{a[12]}': expected embedding or nothing"));
+        if (embedding && !tokenizer) throw new ArgumentException("an embedding checkpoint needs a tokenizer directory for VOCAB (its tokenizer appends <|endoftext|>)");
+        var shape = new SyntheticShape(Path.GetFileName(Path.TrimEndingDirectorySeparator(a[0])), I(1), I(2), I(3), I(4), I(6), vocab, tied, 4096, "qwen3", I(5), bias, embedding);
         SyntheticCheckpoint.Write(a[0], shape, type, ulong.Parse(a[11], CultureInfo.InvariantCulture), overwrite: true);
         if (tokenizer) PeersModel.CopyTokenizer(a[0], a[7]);
+        if (embedding)
+        {
+            // The template goes into a plain tokenizer.json, which Hugging Face's tokenizer reads as the engine does.
+            string gz = Path.Combine(a[0], "tokenizer.json.gz"), json = Path.Combine(a[0], "tokenizer.json");
+            using (var input = new System.IO.Compression.GZipStream(File.OpenRead(gz), System.IO.Compression.CompressionMode.Decompress))
+            using (var output = File.Create(json))
+                input.CopyTo(output);
+            File.Delete(gz);
+            SyntheticCheckpoint.AddEmbeddingTemplate(json);
+        }
         Console.Error.WriteLine($"wrote {a[0]}: {shape}");
     }
 
@@ -161,6 +182,34 @@ internal static class PeerTools
         w.WriteEndArray();
         w.WriteStartArray("greedy");
         foreach (int g in greedy) w.WriteNumberValue(g);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    private static void WriteEmbeddings(string directory, string corpus, int? dimensions)
+    {
+        var hf = new Tokenizers.DotNet.Tokenizer(vocabPath: Path.Combine(directory, "tokenizer.json"));
+        var texts = JsonSerializer.Deserialize<string[]>(File.ReadAllText(corpus)) ?? throw new InvalidDataException($"{corpus}: not a JSON array of strings");
+        var ids = texts.Select(t => hf.Encode(t).Select(id => (int)id).ToArray()).ToArray();
+        var model = ReferenceModel.FromCheckpoint(directory);
+        using var stdout = Console.OpenStandardOutput();
+        using var w = new Utf8JsonWriter(stdout);
+        w.WriteStartObject();
+        w.WriteStartArray("tokens");
+        foreach (var row in ids)
+        {
+            w.WriteStartArray();
+            foreach (int id in row) w.WriteNumberValue(id);
+            w.WriteEndArray();
+        }
+        w.WriteEndArray();
+        w.WriteStartArray("embeddings");
+        foreach (var row in ids)
+        {
+            w.WriteStartArray();
+            foreach (double v in ReferenceForward.Embedding(model, row, dimensions)) w.WriteNumberValue(v);
+            w.WriteEndArray();
+        }
         w.WriteEndArray();
         w.WriteEndObject();
     }

@@ -28,4 +28,26 @@ for spec in "${shapes[@]}"; do
     echo "greedy ids equal the reference's $steps tokens: $name ${mode:-(cache)}"
   done
 done
+# A held-out Qwen3-Embedding checkpoint (base-model names, no head, sentence-transformers' files, <|endoftext|> appended
+# by its tokenizer.json): qwen2 embed against Hugging Face's tokenizer and the float64 reference's embeddings, whole and
+# truncated to 32 dimensions.
+dir="$work/holdout-qwen3-embedding"
+$peer synth-qwen3 "$dir" 96 2 3 1 48 256 tests/fixtures/tokenizer/qwen3 untied nobias bf16 104 embedding 2>/dev/null
+for dims in "" 32; do
+  $peer reference-embed "$dir" tools/aot/corpus.json $dims > "$work/reference-embed.json"
+  $qwen2 embed --model "$dir" --json-in tools/aot/corpus.json ${dims:+--dimensions $dims} > "$work/embed.json"
+  python3 - "$work" "${dims:-all}" <<'PY'
+import json, math, sys
+work, dims = sys.argv[1], sys.argv[2]
+ours, ref = json.load(open(f"{work}/embed.json")), json.load(open(f"{work}/reference-embed.json"))
+assert ours["tokens"] == [len(t) for t in ref["tokens"]], f"token counts {ours['tokens']} differ from Hugging Face's {[len(t) for t in ref['tokens']]}"
+worst, cos_min = 0.0, 1.0
+for a, b in zip(ours["embeddings"], ref["embeddings"]):
+    assert len(a) == len(b), f"{len(a)} dimensions, the reference {len(b)}"
+    worst = max(worst, max(abs(x - y) for x, y in zip(a, b)))
+    cos_min = min(cos_min, sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b)))
+print(f"qwen2 embed ({dims} dimensions, {len(ref['embeddings'])} texts): max |ours - float64 reference| {worst:.3g}, min cosine {cos_min:.8f}")
+if not (worst <= 1e-4 and cos_min >= 0.99999): sys.exit("FAIL: embeddings differ from the reference's beyond 1e-4 / cosine 0.99999")
+PY
+done
 echo "held-out Qwen3 checks passed"
