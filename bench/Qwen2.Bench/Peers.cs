@@ -232,14 +232,14 @@ internal static class PeersModel
 
     public static void Check(DecodeResult result) => LlamaCpp.Check(result);
 
-    private static string CacheRoot()
+    internal static string CacheRoot()
     {
         string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
         string root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
         return Path.Combine(root, "qwen2managed");
     }
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "Qwen2Managed.sln"))) return d.FullName;

@@ -92,6 +92,21 @@ public class GenerateCliTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
     }
 
     [Fact]
+    public void ChatShowsTheReasoningOnStderrAndTheAnswerOnStdout()
+    {
+        using var scripted = ScriptedModel.Reasoning(); // writes <think>Rayleigh scattering</think>\n\nBlue
+        var (code, output, err) = RunWithInput("why?\n", ["chat", "-m", scripted.Directory, "-t", "0"]);
+        Assert.True(code == 0, err);
+        Assert.Contains("Blue", output);
+        Assert.DoesNotContain("Rayleigh", output);
+        Assert.DoesNotContain("think>", output);
+        Assert.Contains("Rayleigh scattering", err);
+        var hidden = RunWithInput("why?\n", ["chat", "-m", scripted.Directory, "-t", "0", "--hide-reasoning"]);
+        Assert.Contains("Blue", hidden.Out);
+        Assert.DoesNotContain("Rayleigh", hidden.Err + hidden.Out);
+    }
+
+    [Fact]
     public void TokenizeTakesTextOrAJsonFileAndNeedsOnlyTheTokenizer()
     {
         using var dir = Fixtures.TempDir();

@@ -62,6 +62,24 @@ public sealed class ReasoningTests(TinyQwen3Model qwen3) : IClassFixture<TinyQwe
     }
 
     [Fact]
+    public async Task AScriptedReasoningComesApartWholeAndStreamed()
+    {
+        using var scripted = ScriptedModel.Reasoning(); // writes <think>Rayleigh scattering</think>\n\nBlue, "<think>" over three tokens
+        await using var host = await TestServerHost.StartAsync(scripted.Pipeline);
+        var whole = JsonDocument.Parse(await (await host.Http.PostAsync("/v1/chat/completions", Json($"{{{Messages},\"temperature\":0}}"))).Content.ReadAsStringAsync()).RootElement;
+        var choice = whole.GetProperty("choices")[0];
+        Assert.Equal("Rayleigh scattering", choice.GetProperty("message").GetProperty("reasoning_content").GetString());
+        Assert.Equal("Blue", choice.GetProperty("message").GetProperty("content").GetString());
+        Assert.Equal("stop", choice.GetProperty("finish_reason").GetString());
+
+        var events = await Sse.ReadAllAsync(await host.Http.PostAsync("/v1/chat/completions", Json($"{{{Messages},\"temperature\":0,\"stream\":true}}")));
+        var deltas = events[..^1].Select(Sse.Parse).Where(c => c.GetProperty("choices").GetArrayLength() == 1).Select(c => c.GetProperty("choices")[0].GetProperty("delta")).ToList();
+        string Field(JsonElement d, string name) => d.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
+        Assert.Equal("Rayleigh scattering", string.Concat(deltas.Select(d => Field(d, "reasoning_content"))));
+        Assert.Equal("Blue", string.Concat(deltas.Select(d => Field(d, "content"))));
+    }
+
+    [Fact]
     public async Task EnableThinkingOfTheWrongTypeIsA400NamingIt()
     {
         await using var host = await TestServerHost.StartAsync(qwen3.Pipeline);

@@ -260,43 +260,37 @@ public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
     [Fact]
     public async Task Qwen3TemplateSplitsReasoningAndHonoursEnableThinking()
     {
-        // A ChatML template that writes <think> is read as Qwen3's family.
-        var qwen3 = ChatTemplate.Parse("{{'<|im_start|>' + m.role}}{{'<think>\\n\\n</think>\\n\\n'}}<|im_end|>");
-        Assert.Equal(ChatTemplateFamily.Qwen3, qwen3.Family);
-        using var client = new Qwen2ChatClient(tiny.Pipeline, qwen3);
-        var messages = Conversation("Think first.");
+        using var scripted = ScriptedModel.Reasoning();
+        Assert.Equal(ChatTemplateFamily.Qwen3, scripted.Pipeline.ChatTemplate.Family);
+        using var client = new Qwen2ChatClient(scripted.Pipeline);
+        var messages = Conversation("Why is the sky blue?");
         var updates = new List<ChatResponseUpdate>();
-        await foreach (var u in client.GetStreamingResponseAsync(messages, Greedy(12))) updates.Add(u);
-        var raw = string.Concat(updates.SelectMany(u => u.Contents).Select(c => c is TextReasoningContent r ? r.Text : c is TextContent t ? t.Text : ""));
-        // What the splitter makes of the whole text at once is what the stream gave, piece by piece.
-        var splitter = new ReasoningSplitter();
-        var whole = splitter.Push(raw);
-        var rest = splitter.Flush();
-        string reasoning = string.Concat(updates.SelectMany(u => u.Contents).OfType<TextReasoningContent>().Select(r => r.Text));
-        Assert.Equal(whole.Content + rest.Content, string.Concat(updates.Select(u => u.Text)));
-        Assert.Equal(whole.Reasoning + rest.Reasoning, reasoning);
-        Assert.All(updates, u => Assert.DoesNotContain("</think>", u.Text, StringComparison.Ordinal));
+        await foreach (var u in client.GetStreamingResponseAsync(messages, Greedy(20))) updates.Add(u);
+        // The model wrote "<think>Rayleigh scattering</think>\n\nBlue", its opening tag over three tokens.
+        Assert.Equal("Rayleigh scattering", string.Concat(updates.SelectMany(u => u.Contents).OfType<TextReasoningContent>().Select(r => r.Text)));
+        Assert.Equal("Blue", string.Concat(updates.Select(u => u.Text)));
+        Assert.All(updates, u => Assert.DoesNotContain("<", u.Text, StringComparison.Ordinal));
+        var whole = await client.GetResponseAsync(messages, Greedy(20));
+        Assert.Equal("Blue", whole.Text);
+        Assert.Equal("Rayleigh scattering", Assert.Single(whole.Messages[0].Contents.OfType<TextReasoningContent>()).Text);
+        Assert.Equal(ChatFinishReason.Stop, whole.FinishReason);
 
         var on = await client.GetResponseAsync(messages, Greedy(1));
         var off = await client.GetResponseAsync(messages, new ChatOptions { Temperature = 0, MaxOutputTokens = 1, AdditionalProperties = new() { ["enable_thinking"] = false } });
-        Assert.Equal(on.Usage!.InputTokenCount + tiny.Tokenizer.Encode("<think>\n\n</think>\n\n").Length, off.Usage!.InputTokenCount);
+        Assert.Equal(on.Usage!.InputTokenCount + scripted.Tokenizer.Encode("<think>\n\n</think>\n\n").Length, off.Usage!.InputTokenCount);
         var e = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(messages, new ChatOptions { AdditionalProperties = new() { ["enable_thinking"] = "no" } }));
         Assert.Contains("enable_thinking", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void ChatSessionSendPartsSplitsWhatSendWrites()
+    public void ChatSessionSendPartsSplitsTheScriptedReasoning()
     {
-        var qwen3 = ChatTemplate.Parse("{{'<|im_start|>' + m.role}}{{'<think>\\n\\n</think>\\n\\n'}}<|im_end|>");
-        var options = new GenerationOptions { Sampling = SamplingOptions.Greedy, MaxNewTokens = 10 };
-        var plain = new ChatSession(tiny.Pipeline, new ChatSessionOptions { Template = qwen3 });
-        string text = string.Concat(plain.Send("Think it over.", options));
-        var parts = new ChatSession(tiny.Pipeline, new ChatSessionOptions { Template = qwen3 });
-        var got = parts.SendParts("Think it over.", options).ToList();
-        var splitter = new ReasoningSplitter();
-        var (a, b) = (splitter.Push(text), splitter.Flush());
-        Assert.Equal(a.Content + b.Content, string.Concat(got.Select(d => d.Content)));
-        Assert.Equal(a.Reasoning + b.Reasoning, string.Concat(got.Select(d => d.Reasoning)));
-        Assert.Equal(text, parts.History[^1].Content); // the history keeps the reply as written
+        using var scripted = ScriptedModel.Reasoning();
+        var options = new GenerationOptions { Sampling = SamplingOptions.Greedy, MaxNewTokens = 20 };
+        var session = new ChatSession(scripted.Pipeline);
+        var parts = session.SendParts("Why is the sky blue?", options).ToList();
+        Assert.Equal("Rayleigh scattering", string.Concat(parts.Select(d => d.Reasoning)));
+        Assert.Equal("Blue", string.Concat(parts.Select(d => d.Content)));
+        Assert.Equal("<think>Rayleigh scattering</think>\n\nBlue", session.History[^1].Content); // the history keeps the reply as written
     }
 }
