@@ -46,18 +46,43 @@ CONVERSATIONS = [
     [{"role": "system", "content": "First."}, {"role": "user", "content": "q"}, {"role": "system", "content": "Second."}],
 ]
 
+# Tool calling (Qwen2.5 and Qwen3; Qwen2's template has none). Tools in OpenAI's form, as transformers passes dicts
+# through; tool-call arguments as dicts (vLLM parses OpenAI's argument strings before rendering).
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Get the weather in a city, in °C.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "e.g. \"Paris\""},
+                          "days": {"type": "integer", "minimum": 1, "maximum": 7}, "ratio": {"type": "number", "default": 0.5}},
+                          "required": ["city"]}}}
+CLOCK = {"type": "function", "function": {"name": "now", "description": "The time\nnow.", "parameters": {"type": "object", "properties": {}}}}
+def call(name, args):
+    return {"type": "function", "function": {"name": name, "arguments": args}}
+TOOL_CONVERSATIONS = [
+    ([WEATHER], [{"role": "user", "content": "Weather in Paris?"}]),
+    ([WEATHER, CLOCK], [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris, and the time?"}]),
+    ([WEATHER, CLOCK], [{"role": "user", "content": "Weather in Paris, and the time?"},
+      {"role": "assistant", "content": "", "tool_calls": [call("get_weather", {"city": "Paris", "days": 2, "ratio": 1e-05}), call("now", {})]},
+      {"role": "tool", "content": "{\"temp\": 21.5}"}, {"role": "tool", "content": "12:00"}]),
+    ([WEATHER], [{"role": "user", "content": "Weather in Zürich?"},
+      {"role": "assistant", "content": "<think>\nI should call the tool.\n</think>\n\nLet me check.", "tool_calls": [call("get_weather", {"city": "Zürich", "note": "a \"quote\"\n", "list": [1, 2.5, True, None]})]},
+      {"role": "tool", "content": "sunny"}, {"role": "assistant", "content": "<think>\nIt is sunny.\n</think>\n\nSunny."}, {"role": "user", "content": "Thanks"}]),
+]
+
 def main():
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    # transformers' tojson: json.dumps with ensure_ascii=False, default separators, keys in order.
+    env.filters["tojson"] = lambda x, indent=None, separators=None, sort_keys=False: json.dumps(x, ensure_ascii=False, indent=indent, separators=separators, sort_keys=sort_keys)
     out = []
     for name, tpl in (("qwen2", QWEN2), ("qwen2.5", qwen25()), ("qwen3", qwen3())):
         t = env.from_string(tpl)
-        for conv in CONVERSATIONS:
+        cases = [(None, c) for c in CONVERSATIONS] + ([] if name == "qwen2" else TOOL_CONVERSATIONS)
+        for tools, conv in cases:
             for agp in (True, False):
                 for thinking in ((True, False) if name == "qwen3" and agp else (None,)):
                     kw = {} if thinking is None else {"enable_thinking": thinking}
-                    out.append({"name": name, "template": tpl, "messages": conv, "add_generation_prompt": agp,
-                                "enable_thinking": thinking if thinking is not None else True,
-                                "expected": t.render(messages=conv, add_generation_prompt=agp, tools=None, **kw)})
+                    entry = {"name": name, "template": tpl, "messages": conv, "add_generation_prompt": agp,
+                             "enable_thinking": thinking if thinking is not None else True,
+                             "expected": t.render(messages=conv, add_generation_prompt=agp, tools=tools, **kw)}
+                    if tools: entry["tools"] = tools
+                    out.append(entry)
     path = os.path.join(ROOT, "tests/fixtures/chat/renders.json")
     with open(path, "w", encoding="utf-8") as f:
         json.dump(out, f, ensure_ascii=False, indent=1)

@@ -1,12 +1,14 @@
 using System.Text;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 
 namespace Qwen2.Native.Text;
 
 /// <summary>
 /// The ChatML layout Qwen models are trained on, as the checkpoint's Jinja <c>chat_template</c> renders it for plain
-/// conversations (system, user and assistant messages; no tools). It is not a Jinja engine: the family and its default
-/// system prompt are read from the template text, and the layout is written here. Tool calls are not supported.
+/// conversations (system, user and assistant messages) and, for Qwen2.5's and Qwen3's templates, tool calling (function
+/// definitions, calls and results). It is not a Jinja engine: the family and its default system prompt are read from
+/// the template text, and the layout is written here, checked against jinja2 running the real templates.
 /// </summary>
 public sealed partial class ChatTemplate
 {
@@ -74,28 +76,101 @@ public sealed partial class ChatTemplate
     /// <summary>
     /// Renders <paramref name="messages"/> as the template does with <c>add_generation_prompt</c>: a system message
     /// first (the given one, else the default), each message as <c>&lt;|im_start|&gt;role\ncontent&lt;|im_end|&gt;\n</c>,
-    /// then <c>&lt;|im_start|&gt;assistant\n</c> when <paramref name="addGenerationPrompt"/>.
+    /// then <c>&lt;|im_start|&gt;assistant\n</c> when <paramref name="addGenerationPrompt"/>. With
+    /// <paramref name="tools"/>, Qwen2.5's and Qwen3's templates write the function signatures into the system turn
+    /// (each as transformers' <c>tojson</c> prints it); an assistant message's <see cref="ChatMessage.ToolCalls"/>
+    /// follow its text as <c>&lt;tool_call&gt;</c> blocks, and tool messages become <c>&lt;tool_response&gt;</c> blocks of
+    /// one user turn.
     /// </summary>
     /// <param name="messages">The conversation.</param>
     /// <param name="addGenerationPrompt">Open an assistant turn at the end.</param>
     /// <param name="enableThinking">Qwen3 only: false writes an empty think block so the model answers directly.</param>
-    /// <exception cref="ArgumentException">A role other than system, user or assistant.</exception>
-    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, bool enableThinking = true)
+    /// <param name="tools">Function definitions in OpenAI's form (<c>{"type": "function", "function": {"name", "description", "parameters"}}</c>); null or empty for none.</param>
+    /// <exception cref="ArgumentException">A role other than system, user, assistant or tool, or a tool call whose arguments are not JSON.</exception>
+    /// <exception cref="NotSupportedException">Tools, tool calls or tool messages for a template without tool calling (Qwen2's, plain ChatML).</exception>
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, bool enableThinking = true, IReadOnlyList<JsonElement>? tools = null)
     {
         ArgumentNullException.ThrowIfNull(messages);
+        bool withTools = tools is { Count: > 0 };
+        if (withTools) RequireTools("tool definitions");
         var sb = new StringBuilder();
         int lastQuery = LastQuery(messages);
-        for (int i = 0; i < messages.Count; i++)
+        int start = 0;
+        if (withTools)
+        {
+            // The tools' system turn holds the conversation's system message, if it opens with one (then not written again).
+            bool system = messages.Count > 0 && messages[0] is { Role: "system" };
+            sb.Append(ImStart).Append("system\n");
+            if (system) sb.Append(messages[0].Content).Append("\n\n");
+            else if (DefaultSystemPrompt is not null) sb.Append(DefaultSystemPrompt).Append("\n\n");
+            sb.Append(ToolsPreamble);
+            foreach (var tool in tools!) sb.Append('\n').Append(PythonJson.Dumps(tool));
+            sb.Append(ToolsInstructions);
+            if (system) start = 1;
+        }
+        for (int i = start; i < messages.Count; i++)
         {
             var msg = messages[i] ?? throw new ArgumentException($"message {i} is null", nameof(messages));
             CheckRole(msg, i);
-            if (i == 0 && msg.Role != "system" && DefaultSystemPrompt is not null) AppendMessage(sb, "system", DefaultSystemPrompt);
+            if (i == 0 && msg.Role != "system" && DefaultSystemPrompt is not null && !withTools) AppendMessage(sb, "system", DefaultSystemPrompt);
             string content = msg.Content ?? "";
-            if (Family == ChatTemplateFamily.Qwen3 && msg.Role == "assistant") content = Qwen3Assistant(content, i > lastQuery, i == messages.Count - 1);
-            AppendMessage(sb, msg.Role, content);
+            switch (msg.Role)
+            {
+                case "tool":
+                    RequireTools("tool messages");
+                    if (i == 0 || messages[i - 1]?.Role != "tool") sb.Append(ImStart).Append("user");
+                    sb.Append("\n<tool_response>\n").Append(content).Append("\n</tool_response>");
+                    if (i == messages.Count - 1 || messages[i + 1]?.Role != "tool") sb.Append(ImEnd).Append('\n');
+                    break;
+                case "assistant" when msg.ToolCalls is { Count: > 0 } calls:
+                    RequireTools("tool calls");
+                    AppendToolCalls(sb, Family == ChatTemplateFamily.Qwen3 ? Qwen3Assistant(content, i > lastQuery, i == messages.Count - 1) : content, calls);
+                    break;
+                case "assistant" when Family == ChatTemplateFamily.Qwen3:
+                    AppendMessage(sb, "assistant", Qwen3Assistant(content, i > lastQuery, i == messages.Count - 1));
+                    break;
+                default:
+                    AppendMessage(sb, msg.Role, content);
+                    break;
+            }
         }
         if (addGenerationPrompt) AppendGenerationPrompt(sb, enableThinking);
         return sb.ToString();
+    }
+
+    private const string ToolsPreamble = "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n" +
+        "You are provided with function signatures within <tools></tools> XML tags:\n<tools>";
+    private const string ToolsInstructions = "\n</tools>\n\nFor each function call, return a json object with function name and arguments within " +
+        "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n";
+
+    /// <summary>Whether the template writes tool definitions, calls and results (Qwen2.5's and Qwen3's do).</summary>
+    public bool SupportsTools => Family is ChatTemplateFamily.Qwen25 or ChatTemplateFamily.Qwen3;
+
+    private void RequireTools(string what)
+    {
+        if (!SupportsTools)
+            throw new NotSupportedException($"the {Family} chat template has no tool calling, so {what} cannot be rendered as the model was trained to read them; use a Qwen2.5 or Qwen3 checkpoint");
+    }
+
+    /// <summary>
+    /// An assistant turn that calls functions. Qwen2.5 writes "\n" + the text when there is any, then "\n&lt;tool_call&gt;…"
+    /// per call; Qwen3 writes "\n" + the text, then the calls separated by "\n" (and from non-empty text). Arguments go
+    /// through tojson, as vLLM renders OpenAI's string arguments once parsed.
+    /// </summary>
+    private void AppendToolCalls(StringBuilder sb, string content, IReadOnlyList<ToolCall> calls)
+    {
+        sb.Append(ImStart).Append("assistant");
+        bool qwen3 = Family == ChatTemplateFamily.Qwen3;
+        if (qwen3) sb.Append('\n').Append(content);
+        else if (content.Length > 0) sb.Append('\n').Append(content);
+        for (int c = 0; c < calls.Count; c++)
+        {
+            var call = calls[c] ?? throw new ArgumentException($"tool call {c} is null", "messages");
+            if (!qwen3 || c > 0 || content.Length > 0) sb.Append('\n');
+            sb.Append("<tool_call>\n{\"name\": \"").Append(call.Name).Append("\", \"arguments\": ")
+              .Append(PythonJson.Dumps(call.ParsedArguments())).Append("}\n</tool_call>");
+        }
+        sb.Append(ImEnd).Append('\n');
     }
 
     /// <summary>
@@ -118,8 +193,8 @@ public sealed partial class ChatTemplate
 
     private static void CheckRole(ChatMessage msg, int index)
     {
-        if (msg.Role is not ("system" or "user" or "assistant"))
-            throw new ArgumentException($"message {index} has role \"{msg.Role}\"; the chat template supports system, user and assistant", "messages");
+        if (msg.Role is not ("system" or "user" or "assistant" or "tool"))
+            throw new ArgumentException($"message {index} has role \"{msg.Role}\"; the chat template supports system, user, assistant and tool", "messages");
         // A system message later in the conversation is written where it stands, as every Qwen template writes it.
     }
 

@@ -9,9 +9,21 @@ namespace Qwen2.Native.Tests;
 /// <summary>ChatTemplate against renders of the real Jinja templates by jinja2 (tools/chat/render_goldens.py).</summary>
 public class ChatTemplateTests
 {
-    public sealed record Render(string Name, string Template, ChatMessage[] Messages, bool AddGenerationPrompt, bool EnableThinking, string Expected)
+    public sealed record Render(string Name, string Template, ChatMessage[] Messages, bool AddGenerationPrompt, bool EnableThinking, string Expected, JsonElement[]? Tools = null)
     {
-        public override string ToString() => $"{Name} {Messages.Length} messages gen={AddGenerationPrompt} think={EnableThinking}";
+        public override string ToString() => $"{Name} {Messages.Length} messages gen={AddGenerationPrompt} think={EnableThinking} tools={Tools?.Length ?? 0}";
+    }
+
+    /// <summary>A message of renders.json; tool calls' arguments are objects there, JSON text here (as OpenAI's API carries them).</summary>
+    private static ChatMessage Message(JsonElement m)
+    {
+        var message = new ChatMessage(m.GetProperty("role").GetString()!, m.GetProperty("content").GetString()!);
+        if (!m.TryGetProperty("tool_calls", out var calls)) return message;
+        return message with
+        {
+            ToolCalls = calls.EnumerateArray().Select(c => c.GetProperty("function"))
+                .Select(f => new ToolCall(f.GetProperty("name").GetString()!, f.GetProperty("arguments").GetRawText())).ToArray(),
+        };
     }
 
     public static TheoryData<int> Indices => new(Enumerable.Range(0, Load().Length));
@@ -21,8 +33,9 @@ public class ChatTemplateTests
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(Fixtures.Root, "chat", "renders.json")));
         return doc.RootElement.EnumerateArray().Select(r => new Render(
             r.GetProperty("name").GetString()!, r.GetProperty("template").GetString()!,
-            r.GetProperty("messages").EnumerateArray().Select(m => new ChatMessage(m.GetProperty("role").GetString()!, m.GetProperty("content").GetString()!)).ToArray(),
-            r.GetProperty("add_generation_prompt").GetBoolean(), r.GetProperty("enable_thinking").GetBoolean(), r.GetProperty("expected").GetString()!)).ToArray();
+            r.GetProperty("messages").EnumerateArray().Select(Message).ToArray(),
+            r.GetProperty("add_generation_prompt").GetBoolean(), r.GetProperty("enable_thinking").GetBoolean(), r.GetProperty("expected").GetString()!,
+            r.TryGetProperty("tools", out var tools) ? tools.EnumerateArray().Select(t => t.Clone()).ToArray() : null)).ToArray();
     }
 
     [Theory]
@@ -31,7 +44,7 @@ public class ChatTemplateTests
     {
         var r = Load()[index];
         var template = ChatTemplate.Parse(r.Template);
-        Assert.Equal(r.Expected, template.Render(r.Messages, r.AddGenerationPrompt, r.EnableThinking));
+        Assert.Equal(r.Expected, template.Render(r.Messages, r.AddGenerationPrompt, r.EnableThinking, r.Tools));
     }
 
     [Fact]
@@ -71,7 +84,11 @@ public class ChatTemplateTests
         var e = Assert.Throws<NotSupportedException>(() => ChatTemplate.Parse("{{ bos_token }}{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}", "x/tokenizer_config.json"));
         Assert.Contains("x/tokenizer_config.json", e.Message);
         var t = ChatTemplate.Qwen25;
-        Assert.Throws<ArgumentException>(() => t.Render([ChatMessage.User("a"), new ChatMessage("tool", "b")]));
+        Assert.Throws<ArgumentException>(() => t.Render([ChatMessage.User("a"), new ChatMessage("critic", "b")]));
+        // Qwen2's template has no tool calling: tools are refused rather than dropped.
+        var qwen2 = ChatTemplate.Parse(Load().First(r => r.Name == "qwen2").Template);
+        Assert.Contains("no tool calling", Assert.Throws<NotSupportedException>(() => qwen2.Render([ChatMessage.User("a"), ChatMessage.Tool("b")])).Message);
+        Assert.Throws<ArgumentException>(() => t.Render([ChatMessage.User("a"), ChatMessage.Assistant("", [new ToolCall("f", "{not json")])]));
         // A later system message is not refused: every Qwen template writes it where it stands (renders.json holds jinja2's).
         Assert.EndsWith("<|im_start|>system\nb<|im_end|>\n", t.Render([ChatMessage.User("a"), ChatMessage.System("b")], addGenerationPrompt: false));
     }
