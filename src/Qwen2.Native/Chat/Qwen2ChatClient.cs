@@ -33,8 +33,18 @@ namespace Qwen2.Native.Chat;
 /// generation_config.json unless the constructor was given others). As other Microsoft.Extensions.AI clients do with
 /// settings their backend lacks, <see cref="ChatOptions.FrequencyPenalty"/>, <see cref="ChatOptions.PresencePenalty"/>,
 /// <see cref="ChatOptions.ResponseFormat"/>, <see cref="ChatOptions.Reasoning"/>, <see cref="ChatOptions.ModelId"/> and
-/// <see cref="ChatOptions.ConversationId"/> are ignored. Tools are not: tools in the options, tool messages, and
-/// function call or result content throw <see cref="NotSupportedException"/>, as does non-text content.
+/// <see cref="ChatOptions.ConversationId"/> are ignored. Non-text content throws <see cref="NotSupportedException"/>.
+/// </para>
+/// <para>
+/// Tools: <see cref="ChatOptions.Tools"/> (functions: <see cref="AIFunctionDeclaration"/>, <see cref="AIFunction"/>)
+/// are written into the prompt as Qwen2.5's and Qwen3's templates write them, with <see cref="ChatToolMode.Auto"/>
+/// (the default); <see cref="ChatToolMode.None"/> leaves them out. The reply's <c>&lt;tool_call&gt;</c> blocks come
+/// out as <see cref="FunctionCallContent"/> (arguments as <see cref="JsonElement"/> values, a fresh <c>call_…</c> id),
+/// held until complete however the tokens split them, with <see cref="ChatFinishReason.ToolCalls"/>; a malformed block
+/// comes out as an <see cref="ErrorContent"/> holding its text. <see cref="FunctionCallContent"/> and
+/// <see cref="FunctionResultContent"/> in the messages are written back as the template's calls and
+/// <c>&lt;tool_response&gt;</c> blocks, so <c>ChatClientBuilder.UseFunctionInvocation()</c> runs the tool loop. Forcing a
+/// call (<see cref="ChatToolMode.RequireAny"/>, <c>RequireSpecific</c>) throws <see cref="NotSupportedException"/>.
 /// </para>
 /// <para>
 /// Made from a running <see cref="BatchGenerator"/> instead, the client keeps no session: each call is a request of
@@ -137,10 +147,12 @@ public sealed class Qwen2ChatClient : IChatClient
         ArgumentNullException.ThrowIfNull(messages);
         ObjectDisposedException.ThrowIf(_disposed, this);
         var generation = Map(options);
-        string text = Template.Render(ToTemplateMessages(messages, options?.Instructions), addGenerationPrompt: true, EnableThinking(options));
+        var tools = ToolDefinitions(options);
+        string text = Template.Render(ToTemplateMessages(messages, options?.Instructions), addGenerationPrompt: true, EnableThinking(options), tools);
         int[] prompt = Tokenizer.Encode(text);
-        // Qwen3 thinks before it answers: the reasoning comes out as TextReasoningContent, never inside the answer's text.
-        var reasoning = Template.ReasoningSplitterFor(text);
+        // Qwen3 thinks before it answers: the reasoning comes out as TextReasoningContent, never inside the answer's text;
+        // with tools, <tool_call> blocks come out as FunctionCallContent.
+        var reasoning = new ReplyContents(Template.ReasoningSplitterFor(text), tools is null ? null : new ToolCallParser());
         if (_generator is not null)
         {
             await foreach (var u in RunBatchedAsync(prompt, generation, reasoning, cancellationToken).ConfigureAwait(false)) yield return u;
@@ -155,10 +167,10 @@ public sealed class Qwen2ChatClient : IChatClient
             var created = DateTimeOffset.UtcNow;
             // Each step runs on the thread pool, so the caller's thread is never blocked by the model.
             await foreach (var piece in TextGeneration.ToAsync(pieces, cancellationToken).ConfigureAwait(false))
-                if (Text(piece, reasoning) is { } update) yield return Update(update, responseId, created);
-            if (Flush(reasoning) is { } rest) yield return Update(rest, responseId, created);
+                if (reasoning.Push(piece) is { } update) yield return Update(update, responseId, created);
+            if (reasoning.Flush() is { } rest) yield return Update(rest, responseId, created);
             var stats = _session.LastStats!;
-            yield return Update(Last(prompt.Length, prompt.Length - stats.PromptTokens, stats.GeneratedTokens, stats.StopReason), responseId, created);
+            yield return Update(Last(prompt.Length, prompt.Length - stats.PromptTokens, stats.GeneratedTokens, stats.StopReason, reasoning.SawCall), responseId, created);
         }
         finally
         {
@@ -167,7 +179,7 @@ public sealed class Qwen2ChatClient : IChatClient
     }
 
     /// <summary>One call as a request of the generator: its tokens decoded and cut at stop strings here, as the session path does.</summary>
-    private async IAsyncEnumerable<ChatResponseUpdate> RunBatchedAsync(int[] prompt, GenerationOptions generation, ReasoningSplitter? reasoning, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private async IAsyncEnumerable<ChatResponseUpdate> RunBatchedAsync(int[] prompt, GenerationOptions generation, ReplyContents reasoning, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         // The generator works on ids: stop strings are matched on the text here.
         var request = _generator!.Submit(prompt, generation with { StopStrings = [], StopTokenIds = generation.StopTokenIds ?? Pipeline.TextStopTokenIds }, cancellationToken);
@@ -182,46 +194,27 @@ public sealed class Qwen2ChatClient : IChatClient
             await foreach (int id in request.ReadTokensAsync(cancellationToken).ConfigureAwait(false))
             {
                 generated++;
-                // An id past the tokenizer (a padding row of the embedding, which no trained model picks) has no text.
-                var (ready, stopped) = stops.Push(id < Tokenizer.VocabSize ? decoder.Append(id) : "");
-                if (Text(ready, reasoning) is { } update) yield return Update(update, responseId, created);
+                var (ready, stopped) = stops.Push(decoder.AppendGenerated(id));
+                if (reasoning.Push(ready) is { } update) yield return Update(update, responseId, created);
                 if (stopped) { hit = true; break; }
             }
             if (!hit)
             {
                 var (tail, stopped) = stops.Push(decoder.Flush());
                 tail += stopped ? "" : stops.Drain();
-                if (Text(tail, reasoning) is { } update) yield return Update(update, responseId, created);
+                if (reasoning.Push(tail) is { } update) yield return Update(update, responseId, created);
                 hit = stopped;
             }
-            if (Flush(reasoning) is { } rest) yield return Update(rest, responseId, created);
+            if (reasoning.Flush() is { } rest) yield return Update(rest, responseId, created);
             var reason = hit ? StopReason.StopString : (await request.Completion.ConfigureAwait(false)).StopReason;
             if (reason == StopReason.Cancelled) throw new OperationCanceledException("the request was cancelled before it finished (the call's token, or the generator being disposed)", cancellationToken);
-            yield return Update(Last(prompt.Length, request.SharedPromptTokens, generated, reason), responseId, created);
+            yield return Update(Last(prompt.Length, request.SharedPromptTokens, generated, reason, reasoning.SawCall), responseId, created);
         }
         finally
         {
             // A stop string or an early end of the enumeration ends the request now rather than at its token limit.
             request.Cancel();
         }
-    }
-
-    /// <summary>The update for a piece of reply text: reasoning and answer apart when a splitter is given; null when nothing is certain yet.</summary>
-    private static ChatResponseUpdate? Text(string piece, ReasoningSplitter? reasoning)
-    {
-        if (reasoning is null) return piece.Length > 0 ? new ChatResponseUpdate(ChatRole.Assistant, piece) : null;
-        return Contents(reasoning.Push(piece));
-    }
-
-    private static ChatResponseUpdate? Flush(ReasoningSplitter? reasoning) => reasoning is null ? null : Contents(reasoning.Flush());
-
-    private static ChatResponseUpdate? Contents(ReasoningDelta d)
-    {
-        if (d.IsEmpty) return null;
-        var contents = new List<AIContent>(2);
-        if (d.Reasoning.Length > 0) contents.Add(new TextReasoningContent(d.Reasoning));
-        if (d.Content.Length > 0) contents.Add(new TextContent(d.Content));
-        return new ChatResponseUpdate(ChatRole.Assistant, contents);
     }
 
     /// <summary>
@@ -234,8 +227,8 @@ public sealed class Qwen2ChatClient : IChatClient
         return value is bool b ? b : throw new ArgumentException($"ChatOptions.AdditionalProperties[\"enable_thinking\"] is {value.GetType().Name}; it must be a bool", nameof(options));
     }
 
-    /// <summary>The update that ends a reply: its usage and why it ended.</summary>
-    private static ChatResponseUpdate Last(int promptTokens, int cachedTokens, int generated, StopReason reason) =>
+    /// <summary>The update that ends a reply: its usage and why it ended (<see cref="ChatFinishReason.ToolCalls"/> when it called a function).</summary>
+    private static ChatResponseUpdate Last(int promptTokens, int cachedTokens, int generated, StopReason reason, bool calledTools) =>
         new(ChatRole.Assistant, [new UsageContent(new UsageDetails
         {
             InputTokenCount = promptTokens,
@@ -244,7 +237,8 @@ public sealed class Qwen2ChatClient : IChatClient
             TotalTokenCount = promptTokens + generated,
         })])
         {
-            FinishReason = reason is StopReason.MaxTokens or StopReason.ContextFull ? ChatFinishReason.Length : ChatFinishReason.Stop,
+            FinishReason = reason is StopReason.MaxTokens or StopReason.ContextFull ? ChatFinishReason.Length
+                : calledTools ? ChatFinishReason.ToolCalls : ChatFinishReason.Stop,
         };
 
     /// <inheritdoc/>
@@ -307,23 +301,27 @@ public sealed class Qwen2ChatClient : IChatClient
             string role = m.Role == ChatRole.System ? "system"
                 : m.Role == ChatRole.User ? "user"
                 : m.Role == ChatRole.Assistant ? "assistant"
-                : m.Role == ChatRole.Tool ? throw new NotSupportedException($"message {index} has role \"tool\": Qwen2ChatClient does not support tool calls")
-                : throw new NotSupportedException($"message {index} has role \"{m.Role}\"; Qwen2ChatClient supports system, user and assistant messages");
+                : m.Role == ChatRole.Tool ? "tool"
+                : throw new NotSupportedException($"message {index} has role \"{m.Role}\"; Qwen2ChatClient supports system, user, assistant and tool messages");
             var text = new StringBuilder();
+            var calls = new List<ToolCall>();
             foreach (var content in m.Contents)
             {
                 switch (content)
                 {
                     case TextContent t: text.Append(t.Text); break;
                     // Metadata and reasoning, not conversation: Qwen's templates drop earlier reasoning too.
-                    case UsageContent or TextReasoningContent: break;
-                    case FunctionCallContent or FunctionResultContent:
-                        throw new NotSupportedException($"message {index} holds {content.GetType().Name}: Qwen2ChatClient does not support tool calls");
+                    case UsageContent or TextReasoningContent or ErrorContent: break;
+                    case FunctionCallContent call: calls.Add(new ToolCall(call.Name, Arguments(call.Arguments), call.CallId)); break;
+                    // Each result is its own tool message: the template writes consecutive ones into one user turn.
+                    case FunctionResultContent r:
+                        result.Add(ChatMessage.Tool(ResultText(r.Result)));
+                        break;
                     default:
-                        throw new NotSupportedException($"message {index} holds {content?.GetType().Name ?? "null"} content; Qwen2ChatClient handles text only");
+                        throw new NotSupportedException($"message {index} holds {content?.GetType().Name ?? "null"} content; Qwen2ChatClient handles text, function calls and function results");
                 }
             }
-            result.Add(new ChatMessage(role, text.ToString()));
+            if (role != "tool" || text.Length > 0) result.Add(new ChatMessage(role, text.ToString()) { ToolCalls = calls.Count > 0 ? calls : null });
             index++;
         }
         if (result.Count == 0) throw new ArgumentException("the conversation has no messages", nameof(messages));
@@ -336,12 +334,58 @@ public sealed class Qwen2ChatClient : IChatClient
         return result;
     }
 
+    /// <summary>A call's arguments as the JSON object text templates and OpenAI's API carry.</summary>
+    private static string Arguments(IDictionary<string, object?>? arguments) =>
+        arguments is null ? "{}" : JsonSerializer.Serialize(arguments, AIJsonUtilities.DefaultOptions.GetTypeInfo(typeof(IDictionary<string, object?>)));
+
+    /// <summary>A function's result as the model reads it: text as is, anything else as JSON.</summary>
+    private static string ResultText(object? result) => result switch
+    {
+        null => "",
+        string s => s,
+        JsonElement e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.GetRawText(),
+        _ => JsonSerializer.Serialize(result, AIJsonUtilities.DefaultOptions.GetTypeInfo(result.GetType())),
+    };
+
+    /// <summary>
+    /// <see cref="ChatOptions.Tools"/> as the template writes them (OpenAI's form: type, then the function's name,
+    /// description and parameter schema), or null when there are none or <see cref="ChatOptions.ToolMode"/> is none.
+    /// </summary>
+    private IReadOnlyList<JsonElement>? ToolDefinitions(ChatOptions? options)
+    {
+        if (options?.Tools is not { Count: > 0 } tools || options.ToolMode is NoneChatToolMode) return null;
+        if (options.ToolMode is RequiredChatToolMode)
+            throw new NotSupportedException("ChatOptions.ToolMode RequireAny / RequireSpecific: forcing a call needs constrained decoding of its arguments, which this client does not do yet; use Auto");
+        if (!Template.SupportsTools)
+            throw new NotSupportedException($"ChatOptions.Tools: the {Template.Family} chat template has no tool calling; use a Qwen2.5 or Qwen3 checkpoint");
+        var result = new List<JsonElement>(tools.Count);
+        foreach (var tool in tools)
+        {
+            if (tool is not AIFunctionDeclaration f)
+                throw new NotSupportedException($"ChatOptions.Tools holds {tool?.GetType().Name ?? "null"}; Qwen2ChatClient runs functions (AIFunction, AIFunctionDeclaration) only");
+            var buffer = new MemoryStream();
+            using (var w = new Utf8JsonWriter(buffer))
+            {
+                w.WriteStartObject();
+                w.WriteString("type", "function");
+                w.WriteStartObject("function");
+                w.WriteString("name", f.Name);
+                if (!string.IsNullOrEmpty(f.Description)) w.WriteString("description", f.Description);
+                w.WritePropertyName("parameters");
+                f.JsonSchema.WriteTo(w);
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }
+            using var doc = JsonDocument.Parse(buffer.ToArray());
+            result.Add(doc.RootElement.Clone());
+        }
+        return result;
+    }
+
     /// <summary>The client's defaults with what <paramref name="options"/> sets.</summary>
     private GenerationOptions Map(ChatOptions? options)
     {
         if (options is null) return DefaultOptions;
-        if (options.Tools is { Count: > 0 } && options.ToolMode is not NoneChatToolMode)
-            throw new NotSupportedException("ChatOptions.Tools: Qwen2ChatClient does not support tool calls");
         var s = DefaultOptions.Sampling;
         s = s with
         {

@@ -45,7 +45,7 @@ public static class TextGeneration
         using var e = tokens.GetEnumerator();
         while (e.MoveNext())
         {
-            var (ready, hit) = stops.Push(decoder.Append(e.Current));
+            var (ready, hit) = stops.Push(decoder.AppendGenerated(e.Current));
             if (ready.Length > 0) yield return ready;
             if (hit)
             {

@@ -30,7 +30,7 @@ public static class GenerationRequestText
         var decoder = tokenizer.CreateStreamingDecoder(skipSpecialTokens);
         await foreach (int id in request.ReadTokensAsync(cancellationToken))
         {
-            string piece = decoder.Append(id);
+            string piece = decoder.AppendGenerated(id);
             if (piece.Length > 0) yield return piece;
         }
         string rest = decoder.Flush();

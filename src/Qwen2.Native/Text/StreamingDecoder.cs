@@ -21,6 +21,12 @@ public sealed class StreamingDecoder
         _skipSpecialTokens = skipSpecialTokens;
     }
 
+    /// <summary>
+    /// Adds one id a model generated: as <see cref="Append"/>, except that an id past the tokenizer (a padding row of
+    /// the model's vocabulary, which a trained model never picks but random weights may) has no text.
+    /// </summary>
+    internal string AppendGenerated(int id) => (uint)id < (uint)_tokenizer.VocabSize ? Append(id) : "";
+
     /// <summary>Adds one id; returns the text it completes, possibly "".</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="id"/> is not a token of the vocabulary.</exception>
     public string Append(int id)

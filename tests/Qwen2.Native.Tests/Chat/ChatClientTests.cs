@@ -161,22 +161,11 @@ public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
     }
 
     [Fact]
-    public async Task ToolsAndNonTextContentAreNotSupported()
+    public async Task NonTextContentAndHostedToolsAreNotSupported()
     {
         using var client = Client();
-        var tool = new List<AIChatMessage> { new(ChatRole.User, "What's the weather?"), new(ChatRole.Tool, "sunny") };
-        var e = await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(tool));
-        Assert.Contains("tool", e.Message, StringComparison.Ordinal);
-
-        var call = new List<AIChatMessage>
-        {
-            new(ChatRole.User, "What's the weather?"),
-            new(ChatRole.Assistant, [new FunctionCallContent("c1", "weather")]),
-        };
-        await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(call));
-
         var image = new List<AIChatMessage> { new(ChatRole.User, [new DataContent(new byte[] { 1, 2, 3 }, "image/png")]) };
-        e = await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(image));
+        var e = await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(image));
         Assert.Contains("DataContent", e.Message, StringComparison.Ordinal);
 
         var withTools = new ChatOptions { Tools = [new HostedWebSearchTool()] };
@@ -280,6 +269,44 @@ public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
         Assert.Equal(on.Usage!.InputTokenCount + scripted.Tokenizer.Encode("<think>\n\n</think>\n\n").Length, off.Usage!.InputTokenCount);
         var e = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(messages, new ChatOptions { AdditionalProperties = new() { ["enable_thinking"] = "no" } }));
         Assert.Contains("enable_thinking", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UseFunctionInvocationRunsAToolRoundTrip()
+    {
+        using var scripted = ScriptedModel.ToolCaller(); // calls get_weather(city: "Paris") until a tool result is in the context
+        var cities = new List<string>();
+        var weather = AIFunctionFactory.Create((string city) => { cities.Add(city); return "sunny, 21 °C"; }, "get_weather", "The weather in a city.");
+        using var client = new ChatClientBuilder(new Qwen2ChatClient(scripted.Pipeline)).UseFunctionInvocation().Build();
+        var response = await client.GetResponseAsync([new(ChatRole.User, "Weather in Paris?")], new ChatOptions { Tools = [weather], Temperature = 0 });
+        Assert.Equal(["Paris"], cities);
+        Assert.Equal(ScriptedModel.WeatherAnswer, response.Text);
+        var call = Assert.Single(response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>());
+        Assert.Equal("get_weather", call.Name);
+        Assert.StartsWith("call_", call.CallId, StringComparison.Ordinal);
+        var result = Assert.Single(response.Messages.SelectMany(m => m.Contents).OfType<FunctionResultContent>());
+        Assert.Equal(call.CallId, result.CallId);
+        Assert.Equal(ChatFinishReason.Stop, response.FinishReason);
+    }
+
+    [Fact]
+    public async Task AToolCallStreamsAsOneFunctionCallWithTheToolCallsFinishReason()
+    {
+        using var scripted = ScriptedModel.ToolCaller();
+        using var client = new Qwen2ChatClient(scripted.Pipeline);
+        var tool = AIFunctionFactory.CreateDeclaration("get_weather", "The weather in a city.", JsonDocument.Parse("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}").RootElement);
+        var updates = new List<ChatResponseUpdate>();
+        await foreach (var u in client.GetStreamingResponseAsync([new(ChatRole.User, "Weather in Paris?")], new ChatOptions { Tools = [tool], Temperature = 0 })) updates.Add(u);
+        Assert.Equal("", string.Concat(updates.Select(u => u.Text)));
+        var call = Assert.Single(updates.SelectMany(u => u.Contents).OfType<FunctionCallContent>());
+        Assert.Equal("Paris", ((JsonElement)call.Arguments!["city"]!).GetString());
+        Assert.Equal(ChatFinishReason.ToolCalls, updates[^1].FinishReason);
+
+        // Without tools offered, the same text is the answer, unparsed.
+        var plain = await client.GetResponseAsync([new(ChatRole.User, "Weather in Paris?")], Greedy(40));
+        Assert.Equal(ScriptedModel.WeatherCall, plain.Text);
+        // Forcing a call needs constrained decoding of its arguments: refused, not silently run as auto.
+        await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync([new(ChatRole.User, "x")], new ChatOptions { Tools = [tool], ToolMode = ChatToolMode.RequireAny }));
     }
 
     [Fact]
