@@ -20,7 +20,7 @@ public sealed class ErrorTests(TinyChatModel tiny) : IClassFixture<TinyChatModel
         { "/v1/chat/completions", "{}", "messages", "required" },
         { "/v1/chat/completions", "{\"messages\":\"Hi\"}", "messages", "must be an array" },
         { "/v1/chat/completions", "{\"messages\":[]}", "messages", "empty" },
-        { "/v1/chat/completions", "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages", "tool" },
+        { "/v1/chat/completions", "{\"messages\":[{\"role\":\"critic\",\"content\":\"x\"}]}", "messages", "critic" },
         { "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\"}]}", "messages", "content is required" },
         { "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}", "messages", "image_url" },
         { "/v1/chat/completions", $"{{{User},\"temperature\":-1}}", "temperature", ">= 0" },

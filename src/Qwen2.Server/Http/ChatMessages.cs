@@ -4,7 +4,10 @@ using Qwen2.Native.Text;
 
 namespace Qwen2.Server.Http;
 
-/// <summary>Reads a chat request's <c>messages</c>: roles system (or developer), user and assistant, text content.</summary>
+/// <summary>
+/// Reads a chat request's <c>messages</c>: roles system (or developer), user, assistant (text, and <c>tool_calls</c>
+/// whose arguments are JSON text) and tool (a function's result), text content.
+/// </summary>
 internal static class ChatMessages
 {
     public static IReadOnlyList<ChatMessage> Read(JsonFields f)
@@ -22,10 +25,44 @@ internal static class ChatMessages
             role = role switch
             {
                 "system" or "developer" => "system", // OpenAI's newer name for the system message
-                "user" or "assistant" => role,
-                _ => throw ApiException.BadRequest($"{at}.role \"{role}\" is not supported; use system, user or assistant", "messages"),
+                "user" or "assistant" or "tool" => role,
+                _ => throw ApiException.BadRequest($"{at}.role \"{role}\" is not supported; use system, user, assistant or tool", "messages"),
             };
-            list.Add(new ChatMessage(role, Content(fields, at, role)));
+            list.Add(new ChatMessage(role, Content(fields, at, role)) { ToolCalls = role == "assistant" ? ToolCalls(fields, at) : null });
+        }
+        return list;
+    }
+
+    /// <summary>An assistant message's <c>tool_calls</c>: OpenAI's <c>{id, type: "function", function: {name, arguments}}</c>, arguments a JSON object's text.</summary>
+    private static IReadOnlyList<ToolCall>? ToolCalls(JsonFields m, string at)
+    {
+        if (m.Get("tool_calls") is not { } calls) return null;
+        if (calls.ValueKind != JsonValueKind.Array) throw JsonFields.Mistyped($"{at}.tool_calls", "an array", calls);
+        var list = new List<ToolCall>();
+        foreach (var call in calls.EnumerateArray())
+        {
+            string callAt = $"{at}.tool_calls[{list.Count}]";
+            if (call.ValueKind != JsonValueKind.Object || new JsonFields(call).Get("function") is not { ValueKind: JsonValueKind.Object } fn)
+                throw ApiException.BadRequest($"{callAt} must be an object with a function", "messages");
+            var f = new JsonFields(fn);
+            string name = f.String("name") is { Length: > 0 } n ? n : throw ApiException.BadRequest($"{callAt}.function.name is required", "messages");
+            string arguments = f.Get("arguments") switch
+            {
+                null => "{}",
+                { ValueKind: JsonValueKind.String } s => s.GetString()!,
+                { ValueKind: JsonValueKind.Object } o => o.GetRawText(), // some clients send the object itself
+                var other => throw JsonFields.Mistyped($"{callAt}.function.arguments", "a JSON object's text", other.Value),
+            };
+            try
+            {
+                using var doc = JsonDocument.Parse(arguments);
+                if (doc.RootElement.ValueKind != JsonValueKind.Object) throw ApiException.BadRequest($"{callAt}.function.arguments must be a JSON object's text", "messages");
+            }
+            catch (JsonException e)
+            {
+                throw ApiException.BadRequest($"{callAt}.function.arguments is not JSON: {e.Message}", "messages");
+            }
+            list.Add(new ToolCall(name, arguments, new JsonFields(call).String("id")));
         }
         return list;
     }

@@ -13,7 +13,7 @@ namespace Qwen2.Server.Http;
 /// </summary>
 internal static class CompletionRunner
 {
-    public static async Task RunAsync(HttpContext context, ServerEngine engine, int[] prompt, SamplingRequest request, bool chat, ReasoningSplitter? reasoning = null)
+    public static async Task RunAsync(HttpContext context, ServerEngine engine, int[] prompt, SamplingRequest request, bool chat, ChatReply? reply = null)
     {
         int window = engine.ContextSize;
         if (prompt.Length >= window)
@@ -26,14 +26,14 @@ internal static class CompletionRunner
         var run = new TextRun(engine, prompt, options, request.Stops);
         string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        if (request.Stream) await StreamAsync(context, engine, run, request, chat, reasoning, id, created, timeout.Token);
-        else await AnswerAsync(context, engine, run, chat, reasoning, id, created, timeout.Token);
+        if (request.Stream) await StreamAsync(context, engine, run, request, chat, reply, id, created, timeout.Token);
+        else await AnswerAsync(context, engine, run, chat, reply, id, created, timeout.Token);
     }
 
     private static Usage UsageOf(TextRun run) =>
         new(run.PromptTokens, run.CompletionTokens, run.PromptTokens + run.CompletionTokens, new PromptTokensDetails(run.CachedTokens));
 
-    private static async Task AnswerAsync(HttpContext context, ServerEngine engine, TextRun run, bool chat, ReasoningSplitter? reasoning, string id, long created, CancellationToken cancellationToken)
+    private static async Task AnswerAsync(HttpContext context, ServerEngine engine, TextRun run, bool chat, ChatReply? reply, string id, long created, CancellationToken cancellationToken)
     {
         var text = new StringBuilder();
         var logprobs = run.WantsLogprobs ? new List<Native.Generation.TokenLogprobs>() : null;
@@ -55,12 +55,15 @@ internal static class CompletionRunner
         if (chat)
         {
             var message = new ChatMessageBody("assistant", text.ToString());
-            if (reasoning is not null)
+            if (reply is not null)
             {
-                var (r, c) = (reasoning.Push(message.Content), reasoning.Flush());
-                message = new ChatMessageBody("assistant", r.Content + c.Content, NullIfEmpty(r.Reasoning + c.Reasoning));
+                var (a, b) = (reply.Push(text.ToString()), reply.Flush());
+                var calls = a.Calls.Concat(b.Calls).Select(c => new ToolCallBody(c.Id, c.Type, c.Function)).ToArray();
+                string content = a.Content + b.Content;
+                // OpenAI's content is null beside tool calls when the model wrote no text.
+                message = new ChatMessageBody("assistant", calls.Length > 0 && content.Length == 0 ? null : content, NullIfEmpty(a.Reasoning + b.Reasoning), calls.Length > 0 ? calls : null);
             }
-            var body = new ChatCompletion(id, created, engine.ModelId, [new ChatChoice(0, message, LogprobsBody.Chat(logprobs, tokenizer), run.FinishReason)], UsageOf(run));
+            var body = new ChatCompletion(id, created, engine.ModelId, [new ChatChoice(0, message, LogprobsBody.Chat(logprobs, tokenizer), Finish(run, reply))], UsageOf(run));
             await JsonSerializer.SerializeAsync(response.Body, body, ServerJsonContext.Api.ChatCompletion, context.RequestAborted);
         }
         else
@@ -71,7 +74,7 @@ internal static class CompletionRunner
         }
     }
 
-    private static async Task StreamAsync(HttpContext context, ServerEngine engine, TextRun run, SamplingRequest request, bool chat, ReasoningSplitter? reasoning, string id, long created, CancellationToken cancellationToken)
+    private static async Task StreamAsync(HttpContext context, ServerEngine engine, TextRun run, SamplingRequest request, bool chat, ChatReply? reply, string id, long created, CancellationToken cancellationToken)
     {
         var sse = new SseWriter(context.Response, context.RequestAborted);
         string model = engine.ModelId;
@@ -86,7 +89,7 @@ internal static class CompletionRunner
             {
                 if (chat)
                 {
-                    var delta = Delta(piece.Text, reasoning);
+                    var delta = Delta(piece.Text, reply);
                     // Text held back (a tag may be starting) waits for the next chunk, but a token's logprobs go now.
                     if (delta is not null || piece.Logprobs is not null)
                         await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, delta ?? new ChunkDelta(null, ""), LogprobsBody.Chat(piece.Logprobs, tokenizer), null)], null), ServerJsonContext.Api.ChatCompletionChunk);
@@ -101,9 +104,9 @@ internal static class CompletionRunner
             await sse.WriteAsync(new ErrorResponse(new ErrorBody(e.Message, e.Type, e.Status, null)), ServerJsonContext.Api.ErrorResponse);
             return;
         }
-        if (chat && reasoning?.Flush() is { IsEmpty: false } rest)
-            await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, NullIfEmpty(rest.Content), NullIfEmpty(rest.Reasoning)), null, null)], null), ServerJsonContext.Api.ChatCompletionChunk);
-        if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, null), null, run.FinishReason)], null), ServerJsonContext.Api.ChatCompletionChunk);
+        if (chat && reply is not null && Delta(reply.Flush()) is { } rest)
+            await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, rest, null, null)], null), ServerJsonContext.Api.ChatCompletionChunk);
+        if (chat) await sse.WriteAsync(new ChatCompletionChunk(id, created, model, [new ChunkChoice(0, new ChunkDelta(null, null), null, Finish(run, reply))], null), ServerJsonContext.Api.ChatCompletionChunk);
         else await sse.WriteAsync(new TextCompletion(id, created, model, [new TextChoice(0, "", null, run.FinishReason)], null), ServerJsonContext.Api.TextCompletion);
         if (request.IncludeUsage)
         {
@@ -113,13 +116,15 @@ internal static class CompletionRunner
         await sse.DoneAsync();
     }
 
-    /// <summary>A chat chunk's delta for a piece of text: reasoning and answer apart when a splitter is given; null when nothing is certain yet.</summary>
-    private static ChunkDelta? Delta(string text, ReasoningSplitter? reasoning)
-    {
-        if (reasoning is null) return new ChunkDelta(null, text);
-        var d = reasoning.Push(text);
-        return d.IsEmpty ? null : new ChunkDelta(null, NullIfEmpty(d.Content), NullIfEmpty(d.Reasoning));
-    }
+    /// <summary>A chat chunk's delta for a piece of text: reasoning, answer and whole calls apart when the reply is split; null when nothing is certain yet.</summary>
+    private static ChunkDelta? Delta(string text, ChatReply? reply) => reply is null ? new ChunkDelta(null, text) : Delta(reply.Push(text));
+
+    private static ChunkDelta? Delta((string Reasoning, string Content, IReadOnlyList<ChunkToolCall> Calls) d) =>
+        d.Reasoning.Length == 0 && d.Content.Length == 0 && d.Calls.Count == 0 ? null
+        : new ChunkDelta(null, NullIfEmpty(d.Content), NullIfEmpty(d.Reasoning), d.Calls.Count > 0 ? [.. d.Calls] : null);
+
+    /// <summary>OpenAI's finish reason: "tool_calls" when a reply that ended on its own called a function.</summary>
+    private static string? Finish(TextRun run, ChatReply? reply) => reply is { CallCount: > 0 } && run.FinishReason == "stop" ? "tool_calls" : run.FinishReason;
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
 

@@ -54,12 +54,15 @@ internal static class Handlers
         using var doc = await RequestBody.ReadObjectAsync(context.Request, engine.Options.MaxRequestBodyBytes, context.RequestAborted);
         var f = new JsonFields(doc.RootElement);
         var messages = ChatMessages.Read(f);
+        var tools = ChatTools.Read(f);
         var request = SamplingRequest.Read(f, pipeline.GenerationConfig, chat: true);
         bool thinking = EnableThinking(f);
         string text;
         try
         {
-            text = pipeline.ChatTemplate.Render(messages, addGenerationPrompt: true, thinking);
+            if (tools is not null && !pipeline.ChatTemplate.SupportsTools)
+                throw ApiException.BadRequest($"this model's chat template ({pipeline.ChatTemplate.Family}) has no tool calling; Qwen2.5 and Qwen3 templates have", "tools");
+            text = pipeline.ChatTemplate.Render(messages, addGenerationPrompt: true, thinking, tools);
         }
         catch (ArgumentException e)
         {
@@ -69,9 +72,10 @@ internal static class Handlers
         {
             throw ApiException.BadRequest($"this model has no usable chat template ({e.Message}); send raw text to /v1/completions", "messages");
         }
-        // Qwen3 thinks first: its <think> block goes to reasoning_content, as llama.cpp and vLLM return it.
-        var reasoning = pipeline.ChatTemplate.ReasoningSplitterFor(text);
-        await CompletionRunner.RunAsync(context, engine, pipeline.Tokenizer.Encode(text), request, chat: true, reasoning);
+        // Qwen3 thinks first: its <think> block goes to reasoning_content, as llama.cpp and vLLM return it; with tools,
+        // <tool_call> blocks go to tool_calls.
+        var reply = new ChatReply(pipeline.ChatTemplate.ReasoningSplitterFor(text), tools is null ? null : new ToolCallParser());
+        await CompletionRunner.RunAsync(context, engine, pipeline.Tokenizer.Encode(text), request, chat: true, reply);
     }
 
     /// <summary><c>chat_template_kwargs.enable_thinking</c>, as vLLM and llama.cpp's server take it (Qwen3's switch); true when absent.</summary>

@@ -32,7 +32,15 @@ internal sealed record ChatCompletion(string Id, long Created, string Model, Cha
 
 internal sealed record ChatChoice(int Index, ChatMessageBody Message, ChatLogprobs? Logprobs, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
 
-internal sealed record ChatMessageBody(string Role, string Content, string? ReasoningContent = null);
+internal sealed record ChatMessageBody(string Role, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Content, string? ReasoningContent = null, ToolCallBody[]? ToolCalls = null);
+
+/// <summary>A function call in a reply, as OpenAI returns it (arguments as JSON text).</summary>
+internal sealed record ToolCallBody(string Id, string Type, FunctionCallBody Function);
+
+internal sealed record FunctionCallBody(string Name, string Arguments);
+
+/// <summary>A function call in a streamed delta: OpenAI's form with its index among the reply's calls; sent whole.</summary>
+internal sealed record ChunkToolCall(int Index, string Id, string Type, FunctionCallBody Function);
 
 internal sealed record ChatCompletionChunk(string Id, long Created, string Model, ChunkChoice[] Choices, Usage? Usage)
 {
@@ -41,7 +49,7 @@ internal sealed record ChatCompletionChunk(string Id, long Created, string Model
 
 internal sealed record ChunkChoice(int Index, ChunkDelta Delta, ChatLogprobs? Logprobs, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
 
-internal sealed record ChunkDelta(string? Role, string? Content, string? ReasoningContent = null);
+internal sealed record ChunkDelta(string? Role, string? Content, string? ReasoningContent = null, ChunkToolCall[]? ToolCalls = null);
 
 internal sealed record TextCompletion(string Id, long Created, string Model, TextChoice[] Choices, Usage? Usage)
 {
