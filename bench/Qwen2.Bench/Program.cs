@@ -11,6 +11,7 @@ using Qwen2.Bench;
 //   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*ServerLoopback*'   # 1 and 8 streams of 64 tokens through qwen2 serve over loopback vs the generator directly, tokens/s
 //   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*ServerPrefixCache*'   # time to first token of a 1000-token prompt cold vs sharing its prefix with a finished request
 //   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*QuantizedKernels*'  # Q8_0 … Q6_K products of 1, 64, 512 tokens, ours vs dequantize + Dot, GB/s and GFLOP/s
+//   dotnet run -c Release --project bench/Qwen2.Bench -- --filter '*ConstrainedDecoding*' # JSON-constrained decoding: the check of a sampled token and the vocabulary mask vs a decode step
 // The model suites load QWEN2_MODEL when set (a directory or cached hub id); else QWEN2_BENCH_SHAPE: qwen2-0.5b (default,
 // the BF16 checkpoint `qwen2 demo` keeps under ~/.cache/qwen2managed, synthesized on first use), another synthetic
 // shape name, or tiny (the repository's tests/fixtures/models/tiny-bf16).

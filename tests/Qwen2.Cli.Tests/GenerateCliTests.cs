@@ -57,6 +57,45 @@ public class GenerateCliTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
     }
 
     [Fact]
+    public void JsonSchemaAndJsonConstrainTheOutputToJsonThatEndsWhenComplete()
+    {
+        using var dir = Fixtures.TempDir();
+        string schema = Path.Combine(dir.Path, "schema.json");
+        File.WriteAllText(schema, """{"type":"object","properties":{"city":{"type":"string","maxLength":12},"rank":{"type":"integer"},"tags":{"type":"array","items":{"enum":["a","b"]},"maxItems":3}},"required":["city","rank","tags"]}""");
+        foreach (var t in (string[])["0", "1.5"])
+        {
+            var (code, output, err) = Run("generate", "-m", tiny.Directory, "-p", "A city as JSON", "-n", "200", "-t", t, "-s", "3", "--json-schema", schema);
+            Assert.True(code == 0, err);
+            using var doc = JsonDocument.Parse(output);
+            Assert.Equal(JsonValueKind.String, doc.RootElement.GetProperty("city").ValueKind);
+            Assert.True(doc.RootElement.GetProperty("rank").TryGetInt64(out _));
+            Assert.All(doc.RootElement.GetProperty("tags").EnumerateArray(), e => Assert.Contains(e.GetString(), new[] { "a", "b" }));
+            Assert.Contains("stop: EndOfSequence", err);
+        }
+        // Ids in and out: the tokenizer is still loaded for the vocabulary the format is matched against.
+        var ids = Run("generate", "-m", tiny.Directory, "--tokens", "5,6,7", "-n", "300", "-t", "1", "-s", "9", "--json", "-o", "ids");
+        Assert.True(ids.Code == 0, ids.Err);
+        Assert.Equal(JsonValueKind.Object, JsonDocument.Parse(tiny.Tokenizer.Decode(Ids(ids.Out), skipSpecialTokens: true)).RootElement.ValueKind);
+    }
+
+    [Theory]
+    [InlineData("""{"type":"object","properties":{"when":{"type":"string","format":"date-time"}}}""", "#/properties/when/format")]
+    [InlineData("""{"type":"string",""", "#")]
+    public void ABadSchemaFileIsAUsageErrorNamingTheFileAndPath(string schemaText, string path)
+    {
+        using var dir = Fixtures.TempDir();
+        string schema = Path.Combine(dir.Path, "bad.json");
+        File.WriteAllText(schema, schemaText);
+        var (code, output, err) = Run("generate", "-m", tiny.Directory, "-p", "x", "-n", "5", "--json-schema", schema);
+        Assert.Equal(2, code);
+        Assert.Equal("", output);
+        var line = Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith($"error: --json-schema {schema}: {path}: ", line);
+        Assert.Equal(2, Run("generate", "-m", tiny.Directory, "-p", "x", "--json-schema", Path.Combine(dir.Path, "missing.json")).Code);
+        Assert.Equal(2, Run("generate", "-m", tiny.Directory, "-p", "x", "--json", "--json-schema", schema).Code);
+    }
+
+    [Fact]
     public void RawAndTemplatedPromptsDiffer()
     {
         var raw = Run("generate", "-m", tiny.Directory, "-p", "Hello", "-n", "3", "-t", "0", "--raw", "-o", "ids", "--ignore-eos");

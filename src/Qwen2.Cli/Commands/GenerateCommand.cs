@@ -1,6 +1,7 @@
 using Qwen2.Native.Generation;
 using Qwen2.Native.Chat;
 using Qwen2.Native.Serving;
+using Qwen2.Native.Structured;
 using Qwen2.Native.Text;
 
 namespace Qwen2.Cli;
@@ -18,20 +19,25 @@ internal static class GenerateCommand
         var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole sequence for every token (for comparison; slow)." };
         var output = new Option<string>("--output", "-o") { Description = "text: stream the text; ids: print the generated ids as a JSON array.", DefaultValueFactory = _ => "text" };
         output.AcceptOnlyFromAmong("text", "ids");
+        var jsonSchema = new Option<string?>("--json-schema") { Description = "Constrain the output to JSON valid for the JSON Schema in this file (see README: the supported subset).", HelpName = "FILE" };
+        var json = new Option<bool>("--json") { Description = "Constrain the output to a JSON object." };
         var flags = new SamplingFlags();
-        var cmd = new Command("generate", "Generate a continuation of a prompt, streamed to stdout; speed goes to stderr.") { model, prompt, tokens, raw, system, noCache, output };
+        var cmd = new Command("generate", "Generate a continuation of a prompt, streamed to stdout; speed goes to stderr.") { model, prompt, tokens, raw, system, noCache, output, jsonSchema, json };
         foreach (var o in flags.All) cmd.Options.Add(o);
         cmd.SetAction(p => Guard.Run(stderr, () =>
         {
             string? text = p.GetValue(prompt), ids = p.GetValue(tokens);
             if ((text is null) == (ids is null)) throw new UsageException("give either --prompt TEXT or --tokens IDS");
             bool wantIds = p.GetValue(output) == "ids";
+            var format = ResponseFormatOf(p.GetValue(jsonSchema), p.GetValue(json)); // a bad schema fails before the model loads
             string dir = CommonOptions.ResolveModel(p.GetValue(model));
-            // The tokenizer is needed only for text in or text out: --tokens with --output ids runs on weights alone.
-            Qwen2Tokenizer? tokenizer = text is not null || !wantIds ? Qwen2Tokenizer.Load(dir) : null;
+            // The tokenizer is needed only for text in or text out, or for the vocabulary a JSON format is matched
+            // against: --tokens with --output ids runs on weights alone.
+            Qwen2Tokenizer? tokenizer = text is not null || !wantIds || format.Kind != ResponseFormatKind.Text ? Qwen2Tokenizer.Load(dir) : null;
             using var m = flags.Load(p, dir);
             var options = flags.Options(p, m.IsGguf ? new GenerationConfig() : GenerationConfig.Load(m.Directory)); // GGUF has no generation_config.json
-            var session = new InferenceSession(m, flags.Session(p, !p.GetValue(noCache)));
+            options = options with { ResponseFormat = format };
+            var session = new InferenceSession(m, flags.Session(p, !p.GetValue(noCache))) { Tokenizer = tokenizer };
             int[] promptIds;
             if (ids is not null)
             {
@@ -83,5 +89,18 @@ internal static class GenerateCommand
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>The format --json-schema FILE or --json asks for; a missing or unsupported schema is a usage error naming the file and the JSON path.</summary>
+    private static ResponseFormat ResponseFormatOf(string? schemaFile, bool jsonObject)
+    {
+        if (schemaFile is not null && jsonObject) throw new UsageException("give either --json-schema FILE or --json, not both");
+        if (jsonObject) return ResponseFormat.JsonObject;
+        if (schemaFile is null) return ResponseFormat.Text;
+        string schema;
+        try { schema = File.ReadAllText(schemaFile); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"--json-schema {schemaFile}: cannot read the file ({e.Message})"); }
+        try { return ResponseFormat.JsonSchema(schema); }
+        catch (JsonSchemaException e) { throw new UsageException($"--json-schema {schemaFile}: {e.Message}"); }
     }
 }

@@ -1,3 +1,5 @@
+using Qwen2.Native.Structured;
+
 namespace Qwen2.Native.Generation;
 
 /// <summary>What one call to generate does: how to sample, when to stop, and how to turn tokens into text.</summary>
@@ -31,6 +33,15 @@ public sealed record GenerationOptions
     /// </summary>
     public int? TopLogprobs { get; init; }
 
+    /// <summary>
+    /// Free text (the default), any JSON object, or JSON valid for a schema (<see cref="Structured.ResponseFormat"/>):
+    /// a JSON format constrains every sampled token, whatever the sampling settings, and generation ends with
+    /// <see cref="StopReason.EndOfSequence"/> once the value is complete. It needs the tokenizer's vocabulary: honoured by
+    /// <see cref="TextGeneration"/>, a <see cref="Serving.BatchGenerator"/> made from a pipeline, and an
+    /// <see cref="InferenceSession"/> whose <see cref="InferenceSession.Tokenizer"/> is set.
+    /// </summary>
+    public ResponseFormat ResponseFormat { get; init; } = ResponseFormat.Text;
+
     /// <summary>Checks every field.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A field is out of range; the parameter name says which.</exception>
     /// <exception cref="ArgumentException">A stop string is empty.</exception>
@@ -42,8 +53,22 @@ public sealed record GenerationOptions
         if (TopLogprobs is int top && (uint)top > TokenLogprobs.MaxTop)
             throw new ArgumentOutOfRangeException(nameof(TopLogprobs), top, $"TopLogprobs must be between 0 and {TokenLogprobs.MaxTop} (or null for none)");
         ArgumentNullException.ThrowIfNull(StopStrings, nameof(StopStrings));
+        ArgumentNullException.ThrowIfNull(ResponseFormat, nameof(ResponseFormat));
         foreach (var s in StopStrings)
             if (string.IsNullOrEmpty(s)) throw new ArgumentException("a stop string is empty; it would stop generation before the first token", nameof(StopStrings));
+    }
+
+    /// <summary>
+    /// The constraint of <see cref="ResponseFormat"/> for one generation over <paramref name="vocabSize"/> logits, ending
+    /// at <paramref name="stop"/>'s ids once the value may end; null for text.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A JSON format without a tokenizer to read the vocabulary from.</exception>
+    internal TokenConstraint? CreateConstraint(Text.Qwen2Tokenizer? tokenizer, int vocabSize, StopCriteria stop)
+    {
+        if (ResponseFormat.Grammar is not { } grammar) return null;
+        if (tokenizer is null)
+            throw new InvalidOperationException("a JSON response format needs the tokenizer's vocabulary: generate through TextGeneration or a BatchGenerator made from a Qwen2Pipeline, or set InferenceSession.Tokenizer");
+        return new TokenConstraint(grammar, TokenVocabulary.For(tokenizer, vocabSize), stop.StopIds);
     }
 
     /// <summary>The defaults a checkpoint's <c>generation_config.json</c> asks for, with <paramref name="seed"/>.</summary>

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Qwen2.Native.Structured;
+using Qwen2.Native.Text;
 
 namespace Qwen2.Native.Generation;
 
@@ -37,6 +39,12 @@ public sealed class InferenceSession
 
     /// <summary>The options.</summary>
     public SessionOptions Options { get; }
+
+    /// <summary>
+    /// The tokenizer whose vocabulary a JSON <see cref="GenerationOptions.ResponseFormat"/> is matched against (set by
+    /// <see cref="TextGeneration"/> when null). Null: a generation with a JSON response format throws.
+    /// </summary>
+    public Qwen2Tokenizer? Tokenizer { get; set; }
 
     /// <summary>The KV cache (null when <see cref="SessionOptions.UseCache"/> is false).</summary>
     public PastKeyValues? Cache { get; }
@@ -114,10 +122,12 @@ public sealed class InferenceSession
         if (_tokens.Count == 0) throw new ArgumentException("the prompt is empty and the session holds no tokens", nameof(prompt));
         if (!_logitsValid) EnsurePending(); // so the stats count the token TruncateTo left to run again
         var sampler = new Sampler(options.Sampling, Model.Config.VocabSize);
-        return Run(sampler, new StopCriteria(options, DefaultStopTokenIds), options.TopLogprobs, cancellationToken);
+        var stop = new StopCriteria(options, DefaultStopTokenIds);
+        var constraint = options.CreateConstraint(Tokenizer, Model.Config.VocabSize, stop);
+        return Run(sampler, stop, constraint, options.TopLogprobs, cancellationToken);
     }
 
-    private IEnumerable<int> Run(Sampler sampler, StopCriteria stop, int? topLogprobs, CancellationToken ct)
+    private IEnumerable<int> Run(Sampler sampler, StopCriteria stop, TokenConstraint? constraint, int? topLogprobs, CancellationToken ct)
     {
         var scratch = topLogprobs is null ? null : new float[_logits.Length];
         int promptTokens = PendingTokens, generated = 0, steps = 0;
@@ -136,12 +146,14 @@ public sealed class InferenceSession
             while (true)
             {
                 decode.Start();
-                int next = _tokens.Sample(sampler, _logits);
+                int next = _tokens.Sample(sampler, constraint, _logits);
                 if (topLogprobs is int top) LastLogprobs = TokenLogprobs.Compute(_logits, next, top, scratch);
                 Append([next]);
                 generated++;
                 decode.Stop();
                 reason = stop.After(next, generated, contextFull: !HasRoomFor(1));
+                // A complete JSON value ends the generation as its stop token would, even on the last allowed token.
+                if (constraint is { IsComplete: true } && reason != StopReason.EndOfSequence) reason = StopReason.EndOfSequence;
                 yield return next;
                 if (reason != StopReason.None) yield break;
                 ct.ThrowIfCancellationRequested();

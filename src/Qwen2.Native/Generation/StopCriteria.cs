@@ -15,6 +15,9 @@ internal sealed class StopCriteria
         MaxNewTokens = options.MaxNewTokens;
     }
 
+    /// <summary>The ids that end generation (none with IgnoreEos).</summary>
+    public IReadOnlyList<int> StopIds => _stopIds;
+
     /// <summary>Most tokens to generate.</summary>
     public int MaxNewTokens { get; }
 

@@ -27,6 +27,7 @@ public static class TextGeneration
         ArgumentNullException.ThrowIfNull(tokenizer);
         options ??= session.DefaultOptions;
         if (options.StopTokenIds is null) options = options with { StopTokenIds = GenerationDefaults.WithTokenizerEos(session.DefaultStopTokenIds, tokenizer) };
+        session.Tokenizer ??= tokenizer; // a JSON response format reads the vocabulary from it
         var tokens = session.Generate(promptIds, options, cancellationToken); // validates now
         return Stream(session, tokenizer, tokens, options);
     }

@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Runtime.InteropServices;
+using Qwen2.Native.Structured;
 
 namespace Qwen2.Native.Generation;
 
@@ -77,6 +78,24 @@ internal sealed class TokenHistory : IReadOnlyList<int>
 
     /// <summary>Draws the next token from <paramref name="logits"/>, the repetition penalty applied to the ids held.</summary>
     public int Sample(Sampler sampler, ReadOnlySpan<float> logits) => sampler.Sample(logits, Distinct);
+
+    /// <summary>
+    /// As <see cref="Sample(Sampler, ReadOnlySpan{float})"/>, kept to what <paramref name="constraint"/> allows (null:
+    /// anything): the draw from the model's logits is tried first, and only when the constraint rejects it are the
+    /// rejected tokens masked to -infinity and the same sampler draws again, so every sampling setting still applies.
+    /// </summary>
+    public int Sample(Sampler sampler, TokenConstraint? constraint, ReadOnlySpan<float> logits)
+    {
+        int token = sampler.Sample(logits, Distinct);
+        if (constraint is null) return token;
+        if (constraint.TryAdvance(token)) { constraint.Accepted++; return token; }
+        constraint.Masked++;
+        var masked = constraint.MaskBuffer;
+        constraint.Mask(logits, masked);
+        token = sampler.Sample(masked, Distinct);
+        if (!constraint.TryAdvance(token)) throw new InvalidOperationException($"constrained decoding drew token {token}, which its own mask rejected");
+        return token;
+    }
 
     private void See(int id)
     {

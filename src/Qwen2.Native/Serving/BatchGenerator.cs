@@ -86,6 +86,7 @@ public sealed class BatchGenerator : IDisposable
     /// <param name="prompt">Prompt token ids (at least one), each in the vocabulary.</param>
     /// <param name="options">Sampling and stopping; null: <see cref="DefaultOptions"/> (generation_config.json's, as everywhere else).</param>
     /// <param name="cancellationToken">Cancels this request alone.</param>
+    /// <exception cref="InvalidOperationException">The options ask for a JSON response format but the generator was made from a model alone (no tokenizer).</exception>
     public GenerationRequest Submit(IReadOnlyList<int> prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
@@ -96,7 +97,9 @@ public sealed class BatchGenerator : IDisposable
         int vocab = _model.Config.VocabSize;
         var ids = prompt.ToArray();
         TokenHistory.Validate(ids, vocab, nameof(prompt));
-        var request = new GenerationRequest(Interlocked.Increment(ref _nextId), ids, options, new StopCriteria(options, _defaults.StopTokenIds), vocab, this);
+        var stop = new StopCriteria(options, _defaults.StopTokenIds);
+        var constraint = options.CreateConstraint(Pipeline?.Tokenizer, vocab, stop); // a JSON format needs the pipeline's vocabulary
+        var request = new GenerationRequest(Interlocked.Increment(ref _nextId), ids, options, stop, constraint, vocab, this);
         lock (_lock) _waiting.AddLast(request);
         if (cancellationToken.CanBeCanceled) request.Register(cancellationToken);
         _signal.Release();

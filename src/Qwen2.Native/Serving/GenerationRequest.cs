@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using Qwen2.Native.Generation;
+using Qwen2.Native.Structured;
 
 namespace Qwen2.Native.Serving;
 
@@ -12,15 +13,16 @@ public sealed class GenerationRequest
     private readonly TaskCompletionSource<GenerationStats> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Sampler _sampler;
     private readonly StopCriteria _stop;
+    private readonly TokenConstraint? _constraint; // the JSON response format's matcher, touched only by the stepping thread
     private readonly TokenHistory _tokens; // writes and the reads of other threads lock _channel: a write may replace the buffer
     private readonly List<TokenLogprobs>? _logprobs; // written under _channel's lock, as _tokens
     private long _submitted, _firstToken;
     private volatile bool _cancel;
     private CancellationTokenRegistration _registration;
 
-    internal GenerationRequest(int id, int[] prompt, GenerationOptions options, StopCriteria stop, int vocab, BatchGenerator owner)
+    internal GenerationRequest(int id, int[] prompt, GenerationOptions options, StopCriteria stop, TokenConstraint? constraint, int vocab, BatchGenerator owner)
     {
-        Id = id; Prompt = prompt; Options = options; _stop = stop; _owner = owner;
+        Id = id; Prompt = prompt; Options = options; _stop = stop; _constraint = constraint; _owner = owner;
         _sampler = new Sampler(options.Sampling, vocab);
         _tokens = new TokenHistory(vocab, prompt.Length + Math.Min(options.MaxNewTokens, 1 << 16));
         _tokens.AddRange(prompt);
@@ -99,7 +101,7 @@ public sealed class GenerationRequest
     /// <summary>Picks the next token from <paramref name="logits"/> and records it, with its log-probabilities when asked for.</summary>
     internal int Sample(ReadOnlySpan<float> logits, Span<float> scratch)
     {
-        int token = _tokens.Sample(_sampler, logits);
+        int token = _tokens.Sample(_sampler, _constraint, logits);
         if (Options.TopLogprobs is int top)
         {
             var lp = TokenLogprobs.Compute(logits, token, top, scratch);
@@ -114,7 +116,9 @@ public sealed class GenerationRequest
         if (_tokens.Count == Prompt.Count) _firstToken = Stopwatch.GetTimestamp();
         lock (_channel) _tokens.Add(token);
         _channel.Writer.TryWrite(token);
-        return _stop.After(token, _tokens.Count - Prompt.Count, contextFull: _tokens.Count > maxTokens);
+        var reason = _stop.After(token, _tokens.Count - Prompt.Count, contextFull: _tokens.Count > maxTokens);
+        // A complete JSON value ends the request as its stop token would.
+        return _constraint is { IsComplete: true } && reason != StopReason.EndOfSequence ? StopReason.EndOfSequence : reason;
     }
 
     internal void Complete(StopReason reason)

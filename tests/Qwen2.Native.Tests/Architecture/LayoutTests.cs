@@ -16,7 +16,8 @@ public sealed partial class LayoutTests
         { "Model", ["Qwen2.Native.Generation", "Qwen2.Native.Chat", "Qwen2.Native.Serving", "Qwen2.Native.Text", "Qwen2.Native.Gguf"] },
         { "Loading", ["Qwen2.Native.Generation", "Qwen2.Native.Chat", "Qwen2.Native.Serving", "Qwen2.Native.Text", "Qwen2.Native.Gguf"] },
         { "Caches", ["Qwen2.Native.Generation", "Qwen2.Native.Chat", "Qwen2.Native.Serving", "Qwen2.Native.Text", "Qwen2.Native.Gguf"] },
-        { "Text", ["Qwen2.Native.Generation", "Qwen2.Native.Chat", "Qwen2.Native.Serving"] },
+        { "Text", ["Qwen2.Native.Generation", "Qwen2.Native.Chat", "Qwen2.Native.Serving", "Qwen2.Native.Structured"] },
+        { "Structured", ["Qwen2.Native.Generation", "Qwen2.Native.Chat", "Qwen2.Native.Serving"] },
         { "Generation", ["Qwen2.Native.Chat", "Qwen2.Native.Serving"] },
         // The chat adapters sit on top: Qwen2ChatClient runs on a session or on the batch generator.
         { "Serving", ["Qwen2.Native.Chat"] },
