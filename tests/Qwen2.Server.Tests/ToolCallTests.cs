@@ -61,7 +61,7 @@ public sealed class ToolCallTests : IDisposable
     }
 
     [Theory]
-    [InlineData("\"tool_choice\":\"required\"", "constrained decoding")]
+    [InlineData("\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"g\"}}", "which tools does not hold")]
     [InlineData("\"tool_choice\":\"sometimes\"", "tool_choice must be")]
     [InlineData("\"tools\":[{\"type\":\"function\"}]", "tools[0].function is required")]
     [InlineData("\"tools\":[{\"type\":\"code_interpreter\"}]", "tools[0].type must be \\\"function\\\"")]

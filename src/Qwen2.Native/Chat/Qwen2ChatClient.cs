@@ -5,6 +5,7 @@ using System.Text;
 using Microsoft.Extensions.AI;
 using Qwen2.Native.Generation;
 using Qwen2.Native.Serving;
+using Qwen2.Native.Structured;
 using Qwen2.Native.Text;
 using ChatMessage = Qwen2.Native.Text.ChatMessage;
 using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
@@ -32,7 +33,7 @@ namespace Qwen2.Native.Chat;
 /// <c>"repetition_penalty"</c> (numbers). Unset options keep the client's defaults (the checkpoint's
 /// generation_config.json unless the constructor was given others). As other Microsoft.Extensions.AI clients do with
 /// settings their backend lacks, <see cref="ChatOptions.FrequencyPenalty"/>, <see cref="ChatOptions.PresencePenalty"/>,
-/// <see cref="ChatOptions.ResponseFormat"/>, <see cref="ChatOptions.Reasoning"/>, <see cref="ChatOptions.ModelId"/> and
+/// <see cref="ChatOptions.Reasoning"/>, <see cref="ChatOptions.ModelId"/> and
 /// <see cref="ChatOptions.ConversationId"/> are ignored. Non-text content throws <see cref="NotSupportedException"/>.
 /// </para>
 /// <para>
@@ -43,8 +44,15 @@ namespace Qwen2.Native.Chat;
 /// held until complete however the tokens split them, with <see cref="ChatFinishReason.ToolCalls"/>; a malformed block
 /// comes out as an <see cref="ErrorContent"/> holding its text. <see cref="FunctionCallContent"/> and
 /// <see cref="FunctionResultContent"/> in the messages are written back as the template's calls and
-/// <c>&lt;tool_response&gt;</c> blocks, so <c>ChatClientBuilder.UseFunctionInvocation()</c> runs the tool loop. Forcing a
-/// call (<see cref="ChatToolMode.RequireAny"/>, <c>RequireSpecific</c>) throws <see cref="NotSupportedException"/>.
+/// <c>&lt;tool_response&gt;</c> blocks, so <c>ChatClientBuilder.UseFunctionInvocation()</c> runs the tool loop. A forced
+/// call (<see cref="ChatToolMode.RequireAny"/>, <c>RequireSpecific</c>) opens the block in the prompt and constrains
+/// the output to a call whose arguments are valid for the function's parameter schema.
+/// </para>
+/// <para>
+/// <see cref="ChatOptions.ResponseFormat"/>: <see cref="ChatResponseFormat.Json"/> constrains the reply to a JSON object,
+/// and <c>ChatResponseFormat.ForJsonSchema</c> to JSON valid for the schema (the subset <see cref="ResponseFormat"/>
+/// documents; another keyword throws <see cref="JsonSchemaException"/>), so <c>GetResponseAsync&lt;T&gt;()</c> returns
+/// typed objects.
 /// </para>
 /// <para>
 /// Made from a running <see cref="BatchGenerator"/> instead, the client keeps no session: each call is a request of
@@ -148,11 +156,14 @@ public sealed class Qwen2ChatClient : IChatClient
         ObjectDisposedException.ThrowIf(_disposed, this);
         var generation = Map(options);
         var tools = ToolDefinitions(options);
+        var forced = ForcedTools(options, tools);
         string text = Template.Render(ToTemplateMessages(messages, options?.Instructions), addGenerationPrompt: true, EnableThinking(options), tools);
+        // A forced call: the prompt opens the block and the arguments are constrained to the function's parameters.
+        if (forced is not null) (text, generation) = (text + ToolCallSchema.PromptSuffix, generation with { ResponseFormat = ToolCallSchema.For(forced) });
         int[] prompt = Tokenizer.Encode(text);
         // Qwen3 thinks before it answers: the reasoning comes out as TextReasoningContent, never inside the answer's text;
         // with tools, <tool_call> blocks come out as FunctionCallContent.
-        var reasoning = new ReplyContents(Template.ReasoningSplitterFor(text), tools is null ? null : new ToolCallParser());
+        var reasoning = new ReplyContents(forced is null ? Template.ReasoningSplitterFor(text) : null, tools is null ? null : new ToolCallParser(insideCall: forced is not null));
         if (_generator is not null)
         {
             await foreach (var u in RunBatchedAsync(prompt, generation, reasoning, cancellationToken).ConfigureAwait(false)) yield return u;
@@ -353,9 +364,8 @@ public sealed class Qwen2ChatClient : IChatClient
     /// </summary>
     private IReadOnlyList<JsonElement>? ToolDefinitions(ChatOptions? options)
     {
-        if (options?.Tools is not { Count: > 0 } tools || options.ToolMode is NoneChatToolMode) return null;
-        if (options.ToolMode is RequiredChatToolMode)
-            throw new NotSupportedException("ChatOptions.ToolMode RequireAny / RequireSpecific: forcing a call needs constrained decoding of its arguments, which this client does not do yet; use Auto");
+        if (options?.Tools is not { Count: > 0 } tools || options.ToolMode is NoneChatToolMode)
+            return options?.ToolMode is RequiredChatToolMode ? throw new ArgumentException("ChatOptions.ToolMode requires a call, but ChatOptions.Tools is empty", nameof(options)) : null;
         if (!Template.SupportsTools)
             throw new NotSupportedException($"ChatOptions.Tools: the {Template.Family} chat template has no tool calling; use a Qwen2.5 or Qwen3 checkpoint");
         var result = new List<JsonElement>(tools.Count);
@@ -381,6 +391,27 @@ public sealed class Qwen2ChatClient : IChatClient
         }
         return result;
     }
+
+    /// <summary>
+    /// The tools a call is forced to (<see cref="ChatToolMode.RequireAny"/>: all; <c>RequireSpecific(name)</c>: that
+    /// one), or null when the model may answer in text.
+    /// </summary>
+    private static IReadOnlyList<JsonElement>? ForcedTools(ChatOptions? options, IReadOnlyList<JsonElement>? tools)
+    {
+        if (options?.ToolMode is not RequiredChatToolMode required || tools is null) return null;
+        if (required.RequiredFunctionName is not { } name) return tools;
+        var named = tools.Where(t => t.GetProperty("function").GetProperty("name").GetString() == name).ToArray();
+        return named.Length > 0 ? named : throw new ArgumentException($"ChatOptions.ToolMode requires {name}, which ChatOptions.Tools does not hold", nameof(options));
+    }
+
+    /// <summary>ChatOptions.ResponseFormat as constrained decoding: JSON (an object), or JSON valid for a schema.</summary>
+    private static ResponseFormat ResponseFormatOf(ChatOptions options) => options.ResponseFormat switch
+    {
+        null or ChatResponseFormatText => ResponseFormat.Text,
+        ChatResponseFormatJson { Schema: { } schema } => ResponseFormat.JsonSchema(schema),
+        ChatResponseFormatJson => ResponseFormat.JsonObject,
+        var other => throw new NotSupportedException($"ChatOptions.ResponseFormat {other.GetType().Name} is not supported"),
+    };
 
     /// <summary>The client's defaults with what <paramref name="options"/> sets.</summary>
     private GenerationOptions Map(ChatOptions? options)
@@ -411,6 +442,7 @@ public sealed class Qwen2ChatClient : IChatClient
             throw new ArgumentException("ChatOptions.StopSequences: a stop sequence is null or empty", nameof(options));
         return DefaultOptions with
         {
+            ResponseFormat = ResponseFormatOf(options),
             Sampling = s,
             MaxNewTokens = options.MaxOutputTokens ?? DefaultOptions.MaxNewTokens,
             StopStrings = options.StopSequences is { Count: > 0 } list ? [.. DefaultOptions.StopStrings, .. list] : DefaultOptions.StopStrings,

@@ -25,8 +25,19 @@ public sealed class ToolCallParser
     private bool _inCall, _sawCall, _afterCall;
     private string _space = "";
 
+    private readonly bool _forced;
+
     /// <summary>A parser; <paramref name="newId"/> makes call ids (by default OpenAI's form, <c>call_</c> and 24 hex digits).</summary>
-    public ToolCallParser(Func<string>? newId = null) => _newId = newId ?? (() => "call_" + Guid.NewGuid().ToString("N")[..24]);
+    /// <param name="newId">Makes call ids.</param>
+    /// <param name="insideCall">
+    /// The prompt already opened a block (a forced call: it ends with <see cref="OpenTag"/>): the output begins inside
+    /// it, and its end closes it.
+    /// </param>
+    public ToolCallParser(Func<string>? newId = null, bool insideCall = false)
+    {
+        _newId = newId ?? (() => "call_" + Guid.NewGuid().ToString("N")[..24]);
+        _inCall = _forced = insideCall;
+    }
 
     /// <summary>Takes the next piece of output; returns the text and calls that are now certain.</summary>
     public ToolCallDelta Push(string piece)
@@ -73,6 +84,7 @@ public sealed class ToolCallParser
         if (_inCall)
         {
             _inCall = false;
+            if (_forced && !_sawCall) return new ToolCallDelta("", [Parse(OpenTag + held + CloseTag, held)]);
             return new ToolCallDelta("", [new ParsedToolCall(null, OpenTag + held, $"the call was never closed ({CloseTag} missing)")]);
         }
         var text = new StringBuilder();

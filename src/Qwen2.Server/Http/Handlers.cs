@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Qwen2.Native.Structured;
 using Qwen2.Native.Text;
 using Qwen2.Server.Engine;
 using Qwen2.Server.Protocol;
@@ -54,8 +55,8 @@ internal static class Handlers
         using var doc = await RequestBody.ReadObjectAsync(context.Request, engine.Options.MaxRequestBodyBytes, context.RequestAborted);
         var f = new JsonFields(doc.RootElement);
         var messages = ChatMessages.Read(f);
-        var tools = ChatTools.Read(f);
-        var request = SamplingRequest.Read(f, pipeline.GenerationConfig, chat: true);
+        var (tools, forced) = ChatTools.Read(f);
+        var request = SamplingRequest.Read(f, pipeline.GenerationConfig, chat: true) with { ResponseFormat = ResponseFormats.Read(f) };
         bool thinking = EnableThinking(f);
         string text;
         try
@@ -72,9 +73,24 @@ internal static class Handlers
         {
             throw ApiException.BadRequest($"this model has no usable chat template ({e.Message}); send raw text to /v1/completions", "messages");
         }
+        if (forced is not null)
+        {
+            // A forced call: the prompt opens the block, and the output is a call to one of the forced functions whose
+            // arguments are valid for its parameters (as vLLM constrains tool_choice "required").
+            text += ToolCallSchema.PromptSuffix;
+            try
+            {
+                request = request with { ResponseFormat = ToolCallSchema.For(forced) };
+            }
+            catch (JsonSchemaException e)
+            {
+                throw ApiException.BadRequest($"tools: a forced call's parameters cannot be constrained: {e.Message}", "tools");
+            }
+        }
         // Qwen3 thinks first: its <think> block goes to reasoning_content, as llama.cpp and vLLM return it; with tools,
         // <tool_call> blocks go to tool_calls.
-        var reply = new ChatReply(pipeline.ChatTemplate.ReasoningSplitterFor(text), tools is null ? null : new ToolCallParser());
+        var reply = new ChatReply(forced is null ? pipeline.ChatTemplate.ReasoningSplitterFor(text) : null,
+            tools is null ? null : new ToolCallParser(insideCall: forced is not null));
         await CompletionRunner.RunAsync(context, engine, pipeline.Tokenizer.Encode(text), request, chat: true, reply);
     }
 

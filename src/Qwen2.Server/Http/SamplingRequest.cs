@@ -8,6 +8,9 @@ namespace Qwen2.Server.Http;
 /// </summary>
 internal sealed record SamplingRequest(SamplingOptions Sampling, int? MaxTokens, IReadOnlyList<string> Stops, bool Stream, bool IncludeUsage, bool IgnoreEos, int? TopLogprobs)
 {
+    /// <summary>What the reply must be: text, or JSON (response_format, or a forced tool call's arguments).</summary>
+    public Native.Structured.ResponseFormat ResponseFormat { get; init; } = Native.Structured.ResponseFormat.Text;
+
     /// <summary>Most stop strings a request may give (OpenAI allows 4; llama.cpp and vLLM more).</summary>
     public const int MaxStops = 16;
 
@@ -71,6 +74,10 @@ internal sealed record SamplingRequest(SamplingOptions Sampling, int? MaxTokens,
     {
         // Without max_tokens a reply may fill the context, as with OpenAI; it then ends with finish_reason "length".
         int room = context - promptTokens;
-        return new GenerationOptions { Sampling = Sampling, MaxNewTokens = Math.Min(MaxTokens ?? room, room), StopTokenIds = stopTokenIds, IgnoreEos = IgnoreEos, TopLogprobs = TopLogprobs };
+        return new GenerationOptions
+        {
+            Sampling = Sampling, MaxNewTokens = Math.Min(MaxTokens ?? room, room), StopTokenIds = stopTokenIds, IgnoreEos = IgnoreEos, TopLogprobs = TopLogprobs,
+            ResponseFormat = ResponseFormat,
+        };
     }
 }

@@ -305,8 +305,51 @@ public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
         // Without tools offered, the same text is the answer, unparsed.
         var plain = await client.GetResponseAsync([new(ChatRole.User, "Weather in Paris?")], Greedy(40));
         Assert.Equal(ScriptedModel.WeatherCall, plain.Text);
-        // Forcing a call needs constrained decoding of its arguments: refused, not silently run as auto.
-        await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync([new(ChatRole.User, "x")], new ChatOptions { Tools = [tool], ToolMode = ChatToolMode.RequireAny }));
+    }
+
+    // Days is a long: JSON Schema integers have no bounds unless minimum/maximum say so, and those are not constrained yet.
+    public sealed record Forecast(string City, long Days, bool Rain);
+
+    [Fact]
+    public async Task GetResponseAsyncOfTReturnsTypedObjectsFromAConstrainedReply()
+    {
+        using var client = Client();
+        // Greedy: a random model's strings at a high temperature run to JsonLimits' 4,096 characters, past any small
+        // token budget (the server and property tests bound them with maxLength).
+        var response = await client.GetResponseAsync<Forecast>("The forecast, please.", new ChatOptions { Temperature = 0, MaxOutputTokens = 300 });
+        Assert.True(response.TryGetResult(out var forecast), response.Text);
+        Assert.NotNull(forecast!.City);
+        Assert.Equal(ChatFinishReason.Stop, response.FinishReason);
+        // A schema keyword constrained decoding does not support is refused, naming its path.
+        var e = await Assert.ThrowsAnyAsync<ArgumentException>(() => client.GetResponseAsync(Conversation("x"),
+            new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(JsonDocument.Parse("{\"type\":\"string\",\"pattern\":\"a+\"}").RootElement) }));
+        Assert.Contains("#/pattern", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("now")]
+    public async Task AForcedCallsArgumentsValidateAgainstTheFunctionsParameters(string? name)
+    {
+        using var client = Client();
+        const string weather = "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"maxLength\":16}},\"required\":[\"city\"],\"additionalProperties\":false}";
+        const string clock = "{\"type\":\"object\",\"properties\":{\"zone\":{\"enum\":[\"UTC\",\"CET\"]}},\"required\":[\"zone\"],\"additionalProperties\":false}";
+        var tools = new List<AITool>
+        {
+            AIFunctionFactory.CreateDeclaration("get_weather", "The weather.", JsonDocument.Parse(weather).RootElement),
+            AIFunctionFactory.CreateDeclaration("now", "The time.", JsonDocument.Parse(clock).RootElement),
+        };
+        var mode = name is null ? ChatToolMode.RequireAny : ChatToolMode.RequireSpecific(name);
+        for (int seed = 1; seed <= 3; seed++)
+        {
+            var response = await client.GetResponseAsync(Conversation("Weather in Paris?"), new ChatOptions { Tools = tools, ToolMode = mode, Temperature = 1, Seed = seed, MaxOutputTokens = 200 });
+            var call = Assert.Single(response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>());
+            if (name is not null) Assert.Equal(name, call.Name);
+            string arguments = JsonSerializer.Serialize(call.Arguments, AIJsonUtilities.DefaultOptions);
+            var result = Json.Schema.JsonSchema.FromText(call.Name == "now" ? clock : weather).Evaluate(System.Text.Json.Nodes.JsonNode.Parse(arguments));
+            Assert.True(result.IsValid, $"{call.Name}({arguments})");
+            Assert.Equal(ChatFinishReason.ToolCalls, response.FinishReason);
+        }
     }
 
     [Fact]
