@@ -25,6 +25,8 @@ namespace Qwen2.Bench;
 ///   reference-embed DIR CORPUS.json [DIMENSIONS]         {"tokens": [[...]], "embeddings": [[...]]}: each text tokenized by
 ///                                                        Hugging Face's tokenizer (special tokens added) and embedded by the
 ///                                                        float64 reference (last token, final norm, L2)
+///   validate-json SCHEMA.json FILE.json                  exit 0 when FILE parses and validates against SCHEMA (JsonSchema.Net),
+///                                                        else the errors and exit 1
 ///   reference-golden DIR 1,2,3 STEPS                     the float64 reference's golden file for a checkpoint (tools/golden's
 ///                                                        format: logits at every position, and STEPS greedy ids)
 /// </code>
@@ -35,7 +37,7 @@ internal static class PeerTools
     public static bool TryRun(string[] args, out int exitCode)
     {
         exitCode = 0;
-        if (args.Length == 0 || args[0] is not ("quantize-peer" or "peer-logits" or "synth-peer" or "hf-tokenize" or "synth-qwen3" or "reference-golden" or "reference-embed")) return false;
+        if (args.Length == 0 || args[0] is not ("quantize-peer" or "peer-logits" or "synth-peer" or "hf-tokenize" or "synth-qwen3" or "reference-golden" or "reference-embed" or "validate-json")) return false;
         try
         {
             return Run(args);
@@ -78,6 +80,10 @@ internal static class PeerTools
             case "synth-qwen3":
                 Need(rest, 12, "synth-qwen3 DIR HIDDEN LAYERS HEADS KV_HEADS HEAD_DIM INTER VOCAB tied|untied bias|nobias DTYPE SEED");
                 SynthesizeQwen3(rest);
+                return true;
+            case "validate-json":
+                Need(rest, 2, "validate-json SCHEMA.json FILE.json");
+                Validate(rest[0], rest[1]);
                 return true;
             case "reference-embed":
                 Need(rest, 2, "reference-embed DIR CORPUS.json [DIMENSIONS]");
@@ -184,6 +190,25 @@ internal static class PeerTools
         foreach (int g in greedy) w.WriteNumberValue(g);
         w.WriteEndArray();
         w.WriteEndObject();
+    }
+
+    /// <summary>Checks that <paramref name="file"/> parses and is valid for <paramref name="schemaFile"/>; throws with the errors otherwise (the tool then exits 1).</summary>
+    private static void Validate(string schemaFile, string file)
+    {
+        var schema = Json.Schema.JsonSchema.FromText(File.ReadAllText(schemaFile));
+        System.Text.Json.Nodes.JsonNode? value;
+        try
+        {
+            value = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(file));
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{file}: not JSON: {e.Message}", e);
+        }
+        var result = schema.Evaluate(value, new Json.Schema.EvaluationOptions { OutputFormat = Json.Schema.OutputFormat.List });
+        if (!result.IsValid)
+            throw new InvalidDataException($"{file} is not valid for {schemaFile}: " + string.Join("; ",
+                result.Details.Where(d => d.Errors is { Count: > 0 }).Select(d => $"{d.InstanceLocation}: {string.Join(", ", d.Errors!.Values)}")));
     }
 
     private static void WriteEmbeddings(string directory, string corpus, int? dimensions)

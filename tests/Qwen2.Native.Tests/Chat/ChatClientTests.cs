@@ -353,6 +353,22 @@ public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
     }
 
     [Fact]
+    public async Task UseFunctionInvocationWithAForcedCallRunsTheFunctionWithValidArguments()
+    {
+        // A random-weight model: only constrained decoding makes it call, and with arguments the function can bind.
+        var zones = new List<string>();
+        var now = AIFunctionFactory.Create((Zone zone) => { zones.Add(zone.ToString()); return "12:00"; }, "now", "The time in a zone.");
+        using var client = new ChatClientBuilder(Client()).UseFunctionInvocation().Build();
+        var response = await client.GetResponseAsync([new(ChatRole.User, "What time is it?")],
+            new ChatOptions { Tools = [now], ToolMode = ChatToolMode.RequireAny, Temperature = 0, MaxOutputTokens = 60 });
+        var zone = Assert.Single(zones);
+        Assert.True(Enum.IsDefined(Enum.Parse<Zone>(zone)));
+        Assert.Equal("12:00", Assert.Single(response.Messages.SelectMany(m => m.Contents).OfType<FunctionResultContent>()).Result?.ToString());
+    }
+
+    public enum Zone { Utc, Cet }
+
+    [Fact]
     public void ChatSessionSendPartsSplitsTheScriptedReasoning()
     {
         using var scripted = ScriptedModel.Reasoning();
