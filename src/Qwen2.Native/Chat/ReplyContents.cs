@@ -5,50 +5,34 @@ using Qwen2.Native.Text;
 namespace Qwen2.Native.Chat;
 
 /// <summary>
-/// A reply's streamed text as Microsoft.Extensions.AI contents: Qwen3's reasoning as <see cref="TextReasoningContent"/>
-/// (when a splitter is given), the answer as <see cref="TextContent"/>, and, when tools were offered, each
-/// <c>&lt;tool_call&gt;</c> block as a <see cref="FunctionCallContent"/> (a malformed one as an <see cref="ErrorContent"/>
-/// whose details hold the block's text).
+/// A reply's streamed text as Microsoft.Extensions.AI contents, through a <see cref="ReplySplitter"/>: reasoning as
+/// <see cref="TextReasoningContent"/>, the answer as <see cref="TextContent"/>, each call as a
+/// <see cref="FunctionCallContent"/>, and a malformed block as an <see cref="ErrorContent"/> whose details hold its text.
 /// </summary>
 internal sealed class ReplyContents(ReasoningSplitter? reasoning, ToolCallParser? tools)
 {
+    private readonly ReplySplitter _splitter = new(reasoning, tools);
+
     /// <summary>Whether a function call has come out.</summary>
-    public bool SawCall { get; private set; }
+    public bool SawCall => _splitter.SawCall;
 
     /// <summary>The update for a piece of reply text; null when nothing is certain yet.</summary>
-    public ChatResponseUpdate? Push(string piece) => Make(reasoning is null ? new ReasoningDelta("", piece) : reasoning.Push(piece), end: false);
+    public ChatResponseUpdate? Push(string piece) => Update(_splitter.Push(piece));
 
     /// <summary>What the end of the reply makes certain.</summary>
-    public ChatResponseUpdate? Flush() => Make(reasoning?.Flush() ?? default, end: true);
+    public ChatResponseUpdate? Flush() => Update(_splitter.Flush());
 
-    private ChatResponseUpdate? Make(ReasoningDelta d, bool end)
+    private static ChatResponseUpdate? Update(ReplyDelta d)
     {
+        if (d.IsEmpty) return null;
         var contents = new List<AIContent>(2);
-        if (d.Reasoning is { Length: > 0 } r) contents.Add(new TextReasoningContent(r));
-        if (tools is null)
-        {
-            if (d.Content is { Length: > 0 } c) contents.Add(new TextContent(c));
-        }
-        else
-        {
-            Add(contents, tools.Push(d.Content ?? ""));
-            if (end) Add(contents, tools.Flush());
-        }
-        return contents.Count == 0 ? null : new ChatResponseUpdate(ChatRole.Assistant, contents);
-    }
-
-    private void Add(List<AIContent> contents, ToolCallDelta d)
-    {
-        if (d.Text.Length > 0) contents.Add(new TextContent(d.Text));
+        if (d.Reasoning.Length > 0) contents.Add(new TextReasoningContent(d.Reasoning));
+        if (d.Content.Length > 0) contents.Add(new TextContent(d.Content));
         foreach (var parsed in d.Calls)
-        {
-            if (parsed.Call is { } call)
-            {
-                SawCall = true;
-                contents.Add(new FunctionCallContent(call.Id!, call.Name, Arguments(call.Arguments)));
-            }
-            else contents.Add(new ErrorContent($"the model wrote a malformed tool call: {parsed.Error}") { Details = parsed.Raw, ErrorCode = "malformed_tool_call" });
-        }
+            contents.Add(parsed.Call is { } call
+                ? new FunctionCallContent(call.Id!, call.Name, Arguments(call.Arguments))
+                : new ErrorContent($"the model wrote a malformed tool call: {parsed.Error}") { Details = parsed.Raw, ErrorCode = "malformed_tool_call" });
+        return new ChatResponseUpdate(ChatRole.Assistant, contents);
     }
 
     /// <summary>A call's JSON object as the dictionary FunctionCallContent carries: each value a JsonElement.</summary>
