@@ -26,7 +26,7 @@ internal abstract record Frame(Frame? Parent, int Depth, JsonGrammar G)
             case ObjectNode o: output.Add(new ObjectFrame(parent, depth, g, o)); break;
             case ArrayNode a: output.Add(new ArrayFrame(parent, depth, g, a)); break;
             case StringNode s: output.Add(new StringFrame(parent, depth, g, s.Min, s.Max)); break;
-            case NumberNode n: output.Add(new NumberFrame(parent, depth, g, n.Integer)); break;
+            case NumberNode n: output.Add(new NumberFrame(parent, depth, g, n)); break;
             case LiteralNode l: output.Add(new LiteralFrame(parent, depth, g, l)); break;
         }
     }
@@ -285,51 +285,6 @@ internal sealed record StringFrame(Frame? Parent, int Depth, JsonGrammar G, int 
         >= (byte)'A' and <= (byte)'F' => b - 'A' + 10,
         _ => -1,
     };
-}
-
-internal enum NumberPhase { Start, Minus, Zero, Int, Dot, Frac }
-
-/// <summary>A number: -?(0|[1-9][0-9]{0,14})(\.[0-9]{1,15})? (integers without the fraction). No exponent, so every value fits a decimal.</summary>
-internal sealed record NumberFrame(Frame? Parent, int Depth, JsonGrammar G, bool Integer) : Frame(Parent, Depth, G)
-{
-    public const int MaxDigits = 15;
-
-    public NumberPhase Phase { get; init; }
-    public int Digits { get; init; }
-
-    public override void Step(byte b, List<Frame> output)
-    {
-        bool digit = b >= '0' && b <= '9';
-        switch (Phase)
-        {
-            case NumberPhase.Start when b == '-':
-                output.Add(this with { Phase = NumberPhase.Minus });
-                break;
-            case NumberPhase.Start:
-            case NumberPhase.Minus:
-                if (b == '0') Enter(this with { Phase = NumberPhase.Zero, Digits = 1 }, !Integer, output);
-                else if (digit) Enter(this with { Phase = NumberPhase.Int, Digits = 1 }, true, output);
-                break;
-            case NumberPhase.Zero:
-            case NumberPhase.Int:
-                if (digit && Phase == NumberPhase.Int && Digits < MaxDigits) Enter(this with { Digits = Digits + 1 }, Digits + 1 < MaxDigits || !Integer, output);
-                else if (b == '.' && !Integer) output.Add(this with { Phase = NumberPhase.Dot, Digits = 0 });
-                break;
-            case NumberPhase.Dot:
-                if (digit) Enter(this with { Phase = NumberPhase.Frac, Digits = 1 }, true, output);
-                break;
-            case NumberPhase.Frac:
-                if (digit && Digits < MaxDigits) Enter(this with { Digits = Digits + 1 }, Digits + 1 < MaxDigits, output);
-                break;
-        }
-    }
-
-    /// <summary>The number may end here; <paramref name="more"/>: it may also go on.</summary>
-    private void Enter(NumberFrame next, bool more, List<Frame> output)
-    {
-        if (more) output.Add(next);
-        Complete(output);
-    }
 }
 
 /// <summary>One of a literal node's texts, matched byte by byte (<see cref="Candidates"/>: those still matching; null: all).</summary>

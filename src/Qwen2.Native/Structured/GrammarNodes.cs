@@ -67,11 +67,90 @@ internal sealed class StringNode : GrammarNode
     public override int ComputeMinDepth() => Min > Max ? Unreachable : 0;
 }
 
+/// <summary>
+/// A number or integer, optionally with bounds (<c>minimum</c>, <c>maximum</c>, <c>exclusive*</c>). A bounded node holds
+/// them as an inclusive range of scaled values: units for an integer, 10^-15 for a number. A bounded number has at most 15
+/// significant digits in all (integer digits, "0" included, plus fraction digits), so every value it writes converts to
+/// a double exactly enough that a validator comparing doubles agrees with the exact comparison.
+/// </summary>
 internal sealed class NumberNode : GrammarNode
 {
-    public bool Integer;
+    public const int MaxDigits = 15;
 
-    public override int ComputeMinDepth() => 0;
+    /// <summary>10^0 to 10^31.</summary>
+    public static readonly Int128[] Pow10 = Enumerable.Range(0, 32).Select(k => Enumerable.Repeat((Int128)10, k).Aggregate((Int128)1, (a, b) => a * b)).ToArray();
+
+    public bool Integer;
+    public bool Bounded;
+    /// <summary>The inclusive range of scaled values (<see cref="Scale"/>); Lo above Hi: no value.</summary>
+    public Int128 Lo, Hi;
+    /// <summary>Bounded: whether some negative (or positive, zero included) value within the digit limits is in the range.</summary>
+    public bool CanNegative, CanPositive;
+
+    /// <summary>Value units per 1: 1 for an integer, 10^15 for a number.</summary>
+    public Int128 Scale => Integer ? 1 : Pow10[MaxDigits];
+
+    /// <summary>The largest magnitude a value can have, scaled.</summary>
+    public Int128 MaxAbs => (Pow10[MaxDigits] - 1) * Scale;
+
+    /// <summary>Works out which signs can start a value; call once the bounds are set.</summary>
+    public void Seal()
+    {
+        if (!Bounded) return;
+        for (long c = 0; c <= 9; c++)
+        {
+            CanNegative |= Lo < 0 && (InRange(true, c * Scale) || WholeGoesOn(true, c, 1));
+            CanPositive |= InRange(false, c * Scale) || WholeGoesOn(false, c, 1);
+        }
+    }
+
+    public override int ComputeMinDepth() => !Bounded || CanNegative || CanPositive ? 0 : Unreachable;
+
+    /// <summary>Whether the value of magnitude <paramref name="abs"/> (scaled) with this sign is in the range.</summary>
+    public bool InRange(bool negative, Int128 abs) => Hits(negative, abs, abs, 1);
+
+    /// <summary>
+    /// Whether an integer part <paramref name="whole"/> of <paramref name="digits"/> digits can go on (more integer
+    /// digits, or for a number a fraction) to a value in the range.
+    /// </summary>
+    public bool WholeGoesOn(bool negative, long whole, int digits)
+    {
+        if (!Integer && digits < MaxDigits && FractionOpens(negative, whole, digits)) return true;
+        if (whole == 0) return false;
+        for (int k = 1; digits + k <= MaxDigits; k++)
+        {
+            Int128 a = whole * Pow10[k] * Scale, b = (whole + 1) * Pow10[k] * Scale - 1;
+            // A number with digits + k integer digits keeps MaxDigits - digits - k fraction digits: its values step by 10^(digits + k).
+            if (Hits(negative, a, b, Integer ? 1 : Pow10[digits + k])) return true;
+        }
+        return false;
+    }
+
+    /// <summary>Whether "whole." can go on to a value in the range (a number's integer part of <paramref name="digits"/> digits).</summary>
+    public bool FractionOpens(bool negative, long whole, int digits) =>
+        Hits(negative, whole * Scale, (whole + 1) * Scale - 1, Pow10[digits]);
+
+    /// <summary>Whether "whole.fraction" (<paramref name="fracDigits"/> of them) can take more fraction digits and stay in the range.</summary>
+    public bool FractionGoesOn(bool negative, long whole, int digits, long fraction, int fracDigits)
+    {
+        if (digits + fracDigits >= MaxDigits) return false;
+        Int128 a = Fraction(whole, fraction, fracDigits);
+        return Hits(negative, a, a + Pow10[MaxDigits - fracDigits] - 1, Pow10[digits]);
+    }
+
+    /// <summary>The scaled magnitude of "whole.fraction" (a number).</summary>
+    public static Int128 Fraction(long whole, long fraction, int fracDigits) =>
+        whole * Pow10[MaxDigits] + fraction * Pow10[MaxDigits - fracDigits];
+
+    /// <summary>Whether a magnitude in [a, b] that is a multiple of <paramref name="step"/> (a is one) is in the range with this sign.</summary>
+    private bool Hits(bool negative, Int128 a, Int128 b, Int128 step)
+    {
+        if (!Bounded) return true;
+        Int128 lo = negative ? -Hi : Lo, hi = negative ? -Lo : Hi;
+        Int128 from = a > lo ? a : lo, to = b < hi ? b : hi;
+        if (from > to) return false;
+        return a + (from - a + step - 1) / step * step <= to;
+    }
 }
 
 /// <summary>One of a fixed set of compact JSON texts (enum, const, true/false, null).</summary>

@@ -7,7 +7,8 @@ namespace Qwen2.Native.Structured;
 /// </summary>
 /// <remarks>
 /// The text it accepts is compact JSON: no whitespace except at most one space after ':' and after ',' (bounded, so a
-/// model cannot loop on blanks); numbers without exponents, at most 15 digits before and after the point; strings of
+/// model cannot loop on blanks); numbers without exponents, at most 15 digits before and after the point (15 significant
+/// digits in all where bounds apply, each digit taken only if the value can still end within them); strings of
 /// well-formed UTF-8 without raw control characters, with the JSON escapes (\uXXXX for any code point outside
 /// the surrogates); object properties in schema order, then any extra keys (plain characters, never a declared name or
 /// a repeat).

@@ -50,22 +50,26 @@ public sealed class ResponseFormat
     /// </summary>
     /// <remarks>
     /// <para>Supported: <c>type</c> (a name or a list), <c>properties</c>, <c>required</c>, <c>additionalProperties</c>
-    /// (true, false or a schema), <c>items</c> (one schema), <c>minItems</c>, <c>maxItems</c>, <c>enum</c>, <c>const</c>,
-    /// <c>minLength</c>, <c>maxLength</c> (in code points), <c>anyOf</c> and <c>oneOf</c> (both as a union: a value
-    /// matching several <c>oneOf</c> alternatives is not prevented), <c>allOf</c> with one part, local <c>$ref</c>
-    /// (<c>#</c>, <c>#/$defs/…</c>, <c>#/definitions/…</c>, any JSON pointer into the schema; recursion allowed),
-    /// <c>$defs</c>/<c>definitions</c>, <c>true</c> and <c>{}</c> (any value), <c>format: "none"</c>,
-    /// <c>uniqueItems: false</c>, and annotations (title, description, default, examples, …), which are ignored.</para>
+    /// (true, false or a schema), <c>items</c> (one schema), <c>minItems</c>, <c>maxItems</c>, <c>enum</c>,
+    /// <c>const</c>, <c>minLength</c>, <c>maxLength</c> (in code points), <c>minimum</c>, <c>maximum</c>,
+    /// <c>exclusiveMinimum</c>, <c>exclusiveMaximum</c> (numbers, as in drafts 6 and later) on integers and numbers,
+    /// exactly (an integer above 1.5 is at least 2; without <c>type</c> they make the value a number), <c>anyOf</c> and
+    /// <c>oneOf</c> (both as a union: a value matching several <c>oneOf</c> alternatives is not prevented),
+    /// <c>allOf</c> with one part, local <c>$ref</c> (<c>#</c>, <c>#/$defs/…</c>, <c>#/definitions/…</c>, any JSON
+    /// pointer into the schema; recursion allowed), <c>$defs</c>/<c>definitions</c>, <c>true</c> and <c>{}</c> (any
+    /// value), <c>format: "none"</c>, <c>uniqueItems: false</c>, and annotations (title, description, default,
+    /// examples, …), which are ignored.</para>
     /// <para>Refused with a <see cref="JsonSchemaException"/> naming the keyword's JSON pointer: <c>pattern</c>,
     /// <c>format</c> (other than none), <c>patternProperties</c>, <c>propertyNames</c>, <c>min/maxProperties</c>,
-    /// <c>minimum</c>, <c>maximum</c>, <c>exclusiveMinimum/Maximum</c>, <c>multipleOf</c>, <c>if/then/else</c>,
-    /// <c>not</c>, <c>allOf</c> with several parts, <c>prefixItems</c> and tuple <c>items</c>, <c>contains</c>,
-    /// <c>uniqueItems: true</c>, <c>dependentRequired/Schemas</c>, <c>unevaluated*</c>, dynamic and remote
-    /// references, keywords beside <c>$ref</c> or beside <c>anyOf</c>/<c>oneOf</c>, and schemas no value satisfies.</para>
+    /// <c>multipleOf</c>, the draft-4 boolean <c>exclusiveMinimum/Maximum</c>, <c>if/then/else</c>, <c>not</c>,
+    /// <c>allOf</c> with several parts, <c>prefixItems</c> and tuple <c>items</c>, <c>contains</c>,
+    /// <c>uniqueItems: true</c>, <c>dependentRequired/Schemas</c>, <c>unevaluated*</c>, dynamic and remote references,
+    /// keywords beside <c>$ref</c> or beside <c>anyOf</c>/<c>oneOf</c>, and schemas no value satisfies.</para>
     /// <para>Output: compact JSON (at most one space after ':' and ','; no newlines), object properties in schema order
-    /// (an optional one may be left out), no extra keys unless <c>additionalProperties</c> allows them or the object names
-    /// no properties, numbers without exponents (at most 15 digits each side of the point), strings of well-formed
-    /// UTF-8 with JSON escapes. Sizes the schema leaves open are bounded by <paramref name="limits"/>
+    /// (an optional one may be left out), no extra keys unless <c>additionalProperties</c> allows them or the object
+    /// names no properties, numbers without exponents (at most 15 digits each side of the point; a bounded one 15
+    /// significant digits in all, and '-' only where its range has negative values), strings of well-formed UTF-8 with
+    /// JSON escapes. Sizes the schema leaves open are bounded by <paramref name="limits"/>
     /// (<see cref="JsonLimits.Default"/> when null), so generation always ends.</para>
     /// </remarks>
     /// <exception cref="JsonSchemaException">The schema is not JSON, or outside the subset above; the message names the JSON path.</exception>

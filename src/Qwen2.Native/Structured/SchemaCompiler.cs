@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Numerics;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -23,8 +25,7 @@ internal sealed class SchemaCompiler
     [
         "pattern", "patternProperties", "propertyNames", "minProperties", "maxProperties", "dependentRequired",
         "dependentSchemas", "dependencies", "if", "then", "else", "not", "prefixItems", "contains", "minContains",
-        "maxContains", "additionalItems", "unevaluatedItems", "unevaluatedProperties", "minimum", "maximum",
-        "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "$dynamicRef", "$dynamicAnchor", "$recursiveRef",
+        "maxContains", "additionalItems", "unevaluatedItems", "unevaluatedProperties", "multipleOf", "$dynamicRef", "$dynamicAnchor", "$recursiveRef",
         "$recursiveAnchor", "contentSchema",
     ];
 
@@ -82,7 +83,7 @@ internal sealed class SchemaCompiler
             ComputeMinDepths();
         }
         int need = root.Resolve().MinDepth;
-        if (need >= GrammarNode.Unreachable) throw new JsonSchemaException(path, "no JSON value satisfies this schema (an empty enum, a false schema, min above max, or required properties that recurse forever)");
+        if (need >= GrammarNode.Unreachable) throw new JsonSchemaException(path, "no JSON value satisfies this schema (an empty enum, a false schema, min above max, bounds no number of 15 digits meets, or required properties that recurse forever)");
         if (need > _limits.MaxDepth) throw new JsonSchemaException(path, $"every value of this schema nests {need} objects or arrays, more than JsonLimits.MaxDepth ({_limits.MaxDepth})");
         return new JsonGrammar(root, _limits);
     }
@@ -212,6 +213,7 @@ internal sealed class SchemaCompiler
         else if (Has(s, "properties", "required", "additionalProperties")) types = ["object"];
         else if (Has(s, "items", "minItems", "maxItems")) types = ["array"];
         else if (Has(s, "minLength", "maxLength")) types = ["string"];
+        else if (Has(s, Bounds)) types = ["number"];
         else return Any();
 
         var nodes = new GrammarNode[types.Length];
@@ -221,8 +223,8 @@ internal sealed class SchemaCompiler
                 "object" => ObjectOf(s, path),
                 "array" => ArrayOf(s, path),
                 "string" => StringOf(s, path),
-                "number" => Add(new NumberNode()),
-                "integer" => Add(new NumberNode { Integer = true }),
+                "number" => NumberOf(s, path, integer: false),
+                "integer" => NumberOf(s, path, integer: true),
                 "boolean" => Add(new LiteralNode { Values = [Utf8("true"), Utf8("false")] }),
                 "null" => Add(new LiteralNode { Values = [Utf8("null")] }),
                 _ => throw new JsonSchemaException($"{path}/type", $"unknown type \"{types[i]}\""),
@@ -278,6 +280,87 @@ internal sealed class SchemaCompiler
         int min = Count(s, "minLength", path) ?? 0;
         int max = Count(s, "maxLength", path) ?? Math.Max(min, _limits.MaxStringLength);
         return Add(new StringNode { Min = min, Max = max });
+    }
+
+    private static readonly string[] Bounds = ["minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"];
+
+    /// <summary>
+    /// A number or integer with its bounds as an inclusive range of scaled values (units, or 10^-15 for a number), each
+    /// bound rounded exactly from its JSON text: an integer above 1.5 is at least 2, a number above 0.1 at least
+    /// 0.100000000000001. Bounds beyond the 15 digits the matcher writes are clamped to them.
+    /// </summary>
+    private NumberNode NumberOf(JsonElement s, string path, bool integer)
+    {
+        var node = new NumberNode { Integer = integer };
+        Int128 lo = -node.MaxAbs, hi = node.MaxAbs;
+        foreach (var key in Bounds)
+        {
+            if (!s.TryGetProperty(key, out var v)) continue;
+            if (v.ValueKind != JsonValueKind.Number)
+                throw new JsonSchemaException($"{path}/{key}", v.ValueKind is JsonValueKind.True or JsonValueKind.False
+                    ? $"{key} must be a number (the draft-4 boolean form is not supported; give the bound itself, as drafts 6 and later do)"
+                    : $"{key} must be a number");
+            node.Bounded = true;
+            string raw = v.GetRawText();
+            int scale = integer ? 0 : NumberNode.MaxDigits;
+            switch (key)
+            {
+                case "minimum": lo = Int128.Max(lo, ScaledBound(raw, scale, ceiling: true)); break;
+                case "exclusiveMinimum": lo = Int128.Max(lo, ScaledBound(raw, scale, ceiling: false) + 1); break;
+                case "maximum": hi = Int128.Min(hi, ScaledBound(raw, scale, ceiling: false)); break;
+                default: hi = Int128.Min(hi, ScaledBound(raw, scale, ceiling: true) - 1); break;
+            }
+        }
+        node.Lo = lo;
+        node.Hi = hi;
+        node.Seal();
+        return Add(node);
+    }
+
+    /// <summary>
+    /// The ceiling or floor of <paramref name="raw"/> (a JSON number's text) times 10^<paramref name="scale"/>, exact,
+    /// clamped to ±10^32 (past any value the matcher writes).
+    /// </summary>
+    internal static Int128 ScaledBound(string raw, int scale, bool ceiling)
+    {
+        var big = BigInteger.Pow(10, 32);
+        int i = 0;
+        bool negative = raw[0] == '-';
+        if (negative) i++;
+        BigInteger m = BigInteger.Zero;
+        long exp = scale;
+        for (; i < raw.Length && char.IsAsciiDigit(raw[i]); i++) m = m * 10 + (raw[i] - '0');
+        if (i < raw.Length && raw[i] == '.')
+            for (i++; i < raw.Length && char.IsAsciiDigit(raw[i]); i++) { m = m * 10 + (raw[i] - '0'); exp--; }
+        if (i < raw.Length && raw[i] is 'e' or 'E')
+        {
+            i++;
+            bool down = i < raw.Length && raw[i] == '-';
+            if (i < raw.Length && raw[i] is '+' or '-') i++;
+            long e = 0;
+            for (; i < raw.Length && char.IsAsciiDigit(raw[i]); i++) e = Math.Min(e * 10 + (raw[i] - '0'), 1_000_000);
+            exp += down ? -e : e;
+        }
+        if (m.IsZero) return 0;
+        int digits = m.ToString(CultureInfo.InvariantCulture).Length;   // |value| is below 10^(digits + exp)
+        BigInteger q;
+        bool exact;
+        if (exp >= 0)
+        {
+            if (digits + exp > 34) return negative ? -(Int128)big : (Int128)big;
+            q = m * BigInteger.Pow(10, (int)exp);
+            exact = true;
+        }
+        else if (digits + exp < 0) { q = BigInteger.Zero; exact = false; }   // below 0.1 in magnitude
+        else
+        {
+            q = BigInteger.DivRem(m, BigInteger.Pow(10, (int)-exp), out var rem);
+            exact = rem.IsZero;
+        }
+        // q is the magnitude truncated: rounding away from zero is the ceiling of a positive, the floor of a negative.
+        if (!exact && ceiling != negative) q += 1;
+        if (q > big) q = big;
+        return negative ? -(Int128)q : (Int128)q;
     }
 
     private static int? Count(JsonElement s, string key, string path)

@@ -307,7 +307,7 @@ public class ChatClientTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>
         Assert.Equal(ScriptedModel.WeatherCall, plain.Text);
     }
 
-    // Days is a long: JSON Schema integers have no bounds unless minimum/maximum say so, and those are not constrained yet.
+    // Days is a long: the schema .NET generates gives integers no minimum/maximum, so an int could overflow.
     public sealed record Forecast(string City, long Days, bool Rain);
 
     [Fact]

@@ -32,9 +32,11 @@ public class ConstrainedGenerationPropertyTests(TinyChatModel fixture, ITestOutp
         // The batch generator (the server's path) runs them 32 at a time: one pass over the weights per step.
         using var generator = new BatchGenerator(m.Pipeline, new BatchGeneratorOptions { MaxBatchSize = 32 });
         var jobs = new List<(int Schema, string Json, JsonSchema Validator, double T, ulong Seed, GenerationRequest Request)>();
+        int bounded = 0;
         for (int i = 0; i < Schemas; i++)
         {
             var schemaJson = schemas.Next().ToJsonString();
+            if (schemaJson.Contains("imum\":", StringComparison.Ordinal)) bounded++;
             var format = ResponseFormat.JsonSchema(schemaJson, Limits);
             var validator = JsonSchema.FromText(schemaJson);
             for (int r = 0; r < runs.Length; r++)
@@ -71,10 +73,11 @@ public class ConstrainedGenerationPropertyTests(TinyChatModel fixture, ITestOutp
                 failures.Add($"schema {i} {schemaJson}\n  t={t} seed={seed}: {text}\n  {problem ?? "ended by " + stats.StopReason}");
         }
         int total = jobs.Count;
-        output.WriteLine($"{Schemas} schemas x {runs.Length} temperatures = {total} generations (each its own seed), {tokens} tokens, {clock.Elapsed.TotalSeconds:F1} s: {valid} valid ({100.0 * valid / total:F1}%), {completed} ended by completion ({100.0 * completed / total:F1}%)");
+        output.WriteLine($"{Schemas} schemas ({bounded} with number bounds) x {runs.Length} temperatures = {total} generations (each its own seed), {tokens} tokens, {clock.Elapsed.TotalSeconds:F1} s: {valid} valid ({100.0 * valid / total:F1}%), {completed} ended by completion ({100.0 * completed / total:F1}%)");
         Assert.True(failures.Count == 0, string.Join("\n", failures.Take(5)) + $"\n({failures.Count} failures of {total})");
         Assert.Equal(total, valid);
         Assert.Equal(total, completed);
+        Assert.True(bounded >= Schemas / 4, $"only {bounded} schemas have number bounds");
     }
 
     [Fact]

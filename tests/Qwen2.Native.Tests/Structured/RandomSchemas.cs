@@ -5,8 +5,9 @@ namespace Qwen2.Native.Tests.Structured;
 /// <summary>
 /// A seeded generator of JSON Schemas over every keyword constrained decoding supports, nested: objects (properties,
 /// required, additionalProperties true/false/schema), arrays (items, minItems, maxItems), enum, const, strings with
-/// lengths, number, integer, boolean, null, anyOf, oneOf (of distinct types, so one alternative matches), type lists,
-/// {} and true, and local $ref into $defs and definitions, recursive ones included.
+/// lengths, numbers and integers (with minimum, maximum and the exclusive bounds, or none), boolean, null, anyOf, oneOf
+/// (of distinct types, so one alternative matches), type lists, {} and true, and local $ref into $defs and definitions,
+/// recursive ones included.
 /// </summary>
 internal sealed class RandomSchemas(int seed)
 {
@@ -78,13 +79,37 @@ internal sealed class RandomSchemas(int seed)
                 if (_rng.Next(2) == 0) s["maxLength"] = min + _rng.Next(5);
                 return s;
             }
-            case 1: return new JsonObject { ["type"] = "number" };
-            case 2: return new JsonObject { ["type"] = "integer", ["description"] = "a count" };
+            case 1: return Bounds(new JsonObject { ["type"] = "number" }, integer: false);
+            case 2: return Bounds(new JsonObject { ["type"] = "integer", ["description"] = "a count" }, integer: true);
             case 3: return new JsonObject { ["type"] = "boolean" };
             case 4: return new JsonObject { ["type"] = "null" };
             case 5: return new JsonObject { ["type"] = new JsonArray("string", "null"), ["maxLength"] = 3 };
             default: return new JsonObject { ["type"] = new JsonArray("integer", "boolean") };
         }
+    }
+
+    // Bounds on most numbers and integers: one-sided, both, exclusive, a single value, negative or across zero, and for
+    // integers sometimes bounds that are not integers (1.5 means at least 2). Every range holds a value of the type.
+    private JsonObject Bounds(JsonObject s, bool integer)
+    {
+        int shape = _rng.Next(6);
+        if (shape == 0) return s;
+        double lo = integer && _rng.Next(3) > 0 ? _rng.Next(-30, 30) : Math.Round(_rng.NextDouble() * 60 - 30, 1 + _rng.Next(2));
+        bool single = shape == 5 && (!integer || lo == Math.Floor(lo));
+        // An open interval at least 2 wide holds an integer whatever its ends.
+        double hi = single ? lo : Math.Round(lo + 2 + _rng.NextDouble() * 40, _rng.Next(3));
+        switch (shape)
+        {
+            case 1: s["minimum"] = lo; break;
+            case 2: s["maximum"] = hi; break;
+            case 3: s["minimum"] = lo; s["maximum"] = hi; break;
+            case 4: s["exclusiveMinimum"] = lo; s["exclusiveMaximum"] = hi; break;
+            default:
+                if (single) { s["minimum"] = lo; s["maximum"] = hi; }
+                else { s["exclusiveMinimum"] = lo; s["maximum"] = hi; }
+                break;
+        }
+        return s;
     }
 
     private JsonObject Enum()
