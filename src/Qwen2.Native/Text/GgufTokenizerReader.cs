@@ -47,7 +47,8 @@ internal static class GgufTokenizerReader
         if (vocab.Count == 0) throw new CheckpointException(path, "holds no normal tokens", field: "tokenizer.ggml.tokens");
         var merges = Merges(path, m.StringArray("tokenizer.ggml.merges") ?? throw new CheckpointException(path, "is missing", field: "tokenizer.ggml.merges"), vocab);
 
-        string? TokenText(string key) => m.Integer(key, 0, tokens.Length - 1) is { } id ? tokens[id] : null;
+        int? Id(string key) => m.Integer(key, 0, tokens.Length - 1) is { } id ? (int)id : null;
+        string? TokenText(string key) => Id(key) is { } id ? tokens[id] : null;
         string? template = m.String("tokenizer.chat_template");
         var settings = new TokenizerSettings
         {
@@ -59,7 +60,6 @@ internal static class GgufTokenizerReader
             AddBosToken = m.Bool("tokenizer.ggml.add_bos_token") ?? false,
         };
         // llama.cpp's tokenizer with add_special: BOS before the text and EOS after it where the file asks for them.
-        int? Id(string key) => m.Integer(key, 0, tokens.Length - 1) is { } id ? (int)id : null;
         int[] Around(string flag, string idKey) =>
             m.Bool(flag) == true ? Id(idKey) is { } id ? [id] : throw new CheckpointException(path, $"is true but {idKey} is missing", field: flag) : [];
         return new TokenizerFiles
