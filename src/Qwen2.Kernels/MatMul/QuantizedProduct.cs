@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace Qwen2.Kernels;
 
@@ -19,6 +20,7 @@ internal static unsafe class QuantizedProduct
     private const long InlineWork = 32_768;
 
     [ThreadStatic] private static byte[]? t_activations;
+    [ThreadStatic] private static byte[]? t_prepared;
 
     /// <summary>The calling thread's activation scratch of at least <paramref name="bytes"/> bytes (grown, never shrunk, so steady decoding allocates nothing).</summary>
     internal static byte[] Scratch(int bytes)
@@ -197,11 +199,40 @@ internal static unsafe class QuantizedProduct
         }
     }
 
-    /// <summary><see cref="Rows{TQ}"/>, with several tokens in register tiles.</summary>
+    /// <summary><see cref="Rows{TQ}"/>, with several tokens in register tiles on the vector paths.</summary>
     private static void Rows32<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IBlock32
     {
-        if (tokens > 1) Tiles<TQ, Block32Tile<TQ>>(ref p, r0, r1, tokens, isa);
-        else Decode<TQ>(ref p, r0, r1, isa);
+        if (tokens > 1 && isa != Isa.Scalar && Avx2.IsSupported) PreparedTiles<TQ>(ref p, r0, r1, tokens, isa);
+        else Rows<TQ>(ref p, r0, r1, tokens, isa);
+    }
+
+    /// <summary>
+    /// <see cref="Tiles{TQ, TT}"/> for the 32-element formats: each tile's rows unpacked once per group of tokens
+    /// (<see cref="Block32.Prepare{T}"/>) into the thread's scratch, which stays in L1 while the group's tiles pass.
+    /// </summary>
+    private static void PreparedTiles<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IBlock32
+    {
+        int rows = TQ.TileRows, columns = Block32.TileTokens<TQ>();
+        nint bytes = Block32.PreparedBytes(rows, p.Blocks);
+        bool vnni = AvxVnni.IsSupported;
+        var scratch = t_prepared;
+        if (scratch is null || scratch.Length < bytes) t_prepared = scratch = new byte[checked((int)bytes)];
+        fixed (byte* prepared = scratch)
+        {
+            for (int t0 = 0; t0 < tokens; t0 += TokenGroup)
+            {
+                int t1 = Math.Min(tokens, t0 + TokenGroup), whole = t0 + (t1 - t0) / columns * columns, r = r0;
+                for (; whole > t0 && r + rows <= r1; r += rows)
+                {
+                    Block32.Prepare<TQ>(ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes), p.RowBytes, rows, p.Blocks, prepared);
+                    for (int t = t0; t < whole; t += columns)
+                        Block32.PreparedTile<TQ>(prepared, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, p.Blocks,
+                            p.Y + (nint)t * p.Rows + r, p.Rows, vnni);
+                    for (int k = 0; k < rows; k++) RowTokens<TQ>(ref p, r + k, whole, t1, isa);
+                }
+                for (; r < r1; r++) RowTokens<TQ>(ref p, r, t0, t1, isa);
+            }
+        }
     }
 
     /// <summary><see cref="Rows{TQ}"/>, with a tile's width of tokens or more in register tiles on the 256-bit path.</summary>
@@ -291,15 +322,6 @@ internal static unsafe class QuantizedProduct
 
         /// <summary>y[t · yStride + r] = the dot of row r with token t, for r &lt; <see cref="Rows"/>, t &lt; <see cref="Tokens"/>.</summary>
         static abstract void Dot(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, Isa isa);
-    }
-
-    private readonly struct Block32Tile<TQ> : ITile where TQ : IBlock32
-    {
-        public static int Rows => TQ.TileRows;
-        public static int Tokens => Block32.TileTokens<TQ>();
-
-        public static void Dot(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, Isa isa) =>
-            Block32.DotTile<TQ>(ref w, rowBytes, ref a, aStride, blocks, y, yStride, isa);
     }
 
     private readonly struct KQuantTile<TQ, TK> : ITile where TQ : IQuantFormat where TK : IKTileKernel

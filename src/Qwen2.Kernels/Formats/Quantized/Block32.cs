@@ -10,8 +10,8 @@ internal interface IBlock32 : IQuantFormat
     static abstract bool HasMin { get; }
 
     /// <summary>
-    /// Rows of its prefill tile (<see cref="Block32.DotTile{T}"/>): 4 for a signed format whose values are one load,
-    /// 2 for one that unpacks them (see the tile's remarks).
+    /// Rows of its prefill tile (<see cref="Block32.DotTile{T}"/>): 4 for a signed format, 2 for one with a minimum
+    /// (see the tile's remarks).
     /// </summary>
     static abstract int TileRows { get; }
 

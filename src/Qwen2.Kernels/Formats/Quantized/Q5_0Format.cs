@@ -10,7 +10,7 @@ internal readonly struct Q5_0Format : IBlock32
     public static int BlockBytes => 22;
     public static ActivationFormat Activation => ActivationFormat.Q8;
     public static bool HasMin => false;
-    public static int TileRows => 2;
+    public static int TileRows => 4;
 
     public static void Unpack(ref byte block, Span<int> q, out float d, out float min)
     {
