@@ -202,18 +202,26 @@ internal static unsafe class QuantizedProduct
     /// <summary><see cref="Rows{TQ}"/>, with several tokens in register tiles on the vector paths.</summary>
     private static void Rows32<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IBlock32
     {
-        if (tokens > 1 && isa != Isa.Scalar && Avx2.IsSupported) PreparedTiles<TQ>(ref p, r0, r1, tokens, isa);
+        if (tokens > 1 && isa != Isa.Scalar && Avx2.IsSupported) PreparedTiles<TQ, Block32Tile<TQ>>(ref p, r0, r1, tokens, isa);
+        else Rows<TQ>(ref p, r0, r1, tokens, isa);
+    }
+
+    /// <summary><see cref="Rows{TQ}"/>, with a tile's width of tokens or more in register tiles on the 256-bit path.</summary>
+    private static void RowsK<TQ, TK>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IQuantFormat where TK : IKTileKernel
+    {
+        if (tokens >= KTile.Tokens && isa == Isa.Vector256 && Avx2.IsSupported) PreparedTiles<TQ, KQuantTile<TK>>(ref p, r0, r1, tokens, isa);
         else Rows<TQ>(ref p, r0, r1, tokens, isa);
     }
 
     /// <summary>
-    /// <see cref="Tiles{TQ, TT}"/> for the 32-element formats: each tile's rows unpacked once per group of tokens
-    /// (<see cref="Block32.Prepare{T}"/>) into the thread's scratch, which stays in L1 while the group's tiles pass.
+    /// Several tokens: in each group of tokens, register tiles of rows by tokens (<typeparamref name="TT"/>), each tile's
+    /// rows unpacked once for the whole group into the thread's scratch, which stays in L1 while the group's tiles
+    /// pass; the tokens and rows left over as <see cref="RowTokens{TQ}"/>.
     /// </summary>
-    private static void PreparedTiles<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IBlock32
+    private static void PreparedTiles<TQ, TT>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IQuantFormat where TT : ITile
     {
-        int rows = TQ.TileRows, columns = Block32.TileTokens<TQ>();
-        nint bytes = Block32.PreparedBytes(rows, p.Blocks);
+        int rows = TT.Rows, columns = TT.Tokens;
+        nint bytes = TT.PreparedBytes(p.Blocks);
         bool vnni = AvxVnni.IsSupported;
         var scratch = t_prepared;
         if (scratch is null || scratch.Length < bytes) t_prepared = scratch = new byte[checked((int)bytes)];
@@ -224,9 +232,10 @@ internal static unsafe class QuantizedProduct
                 int t1 = Math.Min(tokens, t0 + TokenGroup), whole = t0 + (t1 - t0) / columns * columns, r = r0;
                 for (; whole > t0 && r + rows <= r1; r += rows)
                 {
-                    Block32.Prepare<TQ>(ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes), p.RowBytes, rows, p.Blocks, prepared);
+                    ref byte w = ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes);
+                    TT.Prepare(ref w, p.RowBytes, p.Blocks, prepared);
                     for (int t = t0; t < whole; t += columns)
-                        Block32.PreparedTile<TQ>(prepared, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, p.Blocks,
+                        TT.Dot(prepared, ref w, p.RowBytes, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, p.Blocks,
                             p.Y + (nint)t * p.Rows + r, p.Rows, vnni);
                     for (int k = 0; k < rows; k++) RowTokens<TQ>(ref p, r + k, whole, t1, isa);
                 }
@@ -235,11 +244,42 @@ internal static unsafe class QuantizedProduct
         }
     }
 
-    /// <summary><see cref="Rows{TQ}"/>, with a tile's width of tokens or more in register tiles on the 256-bit path.</summary>
-    private static void RowsK<TQ, TK>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IQuantFormat where TK : IKTileKernel
+    /// <summary>A register tile of rows by tokens over rows prepared once per group of tokens, for <see cref="PreparedTiles{TQ, TT}"/>.</summary>
+    private interface ITile
     {
-        if (tokens >= KTile.Tokens && isa == Isa.Vector256) Tiles<TQ, KQuantTile<TQ, TK>>(ref p, r0, r1, tokens, isa);
-        else Rows<TQ>(ref p, r0, r1, tokens, isa);
+        static abstract int Rows { get; }
+        static abstract int Tokens { get; }
+
+        /// <summary>Bytes <see cref="Prepare"/> writes for a tile's rows of <paramref name="blocks"/> blocks.</summary>
+        static abstract nint PreparedBytes(int blocks);
+
+        /// <summary>Unpacks the tile's <see cref="Rows"/> rows at <paramref name="w"/> to <paramref name="prepared"/>.</summary>
+        static abstract void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared);
+
+        /// <summary>y[t · yStride + r] = the dot of prepared row r (raw at <paramref name="w"/>) with token t, for r &lt; <see cref="Rows"/>, t &lt; <see cref="Tokens"/>.</summary>
+        static abstract void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni);
+    }
+
+    private readonly struct Block32Tile<TQ> : ITile where TQ : IBlock32
+    {
+        public static int Rows => TQ.TileRows;
+        public static int Tokens => Block32.TileTokens<TQ>();
+        public static nint PreparedBytes(int blocks) => Block32.PreparedBytes(TQ.TileRows, blocks);
+        public static void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared) => Block32.Prepare<TQ>(ref w, rowBytes, TQ.TileRows, blocks, prepared);
+
+        public static void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni) =>
+            Block32.PreparedTile<TQ>(prepared, ref a, aStride, blocks, y, yStride, vnni);
+    }
+
+    private readonly struct KQuantTile<TK> : ITile where TK : IKTileKernel
+    {
+        public static int Rows => KTile.Rows;
+        public static int Tokens => KTile.Tokens;
+        public static nint PreparedBytes(int blocks) => KTile.PreparedBytes(blocks);
+        public static void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared) => KTile.Prepare<TK>(ref w, rowBytes, blocks, prepared);
+
+        public static void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni) =>
+            KTile.RunPrepared<TK>(prepared, ref w, rowBytes, ref a, aStride, blocks, y, yStride);
     }
 
     /// <summary>
@@ -279,28 +319,6 @@ internal static unsafe class QuantizedProduct
         }
     }
 
-    /// <summary>
-    /// Several tokens: in each group of tokens, tiles of rows by tokens (<typeparamref name="TT"/>), the tokens and
-    /// rows left over as <see cref="RowTokens{TQ}"/>.
-    /// </summary>
-    private static void Tiles<TQ, TT>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IQuantFormat where TT : ITile
-    {
-        int rows = TT.Rows, columns = TT.Tokens;
-        for (int t0 = 0; t0 < tokens; t0 += TokenGroup)
-        {
-            int t1 = Math.Min(tokens, t0 + TokenGroup), whole = t0 + (t1 - t0) / columns * columns, r = r0;
-            for (; r + rows <= r1; r += rows)
-            {
-                ref byte w = ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes);
-                for (int t = t0; t < whole; t += columns)
-                    TT.Dot(ref w, p.RowBytes, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, p.Blocks,
-                        p.Y + (nint)t * p.Rows + r, p.Rows, isa);
-                for (int k = 0; k < rows; k++) RowTokens<TQ>(ref p, r + k, whole, t1, isa);
-            }
-            for (; r < r1; r++) RowTokens<TQ>(ref p, r, t0, t1, isa);
-        }
-    }
-
     /// <summary>Row <paramref name="r"/> against tokens [<paramref name="t0"/>, <paramref name="t1"/>), four at a time.</summary>
     private static void RowTokens<TQ>(ref Part p, int r, int t0, int t1, Isa isa) where TQ : IQuantFormat
     {
@@ -312,24 +330,5 @@ internal static unsafe class QuantizedProduct
             TQ.DotTokens(ref w, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, n, p.Blocks, dst, isa);
             for (int k = 0; k < n; k++) p.Y[(nint)(t + k) * p.Rows + r] = dst[k];
         }
-    }
-
-    /// <summary>A register tile of rows by tokens over one matrix, for <see cref="Tiles{TQ, TT}"/>.</summary>
-    private interface ITile
-    {
-        static abstract int Rows { get; }
-        static abstract int Tokens { get; }
-
-        /// <summary>y[t · yStride + r] = the dot of row r with token t, for r &lt; <see cref="Rows"/>, t &lt; <see cref="Tokens"/>.</summary>
-        static abstract void Dot(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, Isa isa);
-    }
-
-    private readonly struct KQuantTile<TQ, TK> : ITile where TQ : IQuantFormat where TK : IKTileKernel
-    {
-        public static int Rows => KTile.Rows;
-        public static int Tokens => KTile.Tokens;
-
-        public static void Dot(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, Isa isa) =>
-            KTile.DotTile<TQ, TK>(ref w, rowBytes, ref a, aStride, blocks, y, yStride, isa);
     }
 }

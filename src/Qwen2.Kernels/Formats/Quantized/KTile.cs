@@ -45,16 +45,56 @@ internal static unsafe class KTile
                 y[t * yStride + r] = TQ.Dot(ref Unsafe.Add(ref w, rowBytes * r), ref Unsafe.Add(ref a, aStride * t), blocks, isa);
     }
 
-    /// <summary>The 256-bit tile (see the class remarks).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
-    [SkipLocalsInit] // the value and scale vectors are written before they are read
+    /// <summary>Bytes <see cref="Prepare{TK}"/> writes for a row pair of <paramref name="blocks"/> super-blocks.</summary>
+    public static nint PreparedBytes(int blocks) => (nint)blocks * PreparedSuperBlock;
+
+    // A row pair's prepared super-block: row 0's eight value vectors, row 1's, row 0's eight scale vectors, row 1's, then
+    // each row's Step vector (what IKTileKernel.Scales returns).
+    private const int PreparedSuperBlock = 34 * 32;
+
+    /// <summary>
+    /// Unpacks the values and scales of a row pair (<paramref name="rowBytes"/> apart) of <paramref name="blocks"/>
+    /// super-blocks to <paramref name="destination"/> (<see cref="PreparedBytes"/>), so a prefill unpacks them once per
+    /// group of tokens instead of once per tile. Callers have checked <see cref="Avx2.IsSupported"/>.
+    /// </summary>
+    [SkipLocalsInit]
+    public static void Prepare<TK>(ref byte w, nint rowBytes, int blocks, byte* destination) where TK : IKTileKernel
+    {
+        Vector256<byte>* unpacked = stackalloc Vector256<byte>[8];
+        for (int b = 0; b < blocks; b++)
+        {
+            var p = (Vector256<byte>*)(destination + (nint)b * PreparedSuperBlock);
+            for (int r = 0; r < Rows; r++)
+            {
+                ref byte block = ref Unsafe.Add(ref w, (nint)b * TK.SuperBlockBytes + r * rowBytes);
+                p[32 + r] = TK.Scales(ref block, (Vector256<short>*)(p + 16 + 8 * r)).AsByte();
+                TK.Unpack(ref block, unpacked);
+                for (int k = 0; k < 8; k++) p[8 * r + k] = TK.Values(ref block, unpacked, k);
+            }
+        }
+    }
+
+    /// <summary>The 256-bit tile (see the class remarks) on raw rows: <see cref="Prepare{TK}"/>, then <see cref="RunPrepared{TK}"/>.</summary>
     internal static void Run<TK>(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride) where TK : IKTileKernel
     {
         if (!Avx2.IsSupported) throw new PlatformNotSupportedException("AVX2 is not supported on this CPU");
-        // Row 0's eight value and scale vectors, then row 1's, prepared once per super-block so that the work per
-        // vector holds only the accumulators, two rows' values, the activations and a temporary in registers.
-        Vector256<byte>* values = stackalloc Vector256<byte>[16];
-        Vector256<short>* scales = stackalloc Vector256<short>[16];
+        var prepared = new byte[PreparedBytes(blocks)];
+        fixed (byte* p = prepared)
+        {
+            Prepare<TK>(ref w, rowBytes, blocks, p);
+            RunPrepared<TK>(p, ref w, rowBytes, ref a, aStride, blocks, y, yStride);
+        }
+    }
+
+    /// <summary>
+    /// The 256-bit tile over the row pair at <paramref name="w"/> that <see cref="Prepare{TK}"/> wrote to
+    /// <paramref name="prepared"/>; the float steps still read each super-block's scales from the rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
+    public static void RunPrepared<TK>(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride)
+        where TK : IKTileKernel
+    {
+        if (!Avx2.IsSupported) throw new PlatformNotSupportedException("AVX2 is not supported on this CPU");
         Vector256<float> acc = default;
         nint a2 = 2 * aStride, a3 = 3 * aStride;
         for (int b = 0; b < blocks; b++)
@@ -62,10 +102,10 @@ internal static unsafe class KTile
             ref byte w0 = ref Unsafe.Add(ref w, (nint)b * TK.SuperBlockBytes);
             ref byte w1 = ref Unsafe.Add(ref w0, rowBytes);
             ref byte ab = ref Unsafe.Add(ref a, (nint)b * QuantizedActivations.Q8KBytes);
-            var o0 = TK.Scales(ref w0, scales);
-            var o1 = TK.Scales(ref w1, scales + 8);
-            TK.Unpack(ref w0, values);
-            TK.Unpack(ref w1, values + 8);
+            var values = (Vector256<byte>*)(prepared + (nint)b * PreparedSuperBlock);
+            var scales = (Vector256<short>*)(values + 16);
+            var o0 = values[32].AsInt16();
+            var o1 = values[33].AsInt16();
             Vector256<int> s00 = default, s01 = default, s02 = default, s03 = default;
             Vector256<int> s10 = default, s11 = default, s12 = default, s13 = default;
             if (TK.HasOffset)
@@ -77,14 +117,14 @@ internal static unsafe class KTile
             }
             // Written out, so each vector's offsets are constants.
             ref byte av = ref Unsafe.Add(ref ab, QuantizedActivations.Q8KValues);
-            Vector<TK>(0, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
-            Vector<TK>(1, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
-            Vector<TK>(2, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
-            Vector<TK>(3, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
-            Vector<TK>(4, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
-            Vector<TK>(5, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
-            Vector<TK>(6, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
-            Vector<TK>(7, ref w0, ref w1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector(0, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector(1, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector(2, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector(3, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector(4, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector(5, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector(6, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
+            Vector(7, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
             acc = TK.Step(acc, Reduce(s00, s01, s02, s03, s10, s11, s12, s13), o0, o1, ref w0, ref w1, ref ab, aStride);
         }
         for (int t = 0; t < Tokens; t++)
@@ -94,14 +134,14 @@ internal static unsafe class KTile
         }
     }
 
-    /// <summary>Vector k of both rows' super-blocks against the four tokens.</summary>
+    /// <summary>Vector k of both rows' prepared super-blocks against the four tokens.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Vector<TK>(int k, ref byte w0, ref byte w1, Vector256<byte>* values, Vector256<short>* scales, ref byte av,
+    private static void Vector(int k, Vector256<byte>* values, Vector256<short>* scales, ref byte av,
         nint aStride, nint a2, nint a3, ref Vector256<int> s00, ref Vector256<int> s01, ref Vector256<int> s02, ref Vector256<int> s03,
-        ref Vector256<int> s10, ref Vector256<int> s11, ref Vector256<int> s12, ref Vector256<int> s13) where TK : IKTileKernel
+        ref Vector256<int> s10, ref Vector256<int> s11, ref Vector256<int> s12, ref Vector256<int> s13)
     {
-        var v0 = TK.Values(ref w0, values, k);
-        var v1 = TK.Values(ref w1, values + 8, k);
+        var v0 = values[k];
+        var v1 = values[8 + k];
         Vector256<short>* c0 = scales + k, c1 = scales + 8 + k;
         ref byte ak = ref Unsafe.Add(ref av, 32 * k);
         Token(v0, v1, c0, c1, ref ak, ref s00, ref s10);
