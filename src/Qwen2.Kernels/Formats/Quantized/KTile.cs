@@ -6,16 +6,15 @@ namespace Qwen2.Kernels;
 
 /// <summary>
 /// The K-quants' prefill tile: two rows by four tokens, eight int32 accumulators held in registers while a super-block
-/// passes, so each 32-value vector of weights is unpacked once for four tokens and each activation vector loaded once
-/// for both rows. Per super-block the eight sums are reduced into one vector (lane 4r + t) and the format's float steps
+/// passes, over a row pair unpacked once per group of tokens (<see cref="Prepare{TK}"/>), and each activation vector
+/// loaded once for both rows. Per super-block the eight sums are reduced into one vector (lane 4r + t) and the format's float steps
 /// run on all eight lanes at once, each lane the scalar twin's expressions in its order, so the bits are those of
 /// <see cref="IQuantFormat.Dot"/>.
 /// </summary>
 /// <remarks>
-/// The products are pair sums (vpmaddubsw, then vpmaddwd with the vector's scales, prepared in memory once per
-/// super-block), so the work per vector needs the 8 accumulators, 2 rows' values, their 2 scale vectors, the
-/// activations and one temporary: 14 of AVX2's 16 registers. The eight vectors are written out so their offsets are
-/// constants; formats whose vectors share loads unpack them into memory first (<see cref="IKTileKernel.Unpack"/>).
+/// The products are pair sums (vpmaddubsw, then vpmaddwd with the vector's scales, prepared in memory with the
+/// values), so the work per vector needs the 8 accumulators, 2 rows' values, the activations and one temporary, the
+/// scales read as memory operands. The eight vectors are written out so their offsets are constants.
 /// Pair sums are exact wherever AVX-VNNI exists too, so the tile does not switch to quads there.
 /// </remarks>
 internal static unsafe class KTile
