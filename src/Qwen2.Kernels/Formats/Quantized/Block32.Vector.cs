@@ -91,10 +91,11 @@ internal static partial class Block32
             ref byte w3 = ref Unsafe.Add(ref w2, stride);
             ref byte ab = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
             var x = Activations(ref ab);
-            a0.Add<T>(Products<T, TP>(T.Values256(ref w0), x), QuantMath.Half(ref w0), Min<T>(ref w0), ref ab);
-            a1.Add<T>(Products<T, TP>(T.Values256(ref w1), x), QuantMath.Half(ref w1), Min<T>(ref w1), ref ab);
-            a2.Add<T>(Products<T, TP>(T.Values256(ref w2), x), QuantMath.Half(ref w2), Min<T>(ref w2), ref ab);
-            a3.Add<T>(Products<T, TP>(T.Values256(ref w3), x), QuantMath.Half(ref w3), Min<T>(ref w3), ref ab);
+            var da = Vector256.Create(QuantMath.Single(ref ab));
+            a0.Add<T>(Products<T, TP>(T.Values256(ref w0), x), Vector256.Create(QuantMath.Half(ref w0)) * da, Min<T>(ref w0), ref ab);
+            a1.Add<T>(Products<T, TP>(T.Values256(ref w1), x), Vector256.Create(QuantMath.Half(ref w1)) * da, Min<T>(ref w1), ref ab);
+            a2.Add<T>(Products<T, TP>(T.Values256(ref w2), x), Vector256.Create(QuantMath.Half(ref w2)) * da, Min<T>(ref w2), ref ab);
+            a3.Add<T>(Products<T, TP>(T.Values256(ref w3), x), Vector256.Create(QuantMath.Half(ref w3)) * da, Min<T>(ref w3), ref ab);
         }
         Store<T, Tokens4>(ref dst, a0, a1, a2, a3);
     }
@@ -107,17 +108,24 @@ internal static partial class Block32
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<byte> Nibbles(ref byte p)
     {
+        // The bytes in both halves, the upper half shifted by 4 (vpsrlvd), one mask: two vector operations where two
+        // masks, a shift and an insert took four, which decode's compute-bound nibble formats feel.
         var q = Vector128.LoadUnsafe(ref p);
-        var m = Vector128.Create((byte)0xF);
-        return Vector256.Create(q & m, (q.AsUInt16() >>> 4).AsByte() & m);
+        var shifted = Avx2.ShiftRightLogicalVariable(Vector256.Create(q, q).AsUInt32(), Vector256.Create(0u, 0, 0, 0, 4, 4, 4, 4));
+        return shifted.AsByte() & Vector256.Create((byte)0xF);
     }
 
-    /// <summary>Byte i is 0xFF where bit i of <paramref name="bits"/> is set, else 0 (ggml's bytes_from_bits_32).</summary>
+    /// <summary>
+    /// Byte i is 0xFF where bit i of the little-endian word at <paramref name="p"/> is set, else 0 (ggml's
+    /// bytes_from_bits_32). Reads 16 bytes from <paramref name="p"/>, so the word must not end its block.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<byte> Bits(uint bits)
+    internal static Vector256<byte> Bits(ref byte p)
     {
         // Byte i takes byte i / 8 of the word (vpshufb picks within each 128-bit half, and each half holds the whole word).
-        var spread = Avx2.Shuffle(Vector256.Create(bits).AsByte(), Vector256.Create(0x0000000000000000UL, 0x0101010101010101UL, 0x0202020202020202UL, 0x0303030303030303UL).AsByte());
+        // The word comes by a vector load and a broadcast, not by a general register and vmovd.
+        var word = Avx2.BroadcastScalarToVector256(Vector128.LoadUnsafe(ref p).AsUInt32());
+        var spread = Avx2.Shuffle(word.AsByte(), Vector256.Create(0x0000000000000000UL, 0x0101010101010101UL, 0x0202020202020202UL, 0x0303030303030303UL).AsByte());
         var bit = Vector256.Create(0x8040201008040201UL).AsByte();
         return Vector256.Equals(spread & bit, bit);
     }
@@ -153,9 +161,14 @@ internal static partial class Block32
 
         /// <summary>Adds one block's lane sums at scale dw · d_a, and (for a format with a minimum) min · s_a.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Add<T>(Vector256<int> p, float dw, float min, ref byte activation) where T : IBlock32
+        public void Add<T>(Vector256<int> p, float dw, float min, ref byte activation) where T : IBlock32 =>
+            Add<T>(p, Vector256.Create(dw) * Vector256.Create(QuantMath.Single(ref activation)), min, ref activation);
+
+        /// <summary>As the other overload, with d_w · d_a in every lane (a broadcast load and a vector multiply: one vector operation fewer than a scalar multiply and its broadcast).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add<T>(Vector256<int> p, Vector256<float> scale, float min, ref byte activation) where T : IBlock32
         {
-            Lanes = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Create(dw * QuantMath.Single(ref activation)), Lanes);
+            Lanes = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), scale, Lanes);
             if (T.HasMin) Min = MathF.FusedMultiplyAdd(min, QuantMath.Single(ref Unsafe.Add(ref activation, 4)), Min);
         }
 

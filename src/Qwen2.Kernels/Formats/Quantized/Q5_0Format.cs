@@ -28,7 +28,7 @@ internal readonly struct Q5_0Format : IBlock32
     // A clear high bit is q − 16 = nibble − 16, which is the nibble with its upper four bits set (ggml's trick).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Values256(ref byte block) =>
-        Block32.Nibbles(ref Unsafe.Add(ref block, 6)) | Vector256.AndNot(Vector256.Create((byte)0xF0), Block32.Bits(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref block, 2))));
+        Block32.Nibbles(ref Unsafe.Add(ref block, 6)) | Vector256.AndNot(Vector256.Create((byte)0xF0), Block32.Bits(ref Unsafe.Add(ref block, 2)));
 
     public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q5_0Format>(ref block, destination);
 

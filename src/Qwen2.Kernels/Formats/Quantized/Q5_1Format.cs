@@ -27,7 +27,7 @@ internal readonly struct Q5_1Format : IBlock32
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Values256(ref byte block) =>
-        Block32.Nibbles(ref Unsafe.Add(ref block, 8)) | (Block32.Bits(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref block, 4))) & Vector256.Create((byte)0x10));
+        Block32.Nibbles(ref Unsafe.Add(ref block, 8)) | (Block32.Bits(ref Unsafe.Add(ref block, 4)) & Vector256.Create((byte)0x10));
 
     public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q5_1Format>(ref block, destination);
 
