@@ -217,6 +217,12 @@ public sealed class Qwen2ChatClient : IChatClient
                 hit = stopped;
             }
             if (reasoning.Flush() is { } rest) yield return Update(rest, responseId, created);
+            if (hit)
+            {
+                // The caller sees the end only once the generator has let the request go, its blocks back in the pool.
+                request.Cancel();
+                await request.Completion.ConfigureAwait(false);
+            }
             var reason = hit ? StopReason.StopString : (await request.Completion.ConfigureAwait(false)).StopReason;
             if (reason == StopReason.Cancelled) throw new OperationCanceledException("the request was cancelled before it finished (the call's token, or the generator being disposed)", cancellationToken);
             yield return Update(Last(prompt.Length, request.SharedPromptTokens, generated, reason, reasoning.SawCall), responseId, created);
