@@ -173,6 +173,63 @@ public class KQuantKernelTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void EveryFourRowLayoutGivesEachRowsScalarTwinBitsOnAnyAvx2Cpu(WeightType type)
+    {
+        // Decode's four-row kernel loads each chunk of activations once for four rows (Q4_K and Q5_K) or walks the rows one
+        // by one (Q6_K, the 512-bit kernels); forced, as above, so the quads' and 512-bit forms run on any AVX2 CPU.
+        var rnd = new Random(Cases.Seed(6, (int)type));
+        var dst = new float[4];
+        if (!IsaSupport.IsSupported(Isa.Vector256))
+        {
+            var w1 = KQuantReference.RandomRow(rnd, type, 1, wild: false);
+            var a1 = KQuantReference.RandomActivations(rnd, 1).A;
+            Assert.Throws<PlatformNotSupportedException>(() => RunForced4Rows(type, Kernel.Quads256, [.. w1, .. w1, .. w1, .. w1], w1.Length, a1, 1, dst));
+            return;
+        }
+        for (int trial = 0; trial < 60; trial++)
+        {
+            int blocks = 1 + rnd.Next(12), rowBytes = blocks * KQuantReference.BlockBytes(type);
+            // Rows further apart than one row's bytes, so the stride is honoured, not assumed.
+            nint stride = rowBytes + 7 * (trial % 3);
+            var w = new byte[3 * stride + rowBytes];
+            var rows = new byte[4][];
+            for (int r = 0; r < 4; r++)
+            {
+                rows[r] = KQuantReference.RandomRow(rnd, type, blocks, wild: (trial + r) % 3 == 2);
+                rows[r].CopyTo(w, r * stride);
+            }
+            var a = KQuantReference.RandomActivations(rnd, blocks).A;
+            foreach (var kernel in new[] { Kernel.Pairs256, Kernel.Quads256, Kernel.Portable512 })
+            {
+                Array.Fill(dst, float.NaN);
+                RunForced4Rows(type, kernel, w, stride, a, blocks, dst);
+                for (int r = 0; r < 4; r++)
+                    Check.SameValue(KQuantReference.DotScalar(type, rows[r], a, blocks), dst[r], $"{type} {kernel}, row {r}, {blocks} super-blocks, trial {trial}");
+            }
+        }
+    }
+
+    private static void RunForced4Rows(WeightType type, Kernel kernel, byte[] w, nint stride, byte[] a, int blocks, float[] dst)
+    {
+        ref byte wr = ref w[0];
+        ref byte ar = ref a[0];
+        ref float d = ref dst[0];
+        switch (type, kernel)
+        {
+            case (WeightType.Q4_K, Kernel.Pairs256): KQuant.Run4Rows<ScaleMinKernels.V256<Q4KFormat, PairProducts>>(ref wr, stride, ref ar, blocks, ref d); break;
+            case (WeightType.Q4_K, Kernel.Quads256): KQuant.Run4Rows<ScaleMinKernels.V256<Q4KFormat, QuadProducts>>(ref wr, stride, ref ar, blocks, ref d); break;
+            case (WeightType.Q4_K, _): KQuant.Run4Rows<ScaleMinKernels.V512<Q4KFormat>>(ref wr, stride, ref ar, blocks, ref d); break;
+            case (WeightType.Q5_K, Kernel.Pairs256): KQuant.Run4Rows<ScaleMinKernels.V256<Q5KFormat, PairProducts>>(ref wr, stride, ref ar, blocks, ref d); break;
+            case (WeightType.Q5_K, Kernel.Quads256): KQuant.Run4Rows<ScaleMinKernels.V256<Q5KFormat, QuadProducts>>(ref wr, stride, ref ar, blocks, ref d); break;
+            case (WeightType.Q5_K, _): KQuant.Run4Rows<ScaleMinKernels.V512<Q5KFormat>>(ref wr, stride, ref ar, blocks, ref d); break;
+            case (_, Kernel.Pairs256): KQuant.Run4Rows<Q6KFormat.V256<PairProducts>>(ref wr, stride, ref ar, blocks, ref d); break;
+            case (_, Kernel.Quads256): KQuant.Run4Rows<Q6KFormat.V256<QuadProducts>>(ref wr, stride, ref ar, blocks, ref d); break;
+            default: KQuant.Run4Rows<Q6KFormat.V512>(ref wr, stride, ref ar, blocks, ref d); break;
+        }
+    }
+
     public enum Kernel { Pairs256, Quads256, Portable512 }
 
     private static void RunForced(WeightType type, Kernel kernel, byte[] w, byte[] a, nint stride, int tokens, int blocks, float[] dst)

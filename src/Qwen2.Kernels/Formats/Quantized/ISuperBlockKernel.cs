@@ -18,6 +18,18 @@ internal interface ISuperBlockKernel
     /// </summary>
     static abstract Vector256<short> Sums<TN>(ref byte block, ref byte a, nint aStride, ref TokenSums sums) where TN : struct, ITokens;
 
+    /// <summary>True where <see cref="Sums4Rows"/> has a kernel of its own; else four rows take <see cref="Sums{TN}"/> each.</summary>
+    static virtual bool FourRows => false;
+
+    /// <summary>
+    /// <see cref="Sums{TN}"/> of one token against the super-blocks of four rows (<paramref name="stride"/> apart, the
+    /// first at <paramref name="block"/>): row k's sums added to lane set k of <paramref name="sums"/> (S0 to S3), its
+    /// scales returned in <paramref name="scales0"/> to <paramref name="scales3"/>. Where <see cref="FourRows"/>.
+    /// </summary>
+    static virtual void Sums4Rows(ref byte block, nint stride, ref byte a, ref TokenSums sums,
+        out Vector256<short> scales0, out Vector256<short> scales1, out Vector256<short> scales2, out Vector256<short> scales3) =>
+        throw new NotSupportedException("this kernel has no four-row sums");
+
     /// <summary>Adds one token's super-block to <paramref name="acc"/>: the rest of its exact integer sums, then its float steps.</summary>
     static abstract void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock);
 }

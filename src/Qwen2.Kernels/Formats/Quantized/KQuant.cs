@@ -177,13 +177,23 @@ internal static class KQuant
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its callees always fit its inlining budget
-    private static void Run4Rows<TB>(ref byte w, nint stride, ref byte a, int blocks, ref float dst) where TB : ISuperBlockKernel
+    internal static void Run4Rows<TB>(ref byte w, nint stride, ref byte a, int blocks, ref float dst) where TB : ISuperBlockKernel
     {
         float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
         for (int b = 0; b < blocks; b++)
         {
             ref byte w0 = ref Unsafe.Add(ref w, (nint)b * TB.SuperBlockBytes);
             ref byte ab = ref Unsafe.Add(ref a, (nint)b * QuantizedActivations.Q8KBytes);
+            if (TB.FourRows)
+            {
+                TokenSums sums = default;
+                TB.Sums4Rows(ref w0, stride, ref ab, ref sums, out var s0, out var s1, out var s2, out var s3);
+                TB.Step(ref acc0, sums.S0, s0, ref w0, ref ab);
+                TB.Step(ref acc1, sums.S1, s1, ref Unsafe.Add(ref w0, stride), ref ab);
+                TB.Step(ref acc2, sums.S2, s2, ref Unsafe.Add(ref w0, 2 * stride), ref ab);
+                TB.Step(ref acc3, sums.S3, s3, ref Unsafe.Add(ref w0, 3 * stride), ref ab);
+                continue;
+            }
             Row(ref w0, ref ab, ref acc0);
             Row(ref Unsafe.Add(ref w0, stride), ref ab, ref acc1);
             Row(ref Unsafe.Add(ref w0, 2 * stride), ref ab, ref acc2);

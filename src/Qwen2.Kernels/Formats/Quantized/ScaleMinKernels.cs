@@ -49,6 +49,51 @@ internal static class ScaleMinKernels
             return sm;
         }
 
+        public static bool FourRows => true;
+
+        // Chunk by chunk across the four rows: each chunk's activations are loaded once for the rows, and the loop's
+        // counter and shuffle controls are shared by them.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Sums4Rows(ref byte block, nint stride, ref byte a, ref TokenSums sums,
+            out Vector256<short> scales0, out Vector256<short> scales1, out Vector256<short> scales2, out Vector256<short> scales3)
+        {
+            ref byte w1 = ref Unsafe.Add(ref block, stride);
+            ref byte w2 = ref Unsafe.Add(ref w1, stride);
+            ref byte w3 = ref Unsafe.Add(ref w2, stride);
+            scales0 = ScalesMins(ref block);
+            scales1 = ScalesMins(ref w1);
+            scales2 = ScalesMins(ref w2);
+            scales3 = ScalesMins(ref w3);
+            var b0 = Avx2.Permute2x128(scales0, scales0, 0).AsByte();
+            var b1 = Avx2.Permute2x128(scales1, scales1, 0).AsByte();
+            var b2 = Avx2.Permute2x128(scales2, scales2, 0).AsByte();
+            var b3 = Avx2.Permute2x128(scales3, scales3, 0).AsByte();
+            var control = TM.Quads
+                ? Vector256.Create(0x0100_0100_0100_0100ul, 0x0302_0302_0302_0302ul, 0x0100_0100_0100_0100ul, 0x0302_0302_0302_0302ul).AsByte()
+                : KQuant.Broadcast16;
+            for (int c = 0; c < 4; c++)
+            {
+                ref byte ac = ref Unsafe.Add(ref a, QuantizedActivations.Q8KValues + 64 * c);
+                var a0 = Vector256.LoadUnsafe(ref ac).AsSByte();
+                var a1 = Vector256.LoadUnsafe(ref ac, 32).AsSByte();
+                sums.S0 += Row(ref block, c, b0, control, a0, a1);
+                sums.S1 += Row(ref w1, c, b1, control, a0, a1);
+                sums.S2 += Row(ref w2, c, b2, control, a0, a1);
+                sums.S3 += Row(ref w3, c, b3, control, a0, a1);
+                control += Vector256.Create((byte)4);
+            }
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            static Vector256<int> Row(ref byte w, int c, Vector256<byte> scales, Vector256<byte> control, Vector256<sbyte> a0, Vector256<sbyte> a1)
+            {
+                var (lo, hi) = TW.Chunk256(ref w, c);
+                var scA = Avx2.Shuffle(scales, control).AsInt16();
+                if (TM.Quads) return Avx2.MultiplyAddAdjacent(Avx2.PackSignedSaturate(KQuant.Quads(lo, a0), KQuant.Quads(hi, a1)), scA);
+                var scB = Avx2.Shuffle(scales, control + Vector256.Create((byte)2)).AsInt16();
+                return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(lo, a0), scA) + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(hi, a1), scB);
+            }
+        }
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
             ScaleMinKernels.Step(ref acc, sums, scales, ref block, ref activationBlock);
