@@ -206,10 +206,13 @@ internal static unsafe class QuantizedProduct
         else Rows<TQ>(ref p, r0, r1, tokens, isa);
     }
 
-    /// <summary><see cref="Rows{TQ}"/>, with a tile's width of tokens or more in register tiles on the 256-bit path.</summary>
+    /// <summary>
+    /// <see cref="Rows{TQ}"/>, with a tile's width of tokens or more in register tiles on the 256-bit path, AVX-512 CPUs
+    /// included (the 512-bit kernel's four tokens per row ran at half the tiles' speed: bench/results).
+    /// </summary>
     private static void RowsK<TQ, TK>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IQuantFormat where TK : IKTileKernel
     {
-        if (tokens >= KTile.Tokens && isa == Isa.Vector256 && Avx2.IsSupported) PreparedTiles<TQ, KQuantTile<TK>>(ref p, r0, r1, tokens, isa);
+        if (tokens >= KTile.Tokens && isa != Isa.Scalar && Avx2.IsSupported) PreparedTiles<TQ, KQuantTile<TK>>(ref p, r0, r1, tokens, isa);
         else Rows<TQ>(ref p, r0, r1, tokens, isa);
     }
 

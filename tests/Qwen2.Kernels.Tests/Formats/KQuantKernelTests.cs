@@ -178,7 +178,7 @@ public class KQuantKernelTests
     public void EveryFourRowLayoutGivesEachRowsScalarTwinBitsOnAnyAvx2Cpu(WeightType type)
     {
         // Decode's four-row kernel loads each chunk of activations once for four rows (Q4_K and Q5_K) or walks the rows one
-        // by one (Q6_K, the 512-bit kernels); forced, as above, so the quads' and 512-bit forms run on any AVX2 CPU.
+        // by one (Q6_K, and any 512-bit kernel); forced, as above, so the quads' and 512-bit forms run on any AVX2 CPU.
         var rnd = new Random(Cases.Seed(6, (int)type));
         var dst = new float[4];
         if (!IsaSupport.IsSupported(Isa.Vector256))

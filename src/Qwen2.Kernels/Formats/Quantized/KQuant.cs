@@ -164,14 +164,14 @@ internal static class KQuant
 
     /// <summary>
     /// <see cref="IQuantFormat.Dot4Rows"/> for K-quant <typeparamref name="TQ"/>: super-block b of each of the four rows,
-    /// then b + 1, on its 512-bit or 256-bit kernel, each row's float steps those of <see cref="Run{TB, TN}"/>; or the
-    /// scalar twin per row.
+    /// then b + 1, each row's float steps those of <see cref="Run{TB, TN}"/>; or the scalar twin per row. The 256-bit
+    /// kernel serves AVX-512 CPUs too: with vpdpbusd (AVX-VNNI has no 512-bit form in .NET) and each chunk of
+    /// activations loaded once for four rows it outruns the 512-bit kernel's row-at-a-time products (bench/results).
     /// </summary>
-    public static void Dot4Rows<TQ, T256, T512>(ref byte w, nint stride, ref byte a, int blocks, ref float dst, Isa isa)
-        where TQ : IQuantFormat where T256 : ISuperBlockKernel where T512 : ISuperBlockKernel
+    public static void Dot4Rows<TQ, T256>(ref byte w, nint stride, ref byte a, int blocks, ref float dst, Isa isa)
+        where TQ : IQuantFormat where T256 : ISuperBlockKernel
     {
-        if (isa == Isa.Vector512) Run4Rows<T512>(ref w, stride, ref a, blocks, ref dst);
-        else if (isa == Isa.Vector256) Run4Rows<T256>(ref w, stride, ref a, blocks, ref dst);
+        if (isa != Isa.Scalar) Run4Rows<T256>(ref w, stride, ref a, blocks, ref dst);
         else
             for (int k = 0; k < 4; k++) Unsafe.Add(ref dst, k) = TQ.Dot(ref Unsafe.Add(ref w, stride * k), ref a, blocks, Isa.Scalar);
     }

@@ -28,13 +28,13 @@ internal static unsafe class KTile
     /// <summary>
     /// Rows r &lt; <see cref="Rows"/> (<paramref name="rowBytes"/> apart) against tokens t &lt; <see cref="Tokens"/>
     /// (<paramref name="aStride"/> apart): y[t · <paramref name="yStride"/> + r] is exactly <typeparamref name="TQ"/>'s
-    /// <see cref="IQuantFormat.Dot"/> of row r with token t. The tile runs on the 256-bit path; other paths dot each
-    /// (row, token) on their own kernel.
+    /// <see cref="IQuantFormat.Dot"/> of row r with token t. The tile runs on the 256-bit and 512-bit paths (its
+    /// kernel is 256-bit); the scalar path dots each (row, token) on its own.
     /// </summary>
     public static void DotTile<TQ, TK>(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, Isa isa)
         where TQ : IQuantFormat where TK : IKTileKernel
     {
-        if (isa == Isa.Vector256 && Avx2.IsSupported)
+        if (isa != Isa.Scalar && Avx2.IsSupported)
         {
             Run<TK>(ref w, rowBytes, ref a, aStride, blocks, y, yStride);
             return;

@@ -27,7 +27,7 @@ internal readonly partial struct Q5KFormat : IQuantFormat, IScaleMinValues
         KQuant.DotTokens<Q5KFormat, ScaleMinKernels.V256<Q5KFormat, NativeProducts>, ScaleMinKernels.V512<Q5KFormat>>(ref w, ref a, aStride, tokens, blocks, destination, isa);
 
     public static void Dot4Rows(ref byte w, nint stride, ref byte a, int blocks, ref float dst, Isa isa) =>
-        KQuant.Dot4Rows<Q5KFormat, ScaleMinKernels.V256<Q5KFormat, NativeProducts>, ScaleMinKernels.V512<Q5KFormat>>(ref w, stride, ref a, blocks, ref dst, isa);
+        KQuant.Dot4Rows<Q5KFormat, ScaleMinKernels.V256<Q5KFormat, NativeProducts>>(ref w, stride, ref a, blocks, ref dst, isa);
 
     public static float Dot(ref byte w, ref byte a, int blocks, Isa isa) => isa switch
     {

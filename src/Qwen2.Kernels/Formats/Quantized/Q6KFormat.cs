@@ -42,7 +42,7 @@ internal readonly partial struct Q6KFormat : IQuantFormat
         KQuant.DotTokens<Q6KFormat, Q6KFormat.V256<NativeProducts>, Q6KFormat.V512>(ref w, ref a, aStride, tokens, blocks, destination, isa);
 
     public static void Dot4Rows(ref byte w, nint stride, ref byte a, int blocks, ref float dst, Isa isa) =>
-        KQuant.Dot4Rows<Q6KFormat, Q6KFormat.V256<NativeProducts>, Q6KFormat.V512>(ref w, stride, ref a, blocks, ref dst, isa);
+        KQuant.Dot4Rows<Q6KFormat, Q6KFormat.V256<NativeProducts>>(ref w, stride, ref a, blocks, ref dst, isa);
 
     public static float Dot(ref byte w, ref byte a, int blocks, Isa isa) => isa switch
     {
