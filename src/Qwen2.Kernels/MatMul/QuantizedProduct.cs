@@ -236,7 +236,7 @@ internal static unsafe class QuantizedProduct
                 for (; whole > t0 && r + rows <= r1; r += rows)
                 {
                     ref byte w = ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes);
-                    TT.Prepare(ref w, p.RowBytes, p.Blocks, prepared);
+                    TT.Prepare(ref w, p.RowBytes, p.Blocks, prepared, vnni);
                     for (int t = t0; t < whole; t += columns)
                         TT.Dot(prepared, ref w, p.RowBytes, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, p.Blocks,
                             p.Y + (nint)t * p.Rows + r, p.Rows, vnni);
@@ -256,8 +256,8 @@ internal static unsafe class QuantizedProduct
         /// <summary>Bytes <see cref="Prepare"/> writes for a tile's rows of <paramref name="blocks"/> blocks.</summary>
         static abstract nint PreparedBytes(int blocks);
 
-        /// <summary>Unpacks the tile's <see cref="Rows"/> rows at <paramref name="w"/> to <paramref name="prepared"/>.</summary>
-        static abstract void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared);
+        /// <summary>Unpacks the tile's <see cref="Rows"/> rows at <paramref name="w"/> to <paramref name="prepared"/>, laid out for the products <paramref name="vnni"/> picks.</summary>
+        static abstract void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared, bool vnni);
 
         /// <summary>y[t · yStride + r] = the dot of prepared row r (raw at <paramref name="w"/>) with token t, for r &lt; <see cref="Rows"/>, t &lt; <see cref="Tokens"/>.</summary>
         static abstract void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni);
@@ -268,7 +268,7 @@ internal static unsafe class QuantizedProduct
         public static int Rows => TQ.TileRows;
         public static int Tokens => Block32.TileTokens<TQ>();
         public static nint PreparedBytes(int blocks) => Block32.PreparedBytes(TQ.TileRows, blocks);
-        public static void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared) => Block32.Prepare<TQ>(ref w, rowBytes, TQ.TileRows, blocks, prepared);
+        public static void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared, bool vnni) => Block32.Prepare<TQ>(ref w, rowBytes, TQ.TileRows, blocks, prepared, vnni);
 
         public static void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni) =>
             Block32.PreparedTile<TQ>(prepared, ref a, aStride, blocks, y, yStride, vnni);
@@ -279,7 +279,7 @@ internal static unsafe class QuantizedProduct
         public static int Rows => KTile.Rows;
         public static int Tokens => KTile.Tokens;
         public static nint PreparedBytes(int blocks) => KTile.PreparedBytes(blocks);
-        public static void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared) => KTile.Prepare<TK>(ref w, rowBytes, blocks, prepared);
+        public static void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared, bool vnni) => KTile.Prepare<TK>(ref w, rowBytes, blocks, prepared);
 
         public static void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni) =>
             KTile.RunPrepared<TK>(prepared, ref w, rowBytes, ref a, aStride, blocks, y, yStride);

@@ -19,7 +19,8 @@ internal static partial class Block32
 {
     // Prepared rows: each block's |w| (or w, for the formats with a minimum) and w, 32 bytes each, row after row; then
     // the scales as float32, the rows' scales of each block side by side, so a tile loads them as one vector; then the
-    // minimums in the same order.
+    // minimums in the same order. For the signed formats' VNNI tile a block holds w and, as eight int32, −128 times
+    // the sum of each four of its values instead (see BiasedVnniRow).
     private const int PreparedValueBytes = 64;
 
     /// <summary>Tokens a tile of format <typeparamref name="T"/> covers: 8 / <see cref="IBlock32.TileRows"/>.</summary>
@@ -31,9 +32,9 @@ internal static partial class Block32
     /// <summary>
     /// Unpacks <paramref name="rows"/> rows of <paramref name="blocks"/> blocks (<paramref name="rowBytes"/> apart) to
     /// <paramref name="destination"/> (<see cref="PreparedBytes"/> bytes) for <see cref="PreparedTile{T}"/>. Callers
-    /// have checked <see cref="Avx2.IsSupported"/>.
+    /// have checked <see cref="Avx2.IsSupported"/>; <paramref name="vnni"/> (AVX-VNNI present) must be what the tile is then given.
     /// </summary>
-    public static unsafe void Prepare<T>(ref byte w, nint rowBytes, int rows, int blocks, byte* destination) where T : IBlock32
+    public static unsafe void Prepare<T>(ref byte w, nint rowBytes, int rows, int blocks, byte* destination, bool vnni) where T : IBlock32
     {
         float* scales = (float*)(destination + (nint)rows * blocks * PreparedValueBytes), mins = scales + (nint)rows * blocks;
         for (int r = 0; r < rows; r++)
@@ -44,8 +45,17 @@ internal static partial class Block32
             {
                 ref byte block = ref Unsafe.Add(ref row, b * T.BlockBytes);
                 var v = T.Values256(ref block);
-                (T.HasMin ? v : Avx2.Abs(v.AsSByte())).Store(values + (nint)b * PreparedValueBytes);
-                v.Store(values + (nint)b * PreparedValueBytes + 32);
+                if (vnni && !T.HasMin)
+                {
+                    v.Store(values + (nint)b * PreparedValueBytes);
+                    var bias = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)0x80), v.AsSByte());
+                    (-bias).Store((int*)(values + (nint)b * PreparedValueBytes + 32));
+                }
+                else
+                {
+                    (T.HasMin ? v : Avx2.Abs(v.AsSByte())).Store(values + (nint)b * PreparedValueBytes);
+                    v.Store(values + (nint)b * PreparedValueBytes + 32);
+                }
                 scales[(nint)b * rows + r] = QuantMath.Half(ref block);
                 mins[(nint)b * rows + r] = Min<T>(ref block);
             }
@@ -77,7 +87,7 @@ internal static partial class Block32
         var prepared = new byte[PreparedBytes(T.TileRows, blocks)];
         fixed (byte* p = prepared)
         {
-            Prepare<T>(ref w, rowBytes, T.TileRows, blocks, p);
+            Prepare<T>(ref w, rowBytes, T.TileRows, blocks, p, vnni);
             PreparedTile<T>(p, ref a, aStride, blocks, y, yStride, vnni);
         }
     }
@@ -94,16 +104,19 @@ internal static partial class Block32
         bool four = T.TileRows == 4;
         if (vnni)
         {
-            if (four) Tile4x2<VnniProducts>(prepared, ref a, aStride, blocks, y, yStride);
+            if (four) Tile4x2<BiasedVnniRow>(prepared, ref a, aStride, blocks, y, yStride);
             else Tile2x4<T, VnniProducts>(prepared, ref a, aStride, blocks, y, yStride);
         }
-        else if (four) Tile4x2<MaddProducts>(prepared, ref a, aStride, blocks, y, yStride);
+        else if (four) Tile4x2<SignedRow<MaddProducts>>(prepared, ref a, aStride, blocks, y, yStride);
         else Tile2x4<T, MaddProducts>(prepared, ref a, aStride, blocks, y, yStride);
     }
 
-    /// <summary>Four rows by two tokens, for signed formats: both tokens' activations stay in registers while the rows pass.</summary>
+    /// <summary>
+    /// Four rows by two tokens, for signed formats: both tokens' activations stay in registers while the rows pass; each
+    /// (row, token, block) is <typeparamref name="TR"/>'s integer products, a conversion and an fma.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
-    private static unsafe void Tile4x2<TP>(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride) where TP : IByteProducts
+    private static unsafe void Tile4x2<TR>(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride) where TR : ISignedRow
     {
         nint row = (nint)blocks * PreparedValueBytes;
         byte* p0 = prepared, p1 = p0 + row, p2 = p1 + row, p3 = p2 + row;
@@ -117,8 +130,8 @@ internal static partial class Block32
         {
             ref byte a0 = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
             ref byte a1 = ref Unsafe.Add(ref a0, aStride);
-            var x0 = Activations(ref a0);
-            var x1 = Activations(ref a1);
+            var x0 = TR.Activations(ref a0);
+            var x1 = TR.Activations(ref a1);
             var dw = Avx.BroadcastVector128ToVector256(scales + 4 * (nint)b);
             var da = Vector256.Create(Vector128.Create(QuantMath.Single(ref a0)), Vector128.Create(QuantMath.Single(ref a1)));
             (dw * da).Store(d);
@@ -134,12 +147,55 @@ internal static partial class Block32
 
         // One row's block against both tokens, at the scales d[0] (token 0) and d[4] (token 1).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Row(byte* block, float* d, Vector256<sbyte> x0, Vector256<sbyte> x1, ref Vector256<float> c0, ref Vector256<float> c1)
+        static void Row(byte* block, float* d, Vector256<byte> x0, Vector256<byte> x1, ref Vector256<float> c0, ref Vector256<float> c1)
+        {
+            var (s0, s1) = TR.Sums(block, x0, x1);
+            c0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s0), Avx.BroadcastScalarToVector256(d), c0);
+            c1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s1), Avx.BroadcastScalarToVector256(d + 4), c1);
+        }
+    }
+
+    /// <summary>How <see cref="Tile4x2{TR}"/> forms a prepared block's eight lane sums Σ x · w with two tokens.</summary>
+    private unsafe interface ISignedRow
+    {
+        /// <summary>A token's activation block as the products take it.</summary>
+        static abstract Vector256<byte> Activations(ref byte block);
+
+        /// <summary>The prepared block's lane sums with tokens <paramref name="x0"/> and <paramref name="x1"/>.</summary>
+        static abstract (Vector256<int>, Vector256<int>) Sums(byte* block, Vector256<byte> x0, Vector256<byte> x1);
+    }
+
+    /// <summary>|w| (first 32 bytes) times x with w's sign (ggml's trick), by <typeparamref name="TP"/>.</summary>
+    private readonly unsafe struct SignedRow<TP> : ISignedRow where TP : IByteProducts
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Activations(ref byte block) => Block32.Activations(ref block).AsByte();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<int>, Vector256<int>) Sums(byte* block, Vector256<byte> x0, Vector256<byte> x1)
         {
             var u = Vector256.Load(block);
             var v = Vector256.Load(block + 32).AsSByte();
-            c0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(TP.Sum4(u, Avx2.Sign(x0, v))), Avx.BroadcastScalarToVector256(d), c0);
-            c1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(TP.Sum4(u, Avx2.Sign(x1, v))), Avx.BroadcastScalarToVector256(d + 4), c1);
+            return (TP.Sum4(u, Avx2.Sign(x0.AsSByte(), v)), TP.Sum4(u, Avx2.Sign(x1.AsSByte(), v)));
+        }
+    }
+
+    /// <summary>
+    /// vpdpbusd with no sign step: the activations as unsigned bytes x + 128 against the signed values w (first 32 bytes),
+    /// the sum starting at the block's prepared −128 · Σw (next 32), so each int32 lane is Σ x · w exactly: one vector
+    /// operation fewer per (row, token, block), the activations' flip shared by four rows.
+    /// </summary>
+    private readonly unsafe struct BiasedVnniRow : ISignedRow
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Activations(ref byte block) => Block32.Activations(ref block).AsByte() ^ Vector256.Create((byte)0x80);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<int>, Vector256<int>) Sums(byte* block, Vector256<byte> x0, Vector256<byte> x1)
+        {
+            var w = Vector256.Load(block).AsSByte();
+            var bias = Vector256.Load((int*)(block + 32));
+            return (AvxVnni.MultiplyWideningAndAdd(bias, x0, w), AvxVnni.MultiplyWideningAndAdd(bias, x1, w));
         }
     }
 
