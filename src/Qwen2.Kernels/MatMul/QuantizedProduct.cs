@@ -282,7 +282,7 @@ internal static unsafe class QuantizedProduct
         public static void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared, bool vnni) => KTile.Prepare<TK>(ref w, rowBytes, blocks, prepared);
 
         public static void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni) =>
-            KTile.RunPrepared<TK>(prepared, ref w, rowBytes, ref a, aStride, blocks, y, yStride);
+            KTile.RunPrepared<TK, NativeProducts>(prepared, ref w, rowBytes, ref a, aStride, blocks, y, yStride);
     }
 
     /// <summary>

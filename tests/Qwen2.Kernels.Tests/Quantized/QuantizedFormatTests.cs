@@ -316,7 +316,10 @@ public unsafe class QuantizedFormatTests
             foreach (var isa in IsaSupport.Supported)
                 Run($"DotTile on {isa}", py => KTile.DotTile<TQ, TK>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride, isa));
             if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
-                Run("256-bit tile", py => KTile.Run<TK>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride));
+            {
+                Run("256-bit tile, vpmaddwd", py => KTile.Run<TK, PairProducts>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride));
+                Run("256-bit tile, vpdpwssd where AVX-VNNI is", py => KTile.Run<TK, QuadProducts>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride));
+            }
         }
     }
 
