@@ -75,7 +75,9 @@ internal static partial class Block32
             for (int k = 0; k < 4; k++) Unsafe.Add(ref dst, k) = Dot<T>(ref Unsafe.Add(ref w, stride * k), ref a, blocks, isa);
             return;
         }
-        if (AvxVnni.IsSupported) RowsV256<T, VnniProducts>(ref w, stride, ref a, blocks, ref dst);
+        // With vpdpbusd the signed formats take their values offset to unsigned bytes (no sign step; see RowsV256).
+        if (AvxVnni.IsSupported && !T.HasMin) RowsV256<T, OffsetVnniProducts>(ref w, stride, ref a, blocks, ref dst);
+        else if (AvxVnni.IsSupported) RowsV256<T, VnniProducts>(ref w, stride, ref a, blocks, ref dst);
         else RowsV256<T, MaddProducts>(ref w, stride, ref a, blocks, ref dst);
     }
 
@@ -92,6 +94,16 @@ internal static partial class Block32
             ref byte ab = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
             var x = Activations(ref ab);
             var da = Vector256.Create(QuantMath.Single(ref ab));
+            if (TP.Offset && !T.HasMin)
+            {
+                // Σ (w + o) · x − o · Σx = Σ w · x per lane of four, exactly: no sign step, and −o · Σx once for the rows.
+                var start = Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)T.Offset), x);
+                a0.Add<T>(AvxVnni.MultiplyWideningAndAdd(start, T.Offset256(ref w0), x), Vector256.Create(QuantMath.Half(ref w0)) * da, 0, ref ab);
+                a1.Add<T>(AvxVnni.MultiplyWideningAndAdd(start, T.Offset256(ref w1), x), Vector256.Create(QuantMath.Half(ref w1)) * da, 0, ref ab);
+                a2.Add<T>(AvxVnni.MultiplyWideningAndAdd(start, T.Offset256(ref w2), x), Vector256.Create(QuantMath.Half(ref w2)) * da, 0, ref ab);
+                a3.Add<T>(AvxVnni.MultiplyWideningAndAdd(start, T.Offset256(ref w3), x), Vector256.Create(QuantMath.Half(ref w3)) * da, 0, ref ab);
+                continue;
+            }
             a0.Add<T>(Products<T, TP>(T.Values256(ref w0), x), Vector256.Create(QuantMath.Half(ref w0)) * da, Min<T>(ref w0), ref ab);
             a1.Add<T>(Products<T, TP>(T.Values256(ref w1), x), Vector256.Create(QuantMath.Half(ref w1)) * da, Min<T>(ref w1), ref ab);
             a2.Add<T>(Products<T, TP>(T.Values256(ref w2), x), Vector256.Create(QuantMath.Half(ref w2)) * da, Min<T>(ref w2), ref ab);
@@ -267,6 +279,18 @@ internal static partial class Block32
     private interface IByteProducts
     {
         static abstract Vector256<int> Sum4(Vector256<byte> u, Vector256<sbyte> s);
+
+        /// <summary>Whether the four-row decode takes a signed format's values offset to unsigned (<see cref="IBlock32.Offset256"/>).</summary>
+        static virtual bool Offset => false;
+    }
+
+    /// <summary><see cref="VnniProducts"/>, with the signed formats' values offset to unsigned bytes in the four-row decode.</summary>
+    private readonly struct OffsetVnniProducts : IByteProducts
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Sum4(Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u, s);
+
+        public static bool Offset => true;
     }
 
     private readonly struct VnniProducts : IByteProducts

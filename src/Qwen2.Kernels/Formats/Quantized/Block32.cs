@@ -24,6 +24,15 @@ internal interface IBlock32 : IQuantFormat
     /// offset 2. Callers have checked <see cref="System.Runtime.Intrinsics.X86.Avx2.IsSupported"/>.
     /// </summary>
     static abstract Vector256<byte> Values256(ref byte block);
+
+    /// <summary>
+    /// For a signed format, what its values are offset by to make them unsigned bytes (<see cref="Offset256"/>): 128 for
+    /// Q8_0, 8 for Q4_0, 16 for Q5_0.
+    /// </summary>
+    static virtual int Offset => throw new NotSupportedException("only the signed formats have an offset");
+
+    /// <summary>For a signed format, the block's 32 values plus <see cref="Offset"/> as unsigned bytes, in element order.</summary>
+    static virtual Vector256<byte> Offset256(ref byte block) => throw new NotSupportedException("only the signed formats have an offset");
 }
 
 /// <summary>

@@ -27,6 +27,11 @@ internal readonly struct Q4_0Format : IBlock32
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Values256(ref byte block) => Block32.Nibbles(ref Unsafe.Add(ref block, 2)) - Vector256.Create((byte)8);
 
+    public static int Offset => 8;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Offset256(ref byte block) => Block32.Nibbles(ref Unsafe.Add(ref block, 2));
+
     public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q4_0Format>(ref block, destination);
 
     public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>

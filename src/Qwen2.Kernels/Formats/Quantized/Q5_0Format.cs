@@ -30,6 +30,12 @@ internal readonly struct Q5_0Format : IBlock32
     public static Vector256<byte> Values256(ref byte block) =>
         Block32.Nibbles(ref Unsafe.Add(ref block, 6)) | Vector256.AndNot(Vector256.Create((byte)0xF0), Block32.Bits(ref Unsafe.Add(ref block, 2)));
 
+    public static int Offset => 16;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Offset256(ref byte block) =>
+        Block32.Nibbles(ref Unsafe.Add(ref block, 6)) | (Block32.Bits(ref Unsafe.Add(ref block, 2)) & Vector256.Create((byte)0x10));
+
     public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q5_0Format>(ref block, destination);
 
     public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>
