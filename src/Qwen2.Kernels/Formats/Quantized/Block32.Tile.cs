@@ -8,7 +8,7 @@ namespace Qwen2.Kernels;
 /// The prefill tiles: eight (row, token) accumulators held in registers while a row's blocks pass, so each activation
 /// block is loaded once for several rows and each weight block once for several tokens. The tiles read rows prepared
 /// once (<see cref="Prepare{T}"/>): each block's 32 values unpacked to bytes, with their absolute values for the signed
-/// formats, and its binary16 scale and minimum as float32. A prefill prepares a tile's rows once for a whole group of
+/// formats (or, with AVX-VNNI, the offset sums that replace the sign step), and its binary16 scale and minimum as float32. A prefill prepares a tile's rows once for a whole group of
 /// tokens, so unpacking nibbles and high bits costs a sixty-fourth of what it did per tile and every format is one load
 /// per block, as Q8_0 is. Signed formats take four rows by two tokens, which shares each activation load four ways;
 /// the formats with a minimum take two rows by four tokens, whose minimum terms are one four-lane vector per row
