@@ -202,7 +202,9 @@ internal static unsafe class QuantizedProduct
     /// <summary><see cref="Rows{TQ}"/>, with several tokens in register tiles on the vector paths.</summary>
     private static void Rows32<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IBlock32
     {
-        if (tokens > 1 && isa != Isa.Scalar && Avx2.IsSupported) PreparedTiles<TQ, Block32Tile<TQ>>(ref p, r0, r1, tokens, isa);
+        if (tokens >= Block32.WideTokens && isa == Isa.Vector512 && !TQ.HasMin && !AvxVnni.IsSupported && Avx512BW.IsSupported && Avx512DQ.IsSupported)
+            PreparedTiles<TQ, Block32WideTile<TQ>>(ref p, r0, r1, tokens, isa);
+        else if (tokens > 1 && isa != Isa.Scalar && Avx2.IsSupported) PreparedTiles<TQ, Block32Tile<TQ>>(ref p, r0, r1, tokens, isa);
         else Rows<TQ>(ref p, r0, r1, tokens, isa);
     }
 
@@ -272,6 +274,18 @@ internal static unsafe class QuantizedProduct
 
         public static void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni) =>
             Block32.PreparedTile<TQ>(prepared, ref a, aStride, blocks, y, yStride, vnni);
+    }
+
+    /// <summary>The signed formats' 512-bit tile, for AVX-512 CPUs without AVX-VNNI (see <see cref="Block32.WideTile{T}"/>).</summary>
+    private readonly struct Block32WideTile<TQ> : ITile where TQ : IBlock32
+    {
+        public static int Rows => Block32.WideRows;
+        public static int Tokens => Block32.WideTokens;
+        public static nint PreparedBytes(int blocks) => Block32.PreparedBytes(Block32.WideRows, blocks);
+        public static void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared, bool vnni) => Block32.PrepareWide<TQ>(ref w, rowBytes, blocks, prepared);
+
+        public static void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni) =>
+            Block32.WideTile<TQ>(prepared, ref a, aStride, blocks, y, yStride);
     }
 
     private readonly struct KQuantTile<TK> : ITile where TK : IKTileKernel

@@ -277,6 +277,45 @@ public unsafe class QuantizedFormatTests
     }
 
     /// <summary>
+    /// The signed formats' 512-bit tile (four rows by four tokens, two tokens to a vector) against the scalar twin of
+    /// each (row, token), with activation blocks that hold the extremes, on any AVX-512 CPU (production takes it only
+    /// where AVX-VNNI is missing).
+    /// </summary>
+    [Fact]
+    public void WideTilesAreEachRowAndTokensScalarDot()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512BW.IsSupported || !System.Runtime.Intrinsics.X86.Avx512DQ.IsSupported)
+        {
+            Assert.Throws<PlatformNotSupportedException>(() => WideTile<Q8_0Format>(WeightType.Q8_0));
+            return;
+        }
+        WideTile<Q8_0Format>(WeightType.Q8_0);
+        WideTile<Q4_0Format>(WeightType.Q4_0);
+        WideTile<Q5_0Format>(WeightType.Q5_0);
+    }
+
+    private static unsafe void WideTile<T>(WeightType type) where T : IBlock32
+    {
+        var rnd = new Random(Cases.Seed(27, (int)type));
+        const int Rows = Block32.WideRows, Tokens = Block32.WideTokens, YStride = 5;
+        for (int blocks = 1; blocks <= 40; blocks += 3)
+        {
+            // One spare block after each row and each token, so a stride mistaken for a length shows.
+            nint rowBytes = (blocks + 1) * T.BlockBytes, stride = (blocks + 1) * QuantizedActivations.Q8Bytes;
+            var w = QuantizedData.RandomBlocks(rnd, type, (blocks + 1) * Rows);
+            var a = new byte[Tokens * stride];
+            for (int t = 0; t < Tokens; t++)
+                QuantizedActivations.Quantize(ActivationFormat.Q8, Activations(rnd, blocks * 32, 32), a.AsSpan((int)(t * stride)), Isa.Scalar);
+            var twins = new float[Tokens * YStride];
+            for (int t = 0; t < Tokens; t++)
+                for (int r = 0; r < Rows; r++)
+                    twins[t * YStride + r] = Block32.DotScalar<T>(ref w[r * rowBytes], ref a[t * stride], blocks);
+            CheckTile(twins, Rows, Tokens, YStride, $"{type} 512-bit tile, {blocks} blocks",
+                py => Block32.DotTile512<T>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride));
+        }
+    }
+
+    /// <summary>
     /// The K-quants' prefill tile (two rows by four tokens) against the scalar twin of each (row, token), on every path:
     /// random blocks with zero, subnormal and normal binary16 scales, the awkward activation blocks, and rows and tokens
     /// further apart than their blocks, so a stride mistaken for a length shows.

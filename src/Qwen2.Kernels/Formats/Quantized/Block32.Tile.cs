@@ -34,7 +34,18 @@ internal static partial class Block32
     /// <paramref name="destination"/> (<see cref="PreparedBytes"/> bytes) for <see cref="PreparedTile{T}"/>. Callers
     /// have checked <see cref="Avx2.IsSupported"/>; <paramref name="vnni"/> (AVX-VNNI present) must be what the tile is then given.
     /// </summary>
-    public static unsafe void Prepare<T>(ref byte w, nint rowBytes, int rows, int blocks, byte* destination, bool vnni) where T : IBlock32
+    public static unsafe void Prepare<T>(ref byte w, nint rowBytes, int rows, int blocks, byte* destination, bool vnni) where T : IBlock32 =>
+        PrepareRows<T>(ref w, rowBytes, rows, blocks, destination, vnni && !T.HasMin ? PreparedLayout.Bias : PreparedLayout.Values);
+
+    // What a prepared block holds after its first 32 bytes (|w|, or w for the formats with a minimum, or w for Bias).
+    private enum PreparedLayout
+    {
+        Values,   // w
+        Bias,     // eight int32 −128 · Σ of four values (the VNNI tile)
+        SignMask, // 0xFF where w < 0, else 0 (the 512-bit tile)
+    }
+
+    private static unsafe void PrepareRows<T>(ref byte w, nint rowBytes, int rows, int blocks, byte* destination, PreparedLayout layout) where T : IBlock32
     {
         float* scales = (float*)(destination + (nint)rows * blocks * PreparedValueBytes), mins = scales + (nint)rows * blocks;
         for (int r = 0; r < rows; r++)
@@ -44,17 +55,22 @@ internal static partial class Block32
             for (int b = 0; b < blocks; b++)
             {
                 ref byte block = ref Unsafe.Add(ref row, b * T.BlockBytes);
+                byte* at = values + (nint)b * PreparedValueBytes;
                 var v = T.Values256(ref block);
-                if (vnni && !T.HasMin)
+                switch (layout)
                 {
-                    v.Store(values + (nint)b * PreparedValueBytes);
-                    var bias = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)0x80), v.AsSByte());
-                    (-bias).Store((int*)(values + (nint)b * PreparedValueBytes + 32));
-                }
-                else
-                {
-                    (T.HasMin ? v : Avx2.Abs(v.AsSByte())).Store(values + (nint)b * PreparedValueBytes);
-                    v.Store(values + (nint)b * PreparedValueBytes + 32);
+                    case PreparedLayout.Bias:
+                        v.Store(at);
+                        (-AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)0x80), v.AsSByte())).Store((int*)(at + 32));
+                        break;
+                    case PreparedLayout.SignMask:
+                        Avx2.Abs(v.AsSByte()).Store(at);
+                        Vector256.LessThan(v.AsSByte(), Vector256<sbyte>.Zero).Store((sbyte*)(at + 32));
+                        break;
+                    default:
+                        (T.HasMin ? v : Avx2.Abs(v.AsSByte())).Store(at);
+                        v.Store(at + 32);
+                        break;
                 }
                 scales[(nint)b * rows + r] = QuantMath.Half(ref block);
                 mins[(nint)b * rows + r] = Min<T>(ref block);
@@ -65,8 +81,9 @@ internal static partial class Block32
     /// <summary>
     /// Rows r &lt; <see cref="IBlock32.TileRows"/> (<paramref name="rowBytes"/> apart) against tokens t &lt; <see cref="TileTokens{T}"/>
     /// (<paramref name="aStride"/> apart): y[t · <paramref name="yStride"/> + r] is exactly <see cref="Dot{T}"/> of row r with token t.
-    /// The 256-bit tile serves the 512-bit path too: the bits are the same, and 512-bit pairs of blocks would need twice
-    /// the accumulators. Prefill prepares rows once for many tiles instead (<see cref="Prepare{T}"/>, <see cref="PreparedTile{T}"/>).
+    /// The 256-bit tile serves the 512-bit path too: the bits are the same. Prefill prepares rows once for many tiles instead
+    /// (<see cref="Prepare{T}"/>, <see cref="PreparedTile{T}"/>), and on AVX-512 CPUs without AVX-VNNI takes the signed
+    /// formats' 512-bit tile (<see cref="WideTile{T}"/>), two tokens to a vector.
     /// </summary>
     public static unsafe void DotTile<T>(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, Isa isa) where T : IBlock32
     {
