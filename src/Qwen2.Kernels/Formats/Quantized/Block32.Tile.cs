@@ -42,7 +42,7 @@ internal static partial class Block32
     {
         Values,   // w
         Bias,     // eight int32 −128 · Σ of four values (the VNNI tile)
-        SignMask, // 0xFF where w < 0, else 0 (the 512-bit tile)
+        SignMask, // 0xFF where w < 0, else 0, with a row pair's blocks side by side (the 512-bit tile)
     }
 
     private static unsafe void PrepareRows<T>(ref byte w, nint rowBytes, int rows, int blocks, byte* destination, PreparedLayout layout) where T : IBlock32
@@ -64,8 +64,10 @@ internal static partial class Block32
                         (-AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)0x80), v.AsSByte())).Store((int*)(at + 32));
                         break;
                     case PreparedLayout.SignMask:
-                        Avx2.Abs(v.AsSByte()).Store(at);
-                        Vector256.LessThan(v.AsSByte(), Vector256<sbyte>.Zero).Store((sbyte*)(at + 32));
+                        // Row pairs side by side: block b of rows 2q, 2q + 1 is |w| of both, then both masks.
+                        byte* pair = destination + ((nint)(r >> 1) * blocks + b) * 2 * PreparedValueBytes + 32 * (r & 1);
+                        Avx2.Abs(v.AsSByte()).Store(pair);
+                        Vector256.LessThan(v.AsSByte(), Vector256<sbyte>.Zero).Store((sbyte*)(pair + 64));
                         break;
                     default:
                         (T.HasMin ? v : Avx2.Abs(v.AsSByte())).Store(at);

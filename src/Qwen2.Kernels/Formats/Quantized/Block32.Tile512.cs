@@ -6,11 +6,12 @@ namespace Qwen2.Kernels;
 
 /// <remarks>
 /// The 512-bit prefill tile of the signed formats (Q8_0, Q4_0, Q5_0) for AVX-512 CPUs without AVX-VNNI: four rows by
-/// four tokens, each 512-bit accumulator holding two tokens' eight lanes side by side, so every vector operation does two
-/// (row, token) pairs' work while each half keeps the 256-bit tiles' (and the scalar twin's) lanes and steps. A block's
-/// |w| and sign mask are broadcast to both halves from the prepared row (<see cref="PrepareWide{T}"/>); AVX-512 has no
-/// vpsignb, so x takes w's sign as (x ^ m) − m. Per (row, token pair, block): that sign step, vpmaddubsw, vpmaddwd,
-/// the conversion, the scale d_w · d_a and the fma: seven 512-bit operations for what the 256-bit tile does in ten.
+/// four tokens, each 512-bit accumulator holding two rows' eight lanes side by side, so every vector operation does two
+/// (row, token) pairs' work while each half keeps the 256-bit tiles' (and the scalar twin's) lanes and steps. A row
+/// pair's blocks are prepared side by side (<see cref="PrepareWide{T}"/>: both |w|, then both sign masks), and each
+/// token's block is broadcast to both halves by the load; AVX-512 has no vpsignb, so x takes w's sign as (x ^ m) − m.
+/// Per (row pair, token, block): that sign step, vpmaddubsw, vpmaddwd, the conversion, the scale d_w · d_a and the fma,
+/// seven 512-bit operations for what the 256-bit tile does in ten.
 /// With AVX-VNNI the 256-bit vpdpbusd tile needs three per (row, token, block) and stays the faster one.
 /// </remarks>
 internal static partial class Block32
@@ -20,8 +21,8 @@ internal static partial class Block32
 
     /// <summary>
     /// Unpacks <see cref="WideRows"/> rows of a signed format for <see cref="WideTile{T}"/>: each block's |w| and the
-    /// mask of its negative values, and the scales as <see cref="Prepare{T}"/> lays them out (<see cref="PreparedBytes"/>
-    /// of <see cref="WideRows"/> rows). Callers have checked <see cref="Avx2.IsSupported"/>.
+    /// mask of its negative values, a row pair's blocks side by side, and the scales as <see cref="Prepare{T}"/> lays them
+    /// out (<see cref="PreparedBytes"/> of <see cref="WideRows"/> rows). Callers have checked <see cref="Avx2.IsSupported"/>.
     /// </summary>
     public static unsafe void PrepareWide<T>(ref byte w, nint rowBytes, int blocks, byte* destination) where T : IBlock32
     {
@@ -53,46 +54,46 @@ internal static partial class Block32
     public static unsafe void WideTile<T>(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride) where T : IBlock32
     {
         if (!Avx512BW.IsSupported || !Avx512DQ.IsSupported) throw new PlatformNotSupportedException("AVX-512 BW and DQ are not supported on this CPU");
-        nint row = (nint)blocks * PreparedValueBytes;
-        byte* p0 = prepared, p1 = p0 + row, p2 = p1 + row, p3 = p2 + row;
-        float* scales = (float*)(p0 + 4 * row);
-        // c_rp: row r with tokens 2p (lower half) and 2p + 1 (upper half).
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
-        Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
-        for (int b = 0; b < blocks; b++)
+        fixed (byte* pa = &a) // activations are unmanaged memory in production; pinned for the tests' arrays
         {
-            ref byte a0 = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
-            ref byte a1 = ref Unsafe.Add(ref a0, aStride);
-            ref byte a2 = ref Unsafe.Add(ref a1, aStride);
-            ref byte a3 = ref Unsafe.Add(ref a2, aStride);
-            var x0 = Vector512.Create(Activations(ref a0), Activations(ref a1));
-            var x1 = Vector512.Create(Activations(ref a2), Activations(ref a3));
-            var d0 = Vector512.Create(Vector256.Create(QuantMath.Single(ref a0)), Vector256.Create(QuantMath.Single(ref a1)));
-            var d1 = Vector512.Create(Vector256.Create(QuantMath.Single(ref a2)), Vector256.Create(QuantMath.Single(ref a3)));
-            nint at = (nint)b * PreparedValueBytes;
-            float* s = scales + 4 * (nint)b;
-            Row(p0 + at, s, x0, x1, d0, d1, ref c00, ref c01);
-            Row(p1 + at, s + 1, x0, x1, d0, d1, ref c10, ref c11);
-            Row(p2 + at, s + 2, x0, x1, d0, d1, ref c20, ref c21);
-            Row(p3 + at, s + 3, x0, x1, d0, d1, ref c30, ref c31);
+            byte* q0 = prepared, q1 = q0 + (nint)blocks * 2 * PreparedValueBytes;
+            float* scales = (float*)(prepared + (nint)blocks * 4 * PreparedValueBytes);
+            // c_qt: rows 2q (lower half) and 2q + 1 (upper half) with token t.
+            Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+            Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+            for (int b = 0; b < blocks; b++)
+            {
+                nint at = (nint)b * 2 * PreparedValueBytes;
+                var u0 = Vector512.Load(q0 + at);
+                var m0 = Vector512.Load((sbyte*)(q0 + at + 64));
+                var u1 = Vector512.Load(q1 + at);
+                var m1 = Vector512.Load((sbyte*)(q1 + at + 64));
+                float* s = scales + 4 * (nint)b;
+                var dw0 = Vector512.Create(Vector256.Create(s[0]), Vector256.Create(s[1]));
+                var dw1 = Vector512.Create(Vector256.Create(s[2]), Vector256.Create(s[3]));
+                byte* a0 = pa + b * QuantizedActivations.Q8Bytes;
+                Token(a0, u0, m0, dw0, u1, m1, dw1, ref c00, ref c10);
+                Token(a0 + aStride, u0, m0, dw0, u1, m1, dw1, ref c01, ref c11);
+                Token(a0 + 2 * aStride, u0, m0, dw0, u1, m1, dw1, ref c02, ref c12);
+                Token(a0 + 3 * aStride, u0, m0, dw0, u1, m1, dw1, ref c03, ref c13);
+            }
+            Store(y, c00, c10);
+            Store(y + yStride, c01, c11);
+            Store(y + 2 * yStride, c02, c12);
+            Store(y + 3 * yStride, c03, c13);
         }
-        Store(y, c00, c10, c20, c30, lower: true);
-        Store(y + yStride, c00, c10, c20, c30, lower: false);
-        Store(y + 2 * yStride, c01, c11, c21, c31, lower: true);
-        Store(y + 3 * yStride, c01, c11, c21, c31, lower: false);
 
-        // One row's block against both token pairs: d_w · d_a per half, as the twin's d.
+        // One token's block, broadcast to both halves, against both row pairs: the scales d_w · d_a, as the twin's d.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Row(byte* block, float* dw, Vector512<sbyte> x0, Vector512<sbyte> x1, Vector512<float> d0, Vector512<float> d1,
-            ref Vector512<float> c0, ref Vector512<float> c1)
+        static void Token(byte* ab, Vector512<byte> u0, Vector512<sbyte> m0, Vector512<float> dw0,
+            Vector512<byte> u1, Vector512<sbyte> m1, Vector512<float> dw1, ref Vector512<float> c0, ref Vector512<float> c1)
         {
             // vbroadcasti32x8: .NET 10's vbroadcasti64x4 (Avx512F, long*) scales an 8-bit displacement as if it read
-            // 16 bytes, so block + 32 would read block + 64.
-            var u = Avx512DQ.BroadcastVector256ToVector512((int*)block).AsByte();
-            var m = Avx512DQ.BroadcastVector256ToVector512((int*)(block + 32)).AsSByte();
-            var scale = Vector512.Create(*dw);
-            c0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Sum4(u, (x0 ^ m) - m)), d0 * scale, c0);
-            c1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Sum4(u, (x1 ^ m) - m)), d1 * scale, c1);
+            // 16 bytes, so an address 32 past a register would read 64 past it.
+            var x = Avx512DQ.BroadcastVector256ToVector512((int*)(ab + QuantizedActivations.Q8Values)).AsSByte();
+            var da = Vector512.Create(*(float*)ab);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Sum4(u0, (x ^ m0) - m0)), dw0 * da, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Sum4(u1, (x ^ m1) - m1)), dw1 * da, c1);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -100,12 +101,12 @@ internal static partial class Block32
             Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u, x), Vector512.Create((short)1));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Store(float* y, Vector512<float> c0, Vector512<float> c1, Vector512<float> c2, Vector512<float> c3, bool lower)
+        static void Store(float* y, Vector512<float> c0, Vector512<float> c1)
         {
-            y[0] = QuantMath.Sum8(lower ? c0.GetLower() : c0.GetUpper());
-            y[1] = QuantMath.Sum8(lower ? c1.GetLower() : c1.GetUpper());
-            y[2] = QuantMath.Sum8(lower ? c2.GetLower() : c2.GetUpper());
-            y[3] = QuantMath.Sum8(lower ? c3.GetLower() : c3.GetUpper());
+            y[0] = QuantMath.Sum8(c0.GetLower());
+            y[1] = QuantMath.Sum8(c0.GetUpper());
+            y[2] = QuantMath.Sum8(c1.GetLower());
+            y[3] = QuantMath.Sum8(c1.GetUpper());
         }
     }
 }
