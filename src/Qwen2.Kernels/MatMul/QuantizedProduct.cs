@@ -202,7 +202,7 @@ internal static unsafe class QuantizedProduct
     /// <summary><see cref="Rows{TQ}"/>, with several tokens in register tiles on the vector paths.</summary>
     private static void Rows32<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IBlock32
     {
-        if (tokens >= Block32.WideTokens && isa == Isa.Vector512 && !TQ.HasMin && !AvxVnni.IsSupported && Avx512BW.IsSupported && Avx512DQ.IsSupported)
+        if (tokens >= Block32.WideTokens && isa == Isa.Vector512 && !TQ.HasMin && Block32.PrefersWideTile)
             PreparedTiles<TQ, Block32WideTile<TQ>>(ref p, r0, r1, tokens, isa);
         else if (tokens > 1 && isa != Isa.Scalar && Avx2.IsSupported) PreparedTiles<TQ, Block32Tile<TQ>>(ref p, r0, r1, tokens, isa);
         else Rows<TQ>(ref p, r0, r1, tokens, isa);
@@ -276,7 +276,7 @@ internal static unsafe class QuantizedProduct
             Block32.PreparedTile<TQ>(prepared, ref a, aStride, blocks, y, yStride, vnni);
     }
 
-    /// <summary>The signed formats' 512-bit tile, for AVX-512 CPUs without AVX-VNNI (see <see cref="Block32.WideTile{T}"/>).</summary>
+    /// <summary>The signed formats' 512-bit tile, where <see cref="Block32.PrefersWideTile"/> (see <see cref="Block32.WideTile{T}"/>).</summary>
     private readonly struct Block32WideTile<TQ> : ITile where TQ : IBlock32
     {
         public static int Rows => Block32.WideRows;
