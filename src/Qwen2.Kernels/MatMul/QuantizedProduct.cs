@@ -202,7 +202,7 @@ internal static unsafe class QuantizedProduct
     /// <summary><see cref="Rows{TQ}"/>, with several tokens in register tiles on the vector paths.</summary>
     private static void Rows32<TQ>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IBlock32
     {
-        if (tokens >= Block32.WideTokens && isa == Isa.Vector512 && !TQ.HasMin && Block32.PrefersWideTile)
+        if (tokens >= Block32.WideTokens && isa == Isa.Vector512 && !TQ.HasMin && WideTiles.Preferred)
             PreparedTiles<TQ, Block32WideTile<TQ>>(ref p, r0, r1, tokens, isa);
         else if (tokens > 1 && isa != Isa.Scalar && Avx2.IsSupported) PreparedTiles<TQ, Block32Tile<TQ>>(ref p, r0, r1, tokens, isa);
         else Rows<TQ>(ref p, r0, r1, tokens, isa);
@@ -214,7 +214,8 @@ internal static unsafe class QuantizedProduct
     /// </summary>
     private static void RowsK<TQ, TK>(ref Part p, int r0, int r1, int tokens, Isa isa) where TQ : IQuantFormat where TK : IKTileKernel
     {
-        if (tokens >= KTile.Tokens && isa != Isa.Scalar && Avx2.IsSupported) PreparedTiles<TQ, KQuantTile<TK>>(ref p, r0, r1, tokens, isa);
+        if (tokens >= KTile.Tokens && isa == Isa.Vector512 && WideTiles.Preferred) PreparedTiles<TQ, KQuantTile<TK, Bits512>>(ref p, r0, r1, tokens, isa);
+        else if (tokens >= KTile.Tokens && isa != Isa.Scalar && Avx2.IsSupported) PreparedTiles<TQ, KQuantTile<TK, Bits256>>(ref p, r0, r1, tokens, isa);
         else Rows<TQ>(ref p, r0, r1, tokens, isa);
     }
 
@@ -276,7 +277,7 @@ internal static unsafe class QuantizedProduct
             Block32.PreparedTile<TQ>(prepared, ref a, aStride, blocks, y, yStride, vnni);
     }
 
-    /// <summary>The signed formats' 512-bit tile, where <see cref="Block32.PrefersWideTile"/> (see <see cref="Block32.WideTile{T}"/>).</summary>
+    /// <summary>The signed formats' 512-bit tile, where <see cref="WideTiles.Preferred"/> (see <see cref="Block32.WideTile{T}"/>).</summary>
     private readonly struct Block32WideTile<TQ> : ITile where TQ : IBlock32
     {
         public static int Rows => Block32.WideRows;
@@ -288,16 +289,24 @@ internal static unsafe class QuantizedProduct
             Block32.WideTile<TQ>(prepared, ref a, aStride, blocks, y, yStride);
     }
 
-    private readonly struct KQuantTile<TK> : ITile where TK : IKTileKernel
+    /// <summary>The K-quants' tile, at 512 bits where <typeparamref name="TW"/> says (see <see cref="KTile.RunPrepared512{TK}"/>).</summary>
+    private readonly struct KQuantTile<TK, TW> : ITile where TK : IKTileKernel where TW : ITileWidth
     {
         public static int Rows => KTile.Rows;
         public static int Tokens => KTile.Tokens;
         public static nint PreparedBytes(int blocks) => KTile.PreparedBytes(blocks);
         public static void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared, bool vnni) => KTile.Prepare<TK>(ref w, rowBytes, blocks, prepared);
 
-        public static void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni) =>
-            KTile.RunPrepared<TK, NativeProducts>(prepared, ref w, rowBytes, ref a, aStride, blocks, y, yStride);
+        public static void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni)
+        {
+            if (TW.Wide) KTile.RunPrepared512<TK>(prepared, ref w, rowBytes, ref a, aStride, blocks, y, yStride);
+            else KTile.RunPrepared<TK, NativeProducts>(prepared, ref w, rowBytes, ref a, aStride, blocks, y, yStride);
+        }
     }
+
+    private interface ITileWidth { static abstract bool Wide { get; } }
+    private readonly struct Bits256 : ITileWidth { public static bool Wide => false; }
+    private readonly struct Bits512 : ITileWidth { public static bool Wide => true; }
 
     /// <summary>
     /// One token: rows [r0, r1) read as four streams a quarter of the range apart, block by block

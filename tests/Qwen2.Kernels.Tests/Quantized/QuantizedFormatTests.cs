@@ -316,7 +316,8 @@ public unsafe class QuantizedFormatTests
     }
 
     /// <summary>
-    /// The K-quants' prefill tile (two rows by four tokens) against the scalar twin of each (row, token), on every path:
+    /// The K-quants' prefill tile (two rows by four tokens) against the scalar twin of each (row, token), on every path
+    /// and at 512 bits on any AVX-512 CPU (production takes that only where <see cref="WideTiles.Preferred"/>):
     /// random blocks with zero, subnormal and normal binary16 scales, the awkward activation blocks, and rows and tokens
     /// further apart than their blocks, so a stride mistaken for a length shows.
     /// </summary>
@@ -359,6 +360,10 @@ public unsafe class QuantizedFormatTests
                 Run("256-bit tile, vpmaddwd", py => KTile.Run<TK, PairProducts>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride));
                 Run("256-bit tile, vpdpwssd where AVX-VNNI is", py => KTile.Run<TK, QuadProducts>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride));
             }
+            if (System.Runtime.Intrinsics.X86.Avx512BW.IsSupported && System.Runtime.Intrinsics.X86.Avx512DQ.IsSupported)
+                Run("512-bit tile", py => KTile.Run512<TK>(ref w[0], rowBytes, ref a[0], stride, blocks, (float*)py, YStride));
+            else
+                Assert.Throws<PlatformNotSupportedException>(() => KTile.Run512<TK>(ref w[0], rowBytes, ref a[0], stride, blocks, null, YStride));
         }
     }
 

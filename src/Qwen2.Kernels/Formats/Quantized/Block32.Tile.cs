@@ -84,7 +84,7 @@ internal static partial class Block32
     /// Rows r &lt; <see cref="IBlock32.TileRows"/> (<paramref name="rowBytes"/> apart) against tokens t &lt; <see cref="TileTokens{T}"/>
     /// (<paramref name="aStride"/> apart): y[t · <paramref name="yStride"/> + r] is exactly <see cref="Dot{T}"/> of row r with token t.
     /// The 256-bit tile serves the 512-bit path too: the bits are the same. Prefill prepares rows once for many tiles instead
-    /// (<see cref="Prepare{T}"/>, <see cref="PreparedTile{T}"/>), and where <see cref="PrefersWideTile"/> takes the signed
+    /// (<see cref="Prepare{T}"/>, <see cref="PreparedTile{T}"/>), and where <see cref="WideTiles.Preferred"/> takes the signed
     /// formats' 512-bit tile (<see cref="WideTile{T}"/>), two rows to a vector.
     /// </summary>
     public static unsafe void DotTile<T>(ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, Isa isa) where T : IBlock32

@@ -20,21 +20,6 @@ internal static partial class Block32
     public const int WideRows = 4, WideTokens = 4;
 
     /// <summary>
-    /// Whether prefill takes <see cref="WideTile{T}"/>: accelerated AVX-512 with BW and DQ, no AVX-VNNI, and not an AMD
-    /// CPU. Zen 4, AMD's one core with AVX-512 and no AVX-VNNI, runs a 512-bit operation as two 256-bit halves, so there
-    /// the 256-bit tile's ten operations cost less than these seven at twice the width.
-    /// </summary>
-    public static readonly bool PrefersWideTile = Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && Avx512DQ.IsSupported
-        && !AvxVnni.IsSupported && !IsAmd();
-
-    private static bool IsAmd()
-    {
-        if (!X86Base.IsSupported) return false;
-        var (_, ebx, ecx, edx) = X86Base.CpuId(0, 0);
-        return ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163; // "AuthenticAMD"
-    }
-
-    /// <summary>
     /// Unpacks <see cref="WideRows"/> rows of a signed format for <see cref="WideTile{T}"/>: each block's |w| and the
     /// mask of its negative values, a row pair's blocks side by side, and the scales as <see cref="Prepare{T}"/> lays them
     /// out (<see cref="PreparedBytes"/> of <see cref="WideRows"/> rows). Callers have checked <see cref="Avx2.IsSupported"/>.

@@ -17,7 +17,7 @@ namespace Qwen2.Kernels;
 /// scales read as memory operands. The eight vectors are written out so their offsets are constants.
 /// Pair sums are exact wherever AVX-VNNI exists too, so the tile does not switch to quads there.
 /// </remarks>
-internal static unsafe class KTile
+internal static unsafe partial class KTile
 {
     /// <summary>Rows a tile covers.</summary>
     public const int Rows = 2;
@@ -47,8 +47,9 @@ internal static unsafe class KTile
     /// <summary>Bytes <see cref="Prepare{TK}"/> writes for a row pair of <paramref name="blocks"/> super-blocks.</summary>
     public static nint PreparedBytes(int blocks) => (nint)blocks * PreparedSuperBlock;
 
-    // A row pair's prepared super-block: row 0's eight value vectors, row 1's, row 0's eight scale vectors, row 1's, then
-    // each row's Step vector (what IKTileKernel.Scales returns).
+    // A row pair's prepared super-block: the eight value vectors of both rows interleaved (k of row 0, k of row 1, ...),
+    // then their eight scale vectors the same way, then each row's Step vector (what IKTileKernel.Scales returns), so the
+    // 512-bit tile loads a vector k of both rows as one.
     private const int PreparedSuperBlock = 34 * 32;
 
     /// <summary>
@@ -60,15 +61,20 @@ internal static unsafe class KTile
     public static void Prepare<TK>(ref byte w, nint rowBytes, int blocks, byte* destination) where TK : IKTileKernel
     {
         Vector256<byte>* unpacked = stackalloc Vector256<byte>[8];
+        Vector256<short>* scales = stackalloc Vector256<short>[8];
         for (int b = 0; b < blocks; b++)
         {
             var p = (Vector256<byte>*)(destination + (nint)b * PreparedSuperBlock);
             for (int r = 0; r < Rows; r++)
             {
                 ref byte block = ref Unsafe.Add(ref w, (nint)b * TK.SuperBlockBytes + r * rowBytes);
-                p[32 + r] = TK.Scales(ref block, (Vector256<short>*)(p + 16 + 8 * r)).AsByte();
+                p[32 + r] = TK.Scales(ref block, scales).AsByte();
                 TK.Unpack(ref block, unpacked);
-                for (int k = 0; k < 8; k++) p[8 * r + k] = TK.Values(ref block, unpacked, k);
+                for (int k = 0; k < 8; k++)
+                {
+                    p[2 * k + r] = TK.Values(ref block, unpacked, k);
+                    p[16 + 2 * k + r] = scales[k].AsByte();
+                }
             }
         }
     }
@@ -145,9 +151,9 @@ internal static unsafe class KTile
         nint aStride, nint a2, nint a3, ref Vector256<int> s00, ref Vector256<int> s01, ref Vector256<int> s02, ref Vector256<int> s03,
         ref Vector256<int> s10, ref Vector256<int> s11, ref Vector256<int> s12, ref Vector256<int> s13) where TM : struct, IProductMode
     {
-        var v0 = values[k];
-        var v1 = values[8 + k];
-        Vector256<short>* c0 = scales + k, c1 = scales + 8 + k;
+        var v0 = values[2 * k];
+        var v1 = values[2 * k + 1];
+        Vector256<short>* c0 = scales + 2 * k, c1 = c0 + 1;
         ref byte ak = ref Unsafe.Add(ref av, 32 * k);
         Token<TM>(v0, v1, c0, c1, ref ak, ref s00, ref s10);
         Token<TM>(v0, v1, c0, c1, ref Unsafe.Add(ref ak, aStride), ref s01, ref s11);
