@@ -277,9 +277,9 @@ public unsafe class QuantizedFormatTests
     }
 
     /// <summary>
-    /// The signed formats' 512-bit tile (four rows by four tokens, two tokens to a vector) against the scalar twin of
+    /// The signed formats' 512-bit tile (four rows by four tokens, two rows to a vector) against the scalar twin of
     /// each (row, token), with activation blocks that hold the extremes, on any AVX-512 CPU (production takes it only
-    /// where AVX-VNNI is missing).
+    /// where <see cref="WideTiles.Preferred"/>).
     /// </summary>
     [Fact]
     public void WideTilesAreEachRowAndTokensScalarDot()
