@@ -8,19 +8,21 @@ namespace Qwen2.Kernels;
 /// The prefill tiles: eight (row, token) accumulators held in registers while a row's blocks pass, so each activation
 /// block is loaded once for several rows and each weight block once for several tokens. The tiles read rows prepared
 /// once (<see cref="Prepare{T}"/>): each block's 32 values unpacked to bytes, with their absolute values for the signed
-/// formats (or, with AVX-VNNI, the offset sums that replace the sign step), and its binary16 scale and minimum as float32. A prefill prepares a tile's rows once for a whole group of
-/// tokens, so unpacking nibbles and high bits costs a sixty-fourth of what it did per tile and every format is one load
-/// per block, as Q8_0 is. Signed formats take four rows by two tokens, which shares each activation load four ways;
-/// the formats with a minimum take two rows by four tokens, whose minimum terms are one four-lane vector per row
-/// (<see cref="IBlock32.TileRows"/>). Every (row, token) keeps the scalar twin's steps, so the bits are those of
-/// <see cref="Dot{T}"/>.
+/// formats (or, with AVX-VNNI, offset to unsigned bytes, which replaces the sign step), and its binary16 scale and
+/// minimum as float32. A prefill prepares a tile's rows once for a whole group of tokens, so unpacking nibbles and high
+/// bits costs a sixty-fourth of what it did per tile and every format is one load per block, as Q8_0 is. Signed
+/// formats take four rows by two tokens, which shares each activation load four ways, and their four-lane sums put a
+/// row's two tokens in one vector, so each (row, block) is one conversion and one fma with a scale vector shuffled
+/// from registers, not two of each with two broadcast loads; the formats with a minimum take two rows by four tokens,
+/// whose minimum terms are one four-lane vector per row (<see cref="IBlock32.TileRows"/>). Every (row, token) keeps
+/// the scalar twin's steps, so the bits are those of <see cref="Dot{T}"/>.
 /// </remarks>
 internal static partial class Block32
 {
     // Prepared rows: each block's |w| (or w, for the formats with a minimum) and w, 32 bytes each, row after row; then
     // the scales as float32, the rows' scales of each block side by side, so a tile loads them as one vector; then the
-    // minimums in the same order. For the signed formats' VNNI tile a block holds w and, as eight int32, −128 times
-    // the sum of each four of its values instead (see BiasedVnniRow).
+    // minimums in the same order. For the signed formats' VNNI tile a block holds w + 128 as unsigned bytes instead,
+    // its first sixteen in both halves of a vector and then its last sixteen (see Tile4x2Vnni).
     private const int PreparedValueBytes = 64;
 
     /// <summary>Tokens a tile of format <typeparamref name="T"/> covers: 8 / <see cref="IBlock32.TileRows"/>.</summary>
@@ -35,13 +37,13 @@ internal static partial class Block32
     /// have checked <see cref="Avx2.IsSupported"/>; <paramref name="vnni"/> (AVX-VNNI present) must be what the tile is then given.
     /// </summary>
     public static unsafe void Prepare<T>(ref byte w, nint rowBytes, int rows, int blocks, byte* destination, bool vnni) where T : IBlock32 =>
-        PrepareRows<T>(ref w, rowBytes, rows, blocks, destination, vnni && !T.HasMin ? PreparedLayout.Bias : PreparedLayout.Values);
+        PrepareRows<T>(ref w, rowBytes, rows, blocks, destination, vnni && !T.HasMin ? PreparedLayout.Halves : PreparedLayout.Values);
 
     // What a prepared block holds after its first 32 bytes (|w|, or w for the formats with a minimum, or w for Bias).
     private enum PreparedLayout
     {
         Values,   // w
-        Bias,     // eight int32 −128 · Σ of four values (the VNNI tile)
+        Halves,   // w + 128 as [0..15 | 0..15], [16..31 | 16..31] (the VNNI tile), in place of |w| and w
         SignMask, // 0xFF where w < 0, else 0, with a row pair's blocks side by side (the 512-bit tile)
     }
 
@@ -59,9 +61,10 @@ internal static partial class Block32
                 var v = T.Values256(ref block);
                 switch (layout)
                 {
-                    case PreparedLayout.Bias:
-                        v.Store(at);
-                        (-AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)0x80), v.AsSByte())).Store((int*)(at + 32));
+                    case PreparedLayout.Halves:
+                        var u = v ^ Vector256.Create((byte)0x80);
+                        Vector256.Create(u.GetLower(), u.GetLower()).Store(at);
+                        Vector256.Create(u.GetUpper(), u.GetUpper()).Store(at + 32);
                         break;
                     case PreparedLayout.SignMask:
                         // Row pairs side by side: block b of rows 2q, 2q + 1 is |w| of both, then both masks.
@@ -123,99 +126,108 @@ internal static partial class Block32
         bool four = T.TileRows == 4;
         if (vnni)
         {
-            if (four) Tile4x2<BiasedVnniRow>(prepared, ref a, aStride, blocks, y, yStride);
+            if (four) Tile4x2Vnni(prepared, ref a, aStride, blocks, y, yStride);
             else Tile2x4<T, VnniProducts>(prepared, ref a, aStride, blocks, y, yStride);
         }
-        else if (four) Tile4x2<SignedRow<MaddProducts>>(prepared, ref a, aStride, blocks, y, yStride);
+        else if (four) Tile4x2(prepared, ref a, aStride, blocks, y, yStride);
         else Tile2x4<T, MaddProducts>(prepared, ref a, aStride, blocks, y, yStride);
     }
 
     /// <summary>
-    /// Four rows by two tokens, for signed formats: both tokens' activations stay in registers while the rows pass; each
-    /// (row, token, block) is <typeparamref name="TR"/>'s integer products, a conversion and an fma.
+    /// Four rows by two tokens, for signed formats without AVX-VNNI: both tokens' activations stay in registers while the
+    /// rows pass; each (row, token, block) is |w| times x with w's sign (ggml's trick) by vpmaddubsw and vpmaddwd, and a
+    /// row's two tokens are folded to four lanes each into one vector, converted and scaled at once.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
-    private static unsafe void Tile4x2<TR>(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride) where TR : ISignedRow
+    private static unsafe void Tile4x2(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride)
     {
         nint row = (nint)blocks * PreparedValueBytes;
         byte* p0 = prepared, p1 = p0 + row, p2 = p1 + row, p3 = p2 + row;
         float* scales = (float*)(p0 + 4 * row);
-        // Each block's eight scales d_w · d_a, lane 4t + r, multiplied at once and read back as broadcasts: loads, where
-        // eight broadcasts and multiplies would compete with the products for the vector ports.
-        float* d = stackalloc float[8];
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
-        Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        // c_r: row r's four lanes with token 0 (lower half) and token 1 (upper half).
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default;
         for (int b = 0; b < blocks; b++)
         {
             ref byte a0 = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
             ref byte a1 = ref Unsafe.Add(ref a0, aStride);
-            var x0 = TR.Activations(ref a0);
-            var x1 = TR.Activations(ref a1);
-            var dw = Avx.BroadcastVector128ToVector256(scales + 4 * (nint)b);
-            var da = Vector256.Create(Vector128.Create(QuantMath.Single(ref a0)), Vector128.Create(QuantMath.Single(ref a1)));
-            (dw * da).Store(d);
+            var x0 = Activations(ref a0);
+            var x1 = Activations(ref a1);
+            var d = Scales(scales + 4 * (nint)b, ref a0, ref a1);
             nint at = (nint)b * PreparedValueBytes;
-            Row(p0 + at, d, x0, x1, ref c00, ref c01);
-            Row(p1 + at, d + 1, x0, x1, ref c10, ref c11);
-            Row(p2 + at, d + 2, x0, x1, ref c20, ref c21);
-            Row(p3 + at, d + 3, x0, x1, ref c30, ref c31);
+            c0 = Row(p0 + at, x0, x1, Avx.Permute(d, 0x00), c0);
+            c1 = Row(p1 + at, x0, x1, Avx.Permute(d, 0x55), c1);
+            c2 = Row(p2 + at, x0, x1, Avx.Permute(d, 0xAA), c2);
+            c3 = Row(p3 + at, x0, x1, Avx.Permute(d, 0xFF), c3);
         }
-        y[0] = QuantMath.Sum8(c00); y[1] = QuantMath.Sum8(c10); y[2] = QuantMath.Sum8(c20); y[3] = QuantMath.Sum8(c30);
-        y += yStride;
-        y[0] = QuantMath.Sum8(c01); y[1] = QuantMath.Sum8(c11); y[2] = QuantMath.Sum8(c21); y[3] = QuantMath.Sum8(c31);
-
-        // One row's block against both tokens, at the scales d[0] (token 0) and d[4] (token 1).
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Row(byte* block, float* d, Vector256<byte> x0, Vector256<byte> x1, ref Vector256<float> c0, ref Vector256<float> c1)
-        {
-            var (s0, s1) = TR.Sums(block, x0, x1);
-            c0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s0), Avx.BroadcastScalarToVector256(d), c0);
-            c1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s1), Avx.BroadcastScalarToVector256(d + 4), c1);
-        }
-    }
-
-    /// <summary>How <see cref="Tile4x2{TR}"/> forms a prepared block's eight lane sums Σ x · w with two tokens.</summary>
-    private unsafe interface ISignedRow
-    {
-        /// <summary>A token's activation block as the products take it.</summary>
-        static abstract Vector256<byte> Activations(ref byte block);
-
-        /// <summary>The prepared block's lane sums with tokens <paramref name="x0"/> and <paramref name="x1"/>.</summary>
-        static abstract (Vector256<int>, Vector256<int>) Sums(byte* block, Vector256<byte> x0, Vector256<byte> x1);
-    }
-
-    /// <summary>|w| (first 32 bytes) times x with w's sign (ggml's trick), by <typeparamref name="TP"/>.</summary>
-    private readonly unsafe struct SignedRow<TP> : ISignedRow where TP : IByteProducts
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> Activations(ref byte block) => Block32.Activations(ref block).AsByte();
+        Store4x2(y, yStride, c0, c1, c2, c3);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<int>, Vector256<int>) Sums(byte* block, Vector256<byte> x0, Vector256<byte> x1)
+        static Vector256<float> Row(byte* block, Vector256<sbyte> x0, Vector256<sbyte> x1, Vector256<float> d, Vector256<float> c)
         {
             var u = Vector256.Load(block);
             var v = Vector256.Load(block + 32).AsSByte();
-            return (TP.Sum4(u, Avx2.Sign(x0.AsSByte(), v)), TP.Sum4(u, Avx2.Sign(x1.AsSByte(), v)));
+            var s0 = MaddProducts.Sum4(u, Avx2.Sign(x0, v));
+            var s1 = MaddProducts.Sum4(u, Avx2.Sign(x1, v));
+            var folded = Avx2.Permute2x128(s0, s1, 0x20) + Avx2.Permute2x128(s0, s1, 0x31);
+            return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(folded), d, c);
         }
     }
 
     /// <summary>
-    /// vpdpbusd with no sign step: the activations as unsigned bytes x + 128 against the signed values w (first 32 bytes),
-    /// the sum starting at the block's prepared −128 · Σw (next 32), so each int32 lane is Σ x · w exactly: one vector
-    /// operation fewer per (row, token, block), the activations' flip shared by four rows.
+    /// Four rows by two tokens, for signed formats with AVX-VNNI: vpdpbusd of the rows' w + 128 (prepared) with the
+    /// signed activations, each token's first sixteen values in one half of a vector and its last sixteen in the other's,
+    /// so the two products of a row land already folded, token 0 in the lower half and token 1 in the upper. The sums
+    /// start at −128 · Σx, once per block for all four rows, so each lane is Σ w · x exactly.
     /// </summary>
-    private readonly unsafe struct BiasedVnniRow : ISignedRow
+    [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
+    private static unsafe void Tile4x2Vnni(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride)
     {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> Activations(ref byte block) => Block32.Activations(ref block).AsByte() ^ Vector256.Create((byte)0x80);
+        nint row = (nint)blocks * PreparedValueBytes;
+        byte* p0 = prepared, p1 = p0 + row, p2 = p1 + row, p3 = p2 + row;
+        float* scales = (float*)(p0 + 4 * row);
+        var flip = Vector256.Create((byte)0x80);
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            ref byte a0 = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
+            ref byte a1 = ref Unsafe.Add(ref a0, aStride);
+            ref byte v0 = ref Unsafe.Add(ref a0, QuantizedActivations.Q8Values);
+            ref byte v1 = ref Unsafe.Add(ref a1, QuantizedActivations.Q8Values);
+            var low = Vector256.Create(Vector128.LoadUnsafe(ref v0), Vector128.LoadUnsafe(ref v1)).AsSByte();
+            var high = Vector256.Create(Vector128.LoadUnsafe(ref v0, 16), Vector128.LoadUnsafe(ref v1, 16)).AsSByte();
+            var start = Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, flip, low), flip, high);
+            var d = Scales(scales + 4 * (nint)b, ref a0, ref a1);
+            nint at = (nint)b * PreparedValueBytes;
+            c0 = Row(p0 + at, low, high, start, Avx.Permute(d, 0x00), c0);
+            c1 = Row(p1 + at, low, high, start, Avx.Permute(d, 0x55), c1);
+            c2 = Row(p2 + at, low, high, start, Avx.Permute(d, 0xAA), c2);
+            c3 = Row(p3 + at, low, high, start, Avx.Permute(d, 0xFF), c3);
+        }
+        Store4x2(y, yStride, c0, c1, c2, c3);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<int>, Vector256<int>) Sums(byte* block, Vector256<byte> x0, Vector256<byte> x1)
+        static Vector256<float> Row(byte* block, Vector256<sbyte> low, Vector256<sbyte> high, Vector256<int> start, Vector256<float> d, Vector256<float> c)
         {
-            var w = Vector256.Load(block).AsSByte();
-            var bias = Vector256.Load((int*)(block + 32));
-            return (AvxVnni.MultiplyWideningAndAdd(bias, x0, w), AvxVnni.MultiplyWideningAndAdd(bias, x1, w));
+            var s = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(start, Vector256.Load(block), low), Vector256.Load(block + 32), high);
+            return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s), d, c);
         }
+    }
+
+    /// <summary>
+    /// A block's eight scales d_w · d_a of four rows and two tokens, lane 4t + r, from which <see cref="Avx.Permute(Vector256{float}, byte)"/>
+    /// by r · 0x55 takes row r's: token 0's in the lower half, token 1's in the upper.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector256<float> Scales(float* rowScales, ref byte a0, ref byte a1) =>
+        Avx.BroadcastVector128ToVector256(rowScales) * Vector256.Create(Vector128.Create(QuantMath.Single(ref a0)), Vector128.Create(QuantMath.Single(ref a1)));
+
+    /// <summary>Row r's results from c_r: token 0 the lower half's <see cref="QuantMath.Sum4(Vector128{float})"/>, token 1 the upper's.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Store4x2(float* y, nint yStride, Vector256<float> c0, Vector256<float> c1, Vector256<float> c2, Vector256<float> c3)
+    {
+        y[0] = QuantMath.Sum4(c0.GetLower()); y[1] = QuantMath.Sum4(c1.GetLower()); y[2] = QuantMath.Sum4(c2.GetLower()); y[3] = QuantMath.Sum4(c3.GetLower());
+        y += yStride;
+        y[0] = QuantMath.Sum4(c0.GetUpper()); y[1] = QuantMath.Sum4(c1.GetUpper()); y[2] = QuantMath.Sum4(c2.GetUpper()); y[3] = QuantMath.Sum4(c3.GetUpper());
     }
 
     /// <summary>Two rows by four tokens: both rows' values stay in registers while the tokens pass.</summary>

@@ -10,7 +10,8 @@ namespace Qwen2.Kernels;
 /// bytes, adjacent pairs added into int16) and one vpmaddwd by ones (adjacent int16 pairs into int32), or one vpdpbusd
 /// where AVX-VNNI is present; signed weights go in as |w| with the activation's sign flipped where w is negative (ggml's
 /// trick), since w · a = |w| · (sign(w) · a). No int16 pair saturates: |w| ≤ 128 and |a| ≤ 127 give at most 32512.
-/// The float steps are the scalar twin's, block after block, so the bits are the same. One weight block is unpacked
+/// The float steps are the scalar twin's, block after block (a signed format's lane sums folded to four lanes first),
+/// so the bits are the same. One weight block is unpacked
 /// once for up to four tokens (<see cref="IQuantFormat.DotTokens"/>); each token keeps its own accumulators.
 /// </remarks>
 internal static partial class Block32
@@ -76,15 +77,21 @@ internal static partial class Block32
             return;
         }
         // With vpdpbusd the signed formats take their values offset to unsigned bytes (no sign step; see RowsV256).
-        if (AvxVnni.IsSupported && !T.HasMin) RowsV256<T, OffsetVnniProducts>(ref w, stride, ref a, blocks, ref dst);
+        if (!T.HasMin && AvxVnni.IsSupported) RowsV256<T, OffsetVnniProducts>(ref w, stride, ref a, blocks, ref dst);
         else if (AvxVnni.IsSupported) RowsV256<T, VnniProducts>(ref w, stride, ref a, blocks, ref dst);
         else RowsV256<T, MaddProducts>(ref w, stride, ref a, blocks, ref dst);
     }
 
+    /// <summary>
+    /// <see cref="Dot4Rows{T}"/> on 256-bit vectors. A format with a minimum keeps each row's eight lanes; a signed one
+    /// puts rows 0 and 1, and rows 2 and 3, in one vector whose halves are each row's four lanes
+    /// (<see cref="PairAccumulator"/>), so a row pair's block is one conversion and one fma.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
     private static void RowsV256<T, TP>(ref byte w, nint stride, ref byte a, int blocks, ref float dst) where T : IBlock32 where TP : IByteProducts
     {
         Accumulator a0 = default, a1 = default, a2 = default, a3 = default;
+        PairAccumulator r01 = default, r23 = default;
         for (int b = 0; b < blocks; b++)
         {
             ref byte w0 = ref Unsafe.Add(ref w, b * T.BlockBytes);
@@ -92,24 +99,64 @@ internal static partial class Block32
             ref byte w2 = ref Unsafe.Add(ref w1, stride);
             ref byte w3 = ref Unsafe.Add(ref w2, stride);
             ref byte ab = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
-            var x = Activations(ref ab);
             var da = Vector256.Create(QuantMath.Single(ref ab));
-            if (TP.Offset && !T.HasMin)
+            if (T.HasMin)
             {
-                // Σ (w + o) · x − o · Σx = Σ w · x per lane of four, exactly: no sign step, and −o · Σx once for the rows.
-                var start = Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Create((byte)T.Offset), x);
-                a0.Add<T>(AvxVnni.MultiplyWideningAndAdd(start, T.Offset256(ref w0), x), Vector256.Create(QuantMath.Half(ref w0)) * da, 0, ref ab);
-                a1.Add<T>(AvxVnni.MultiplyWideningAndAdd(start, T.Offset256(ref w1), x), Vector256.Create(QuantMath.Half(ref w1)) * da, 0, ref ab);
-                a2.Add<T>(AvxVnni.MultiplyWideningAndAdd(start, T.Offset256(ref w2), x), Vector256.Create(QuantMath.Half(ref w2)) * da, 0, ref ab);
-                a3.Add<T>(AvxVnni.MultiplyWideningAndAdd(start, T.Offset256(ref w3), x), Vector256.Create(QuantMath.Half(ref w3)) * da, 0, ref ab);
+                var xs = Activations(ref ab);
+                a0.Add<T>(Products<T, TP>(T.Values256(ref w0), xs), Vector256.Create(QuantMath.Half(ref w0)) * da, Min<T>(ref w0), ref ab);
+                a1.Add<T>(Products<T, TP>(T.Values256(ref w1), xs), Vector256.Create(QuantMath.Half(ref w1)) * da, Min<T>(ref w1), ref ab);
+                a2.Add<T>(Products<T, TP>(T.Values256(ref w2), xs), Vector256.Create(QuantMath.Half(ref w2)) * da, Min<T>(ref w2), ref ab);
+                a3.Add<T>(Products<T, TP>(T.Values256(ref w3), xs), Vector256.Create(QuantMath.Half(ref w3)) * da, Min<T>(ref w3), ref ab);
                 continue;
             }
-            a0.Add<T>(Products<T, TP>(T.Values256(ref w0), x), Vector256.Create(QuantMath.Half(ref w0)) * da, Min<T>(ref w0), ref ab);
-            a1.Add<T>(Products<T, TP>(T.Values256(ref w1), x), Vector256.Create(QuantMath.Half(ref w1)) * da, Min<T>(ref w1), ref ab);
-            a2.Add<T>(Products<T, TP>(T.Values256(ref w2), x), Vector256.Create(QuantMath.Half(ref w2)) * da, Min<T>(ref w2), ref ab);
-            a3.Add<T>(Products<T, TP>(T.Values256(ref w3), x), Vector256.Create(QuantMath.Half(ref w3)) * da, Min<T>(ref w3), ref ab);
+            var d01 = Vector256.Create(Vector128.Create(QuantMath.Half(ref w0)), Vector128.Create(QuantMath.Half(ref w1))) * da;
+            var d23 = Vector256.Create(Vector128.Create(QuantMath.Half(ref w2)), Vector128.Create(QuantMath.Half(ref w3))) * da;
+            if (TP.Offset)
+            {
+                // Σ (w + o) · x − o · Σx = Σ w · x per lane, exactly: no sign step, and −o · Σx once for the rows. Each
+                // row pair's first sixteen values sit side by side against the activations' first sixteen in both
+                // halves, then the last sixteen, so the sums land folded, one row in each half.
+                ref byte x = ref Unsafe.Add(ref ab, QuantizedActivations.Q8Values);
+                var low = Vector256.Create(Vector128.LoadUnsafe(ref x)).AsSByte();
+                var high = Vector256.Create(Vector128.LoadUnsafe(ref x, 16)).AsSByte();
+                var o = Vector256.Create((byte)T.Offset);
+                var start = Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, o, low), o, high);
+                r01.Add(OffsetPair(T.Offset256(ref w0), T.Offset256(ref w1), low, high, start), d01);
+                r23.Add(OffsetPair(T.Offset256(ref w2), T.Offset256(ref w3), low, high, start), d23);
+                continue;
+            }
+            var x8 = Activations(ref ab);
+            r01.Add(Fold(Products<T, TP>(T.Values256(ref w0), x8), Products<T, TP>(T.Values256(ref w1), x8)), d01);
+            r23.Add(Fold(Products<T, TP>(T.Values256(ref w2), x8), Products<T, TP>(T.Values256(ref w3), x8)), d23);
         }
-        Store<T, Tokens4>(ref dst, a0, a1, a2, a3);
+        if (T.HasMin)
+        {
+            Store<T, Tokens4>(ref dst, a0, a1, a2, a3);
+            return;
+        }
+        dst = QuantMath.Sum4(r01.Lanes.GetLower());
+        Unsafe.Add(ref dst, 1) = QuantMath.Sum4(r01.Lanes.GetUpper());
+        Unsafe.Add(ref dst, 2) = QuantMath.Sum4(r23.Lanes.GetLower());
+        Unsafe.Add(ref dst, 3) = QuantMath.Sum4(r23.Lanes.GetUpper());
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static Vector256<int> OffsetPair(Vector256<byte> v0, Vector256<byte> v1, Vector256<sbyte> low, Vector256<sbyte> high, Vector256<int> start) =>
+            AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(start, Avx2.Permute2x128(v0, v1, 0x20), low), Avx2.Permute2x128(v0, v1, 0x31), high);
+    }
+
+    /// <summary>Two rows' (or tokens') eight lane sums folded to the twin's four lanes: the first's in the lower half, the second's in the upper.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Fold(Vector256<int> p0, Vector256<int> p1) => Avx2.Permute2x128(p0, p1, 0x20) + Avx2.Permute2x128(p0, p1, 0x31);
+
+    /// <summary>Two (row, token) pairs of a signed format: the four folded lanes of each, one pair per half.</summary>
+    private struct PairAccumulator
+    {
+        public Vector256<float> Lanes;
+
+        /// <summary>Adds one block's folded sums at the scales d_w · d_a of each half.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(Vector256<int> folded, Vector256<float> scale) =>
+            Lanes = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(folded), scale, Lanes);
     }
 
     /// <summary>A block's minimum (0 for the signed formats, which have none).</summary>
@@ -165,10 +212,11 @@ internal static partial class Block32
         return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u, s), Vector512.Create((short)1));
     }
 
-    /// <summary>One token's accumulators: the eight lanes and the minimum term.</summary>
+    /// <summary>One token's accumulators: the eight lanes and the minimum term, or a signed format's four lanes.</summary>
     private struct Accumulator
     {
         public Vector256<float> Lanes;
+        public Vector128<float> Folded;
         public float Min;
 
         /// <summary>Adds one block's lane sums at scale dw · d_a, and (for a format with a minimum) min · s_a.</summary>
@@ -180,16 +228,17 @@ internal static partial class Block32
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Add<T>(Vector256<int> p, Vector256<float> scale, float min, ref byte activation) where T : IBlock32
         {
+            if (!T.HasMin)
+            {
+                Folded = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(p.GetLower() + p.GetUpper()), scale.GetLower(), Folded);
+                return;
+            }
             Lanes = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), scale, Lanes);
-            if (T.HasMin) Min = MathF.FusedMultiplyAdd(min, QuantMath.Single(ref Unsafe.Add(ref activation, 4)), Min);
+            Min = MathF.FusedMultiplyAdd(min, QuantMath.Single(ref Unsafe.Add(ref activation, 4)), Min);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public readonly float Result<T>() where T : IBlock32
-        {
-            float sum = QuantMath.Sum8(Lanes);
-            return T.HasMin ? sum + Min : sum;
-        }
+        public readonly float Result<T>() where T : IBlock32 => T.HasMin ? QuantMath.Sum8(Lanes) + Min : QuantMath.Sum4(Folded);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -37,9 +37,12 @@ internal interface IBlock32 : IQuantFormat
 
 /// <summary>
 /// The dot product of a 32-element-block row with Q8 activations. Its defined order (the scalar twin): each block's
-/// products are summed exactly as integers in eight lanes of four consecutive elements, p_j; lane j accumulates
-/// fma(p_j, d_w · d_a, acc_j) block after block; the lanes are added by <see cref="QuantMath.Sum8(ReadOnlySpan{float})"/>; formats with a
-/// minimum then add Σ fma(min, s_a) accumulated block after block.
+/// products are summed exactly as integers in eight lanes of four consecutive elements, p_j. A format with a minimum
+/// keeps eight float lanes: lane j accumulates fma(p_j, d_w · d_a, acc_j) block after block, the lanes are added by
+/// <see cref="QuantMath.Sum8(ReadOnlySpan{float})"/>, and Σ fma(min, s_a), accumulated block after block, is added. A
+/// signed format keeps four: lane j accumulates fma(p_j + p_(j+4), d_w · d_a, acc_j), added by
+/// <see cref="QuantMath.Sum4(ReadOnlySpan{float})"/>; the integer halves are folded before the float step, so a tile
+/// converts and scales one vector for two tokens where eight lanes would take two (see <see cref="Prepare{T}"/>).
 /// </summary>
 internal static partial class Block32
 {
@@ -55,6 +58,7 @@ internal static partial class Block32
     {
         Span<int> q = stackalloc int[32];
         Span<float> acc = stackalloc float[8];
+        Span<int> p = stackalloc int[8];
         acc.Clear();
         float minTerm = 0;
         for (int b = 0; b < blocks; b++)
@@ -64,14 +68,20 @@ internal static partial class Block32
             float d = dw * QuantMath.Single(ref ab);
             for (int j = 0; j < 8; j++)
             {
-                int p = 0;
-                for (int k = 4 * j; k < 4 * j + 4; k++) p += q[k] * (sbyte)Unsafe.Add(ref ab, QuantizedActivations.Q8Values + k);
-                acc[j] = MathF.FusedMultiplyAdd(p, d, acc[j]);
+                p[j] = 0;
+                for (int k = 4 * j; k < 4 * j + 4; k++) p[j] += q[k] * (sbyte)Unsafe.Add(ref ab, QuantizedActivations.Q8Values + k);
             }
-            if (T.HasMin) minTerm = MathF.FusedMultiplyAdd(min, QuantMath.Single(ref Unsafe.Add(ref ab, 4)), minTerm);
+            if (T.HasMin)
+            {
+                for (int j = 0; j < 8; j++) acc[j] = MathF.FusedMultiplyAdd(p[j], d, acc[j]);
+                minTerm = MathF.FusedMultiplyAdd(min, QuantMath.Single(ref Unsafe.Add(ref ab, 4)), minTerm);
+            }
+            else
+            {
+                for (int j = 0; j < 4; j++) acc[j] = MathF.FusedMultiplyAdd(p[j] + p[j + 4], d, acc[j]);
+            }
         }
-        float sum = QuantMath.Sum8(acc);
-        return T.HasMin ? sum + minTerm : sum;
+        return T.HasMin ? QuantMath.Sum8(acc) + minTerm : QuantMath.Sum4(acc[..4]);
     }
 
     /// <summary>ggml's dequantization: q · d, or q · d + min.</summary>

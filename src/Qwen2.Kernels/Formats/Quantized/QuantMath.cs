@@ -56,6 +56,14 @@ internal static class QuantMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum8(ReadOnlySpan<float> a) => ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 
+    /// <summary>The sum of four lane accumulators in the order every path uses: (a0 + a1) + (a2 + a3).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum4(ReadOnlySpan<float> a) => (a[0] + a[1]) + (a[2] + a[3]);
+
+    /// <summary><see cref="Sum4(ReadOnlySpan{float})"/> of a vector's four lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum4(Vector128<float> a) => (a.GetElement(0) + a.GetElement(1)) + (a.GetElement(2) + a.GetElement(3));
+
     /// <summary><see cref="Sum8(ReadOnlySpan{float})"/> of a vector's eight lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum8(Vector256<float> a)
