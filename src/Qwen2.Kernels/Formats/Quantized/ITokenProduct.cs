@@ -5,6 +5,9 @@ namespace Qwen2.Kernels;
 /// <summary>Unpacked weights (and their scales) of part of a super-block, ready to meet each token's activations.</summary>
 internal interface ITokenProduct
 {
-    /// <summary>Σ scale · weight · activation for the activations at <paramref name="a"/>, in int32 lanes (exact).</summary>
-    Vector256<int> Apply(ref byte a);
+    /// <summary>
+    /// <paramref name="sums"/> plus Σ scale · weight · activation for the activations at <paramref name="a"/>, in int32
+    /// lanes (exact), so a kernel with vpdpwssd adds its scale products into the sums in the same instruction.
+    /// </summary>
+    Vector256<int> AddTo(Vector256<int> sums, ref byte a);
 }

@@ -96,6 +96,11 @@ internal static class KQuant
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Fold(Vector512<int> a) => a.GetLower() + a.GetUpper();
 
+    /// <summary>sums + the packed quads times their scales in int16 pairs: vpdpwssd where AVX-VNNI exists (the same wrapping int32 sum), else vpmaddwd and an add.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> AddScaled(Vector256<int> sums, Vector256<short> packed, Vector256<short> scales) =>
+        AvxVnni.IsSupported ? AvxVnni.MultiplyWideningAndAdd(sums, packed, scales) : sums + Avx2.MultiplyAddAdjacent(packed, scales);
+
     /// <summary>The sum of eight int32 lanes, exactly.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Sum(Vector256<int> a)
@@ -109,10 +114,10 @@ internal static class KQuant
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Accumulate<TN, TP>(ref TokenSums sums, in TP p, ref byte a, nint aStride) where TN : struct, ITokens where TP : struct, ITokenProduct
     {
-        sums.S0 += p.Apply(ref a);
-        if (TN.Count > 1) sums.S1 += p.Apply(ref Unsafe.Add(ref a, aStride));
-        if (TN.Count > 2) sums.S2 += p.Apply(ref Unsafe.Add(ref a, 2 * aStride));
-        if (TN.Count > 3) sums.S3 += p.Apply(ref Unsafe.Add(ref a, 3 * aStride));
+        sums.S0 = p.AddTo(sums.S0, ref a);
+        if (TN.Count > 1) sums.S1 = p.AddTo(sums.S1, ref Unsafe.Add(ref a, aStride));
+        if (TN.Count > 2) sums.S2 = p.AddTo(sums.S2, ref Unsafe.Add(ref a, 2 * aStride));
+        if (TN.Count > 3) sums.S3 = p.AddTo(sums.S3, ref Unsafe.Add(ref a, 3 * aStride));
     }
 
     /// <summary>

@@ -91,13 +91,13 @@ internal readonly partial struct Q6KFormat
             Vector256<short> sc0, Vector256<short> sc1, Vector256<short> sc2, Vector256<short> sc3) : ITokenProduct
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public Vector256<int> Apply(ref byte a)
+            public Vector256<int> AddTo(Vector256<int> sums, ref byte a)
             {
                 var p0 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(k0, Vector256.LoadUnsafe(ref a).AsSByte()), sc0);
                 var p1 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(k1, Vector256.LoadUnsafe(ref a, 32).AsSByte()), sc1);
                 var p2 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(k2, Vector256.LoadUnsafe(ref a, 64).AsSByte()), sc2);
                 var p3 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(k3, Vector256.LoadUnsafe(ref a, 96).AsSByte()), sc3);
-                return (p0 + p1) + (p2 + p3);
+                return sums + ((p0 + p1) + (p2 + p3));
             }
         }
 
@@ -106,11 +106,11 @@ internal readonly partial struct Q6KFormat
             Vector256<short> scA, Vector256<short> scB) : ITokenProduct
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public Vector256<int> Apply(ref byte a)
+            public Vector256<int> AddTo(Vector256<int> sums, ref byte a)
             {
                 var q01 = Avx2.PackSignedSaturate(KQuant.Quads(k0, Vector256.LoadUnsafe(ref a).AsSByte()), KQuant.Quads(k1, Vector256.LoadUnsafe(ref a, 32).AsSByte()));
                 var q23 = Avx2.PackSignedSaturate(KQuant.Quads(k2, Vector256.LoadUnsafe(ref a, 64).AsSByte()), KQuant.Quads(k3, Vector256.LoadUnsafe(ref a, 96).AsSByte()));
-                return Avx2.MultiplyAddAdjacent(q01, scA) + Avx2.MultiplyAddAdjacent(q23, scB);
+                return KQuant.AddScaled(KQuant.AddScaled(sums, q01, scA), q23, scB);
             }
         }
     }
@@ -151,8 +151,8 @@ internal readonly partial struct Q6KFormat
         private readonly struct Half512(Vector512<byte> v0, Vector512<byte> v1, Vector512<short> sc0, Vector512<short> sc1) : ITokenProduct
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public Vector256<int> Apply(ref byte a) =>
-                KQuant.Fold(KQuant.Product512(v0, sc0, ref a) + KQuant.Product512(v1, sc1, ref Unsafe.Add(ref a, 64)));
+            public Vector256<int> AddTo(Vector256<int> sums, ref byte a) =>
+                sums + KQuant.Fold(KQuant.Product512(v0, sc0, ref a) + KQuant.Product512(v1, sc1, ref Unsafe.Add(ref a, 64)));
         }
     }
 }

@@ -7,8 +7,8 @@ namespace Qwen2.Kernels;
 /// <summary>
 /// The vector kernels of Q4_K and Q5_K with <see cref="ActivationFormat.Q8K"/> activations. Per super-block: unsigned
 /// values × signed activations in pairs (vpmaddubsw), times the sub-block scale as int16 (vpmaddwd); or, where AVX-VNNI
-/// exists, sums of four (vpdpbusd) packed to int16 and then times the scale; the minimum term from the activations'
-/// group sums. Every sum is an exact integer (no int16 step can overflow: a pair is at most 2 · 31 · 128, a quad
+/// exists, sums of four (vpdpbusd) packed to int16 and then times the scale into the sums (vpdpwssd); the minimum
+/// term from the activations' group sums. Every sum is an exact integer (no int16 step can overflow: a pair is at most 2 · 31 · 128, a quad
 /// 4 · 31 · 128), and the two float steps per super-block are <see cref="KQuant.Step"/>, the scalar twin's.
 /// </summary>
 internal static class ScaleMinKernels
@@ -76,21 +76,21 @@ internal static class ScaleMinKernels
                 ref byte ac = ref Unsafe.Add(ref a, QuantizedActivations.Q8KValues + 64 * c);
                 var a0 = Vector256.LoadUnsafe(ref ac).AsSByte();
                 var a1 = Vector256.LoadUnsafe(ref ac, 32).AsSByte();
-                sums.S0 += Row(ref block, c, b0, control, a0, a1);
-                sums.S1 += Row(ref w1, c, b1, control, a0, a1);
-                sums.S2 += Row(ref w2, c, b2, control, a0, a1);
-                sums.S3 += Row(ref w3, c, b3, control, a0, a1);
+                sums.S0 = Row(sums.S0, ref block, c, b0, control, a0, a1);
+                sums.S1 = Row(sums.S1, ref w1, c, b1, control, a0, a1);
+                sums.S2 = Row(sums.S2, ref w2, c, b2, control, a0, a1);
+                sums.S3 = Row(sums.S3, ref w3, c, b3, control, a0, a1);
                 control += Vector256.Create((byte)4);
             }
 
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            static Vector256<int> Row(ref byte w, int c, Vector256<byte> scales, Vector256<byte> control, Vector256<sbyte> a0, Vector256<sbyte> a1)
+            static Vector256<int> Row(Vector256<int> sums, ref byte w, int c, Vector256<byte> scales, Vector256<byte> control, Vector256<sbyte> a0, Vector256<sbyte> a1)
             {
                 var (lo, hi) = TW.Chunk256(ref w, c);
                 var scA = Avx2.Shuffle(scales, control).AsInt16();
-                if (TM.Quads) return Avx2.MultiplyAddAdjacent(Avx2.PackSignedSaturate(KQuant.Quads(lo, a0), KQuant.Quads(hi, a1)), scA);
+                if (TM.Quads) return KQuant.AddScaled(sums, Avx2.PackSignedSaturate(KQuant.Quads(lo, a0), KQuant.Quads(hi, a1)), scA);
                 var scB = Avx2.Shuffle(scales, control + Vector256.Create((byte)2)).AsInt16();
-                return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(lo, a0), scA) + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(hi, a1), scB);
+                return sums + (Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(lo, a0), scA) + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(hi, a1), scB));
             }
         }
 
@@ -105,12 +105,12 @@ internal static class ScaleMinKernels
         private readonly struct Pair(Vector256<byte> lo, Vector256<byte> hi, Vector256<short> scA, Vector256<short> scB) : ITokenProduct
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public Vector256<int> Apply(ref byte a)
+            public Vector256<int> AddTo(Vector256<int> sums, ref byte a)
             {
                 var a0 = Vector256.LoadUnsafe(ref a).AsSByte();
                 var a1 = Vector256.LoadUnsafe(ref a, 32).AsSByte();
-                if (TM.Quads) return Avx2.MultiplyAddAdjacent(Avx2.PackSignedSaturate(KQuant.Quads(lo, a0), KQuant.Quads(hi, a1)), scA);
-                return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(lo, a0), scA) + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(hi, a1), scB);
+                if (TM.Quads) return KQuant.AddScaled(sums, Avx2.PackSignedSaturate(KQuant.Quads(lo, a0), KQuant.Quads(hi, a1)), scA);
+                return sums + (Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(lo, a0), scA) + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(hi, a1), scB));
             }
         }
     }
@@ -142,7 +142,7 @@ internal static class ScaleMinKernels
         private readonly struct Chunk(Vector512<byte> values, Vector512<short> scales) : ITokenProduct
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public Vector256<int> Apply(ref byte a) => KQuant.Fold(KQuant.Product512(values, scales, ref a));
+            public Vector256<int> AddTo(Vector256<int> sums, ref byte a) => sums + KQuant.Fold(KQuant.Product512(values, scales, ref a));
         }
     }
 
