@@ -39,7 +39,7 @@ internal static partial class Block32
     public static unsafe void Prepare<T>(ref byte w, nint rowBytes, int rows, int blocks, byte* destination, bool vnni) where T : IBlock32 =>
         PrepareRows<T>(ref w, rowBytes, rows, blocks, destination, vnni && !T.HasMin ? PreparedLayout.Halves : PreparedLayout.Values);
 
-    // What a prepared block holds after its first 32 bytes (|w|, or w for the formats with a minimum, or w for Bias).
+    // What a prepared block holds after its first 32 bytes (|w|, or w for the formats with a minimum); Halves replaces both.
     private enum PreparedLayout
     {
         Values,   // w
@@ -168,8 +168,7 @@ internal static partial class Block32
             var v = Vector256.Load(block + 32).AsSByte();
             var s0 = MaddProducts.Sum4(u, Avx2.Sign(x0, v));
             var s1 = MaddProducts.Sum4(u, Avx2.Sign(x1, v));
-            var folded = Avx2.Permute2x128(s0, s1, 0x20) + Avx2.Permute2x128(s0, s1, 0x31);
-            return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(folded), d, c);
+            return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Fold(s0, s1)), d, c);
         }
     }
 

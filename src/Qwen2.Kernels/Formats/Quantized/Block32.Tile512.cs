@@ -13,7 +13,7 @@ namespace Qwen2.Kernels;
 /// Per (row pair, token, block): that sign step, vpmaddubsw and vpmaddwd; then two tokens' sums are folded to the
 /// twin's four lanes into one vector (two vshufi32x4 and an add) for one conversion, scale and fma: seven 512-bit
 /// operations per (row pair, token, block) for what the 256-bit tile does in twelve.
-/// With AVX-VNNI the 256-bit vpdpbusd tile needs three per (row, token, block) and stays the faster one.
+/// With AVX-VNNI the 256-bit vpdpbusd tile needs two and a half per (row, token, block) and stays the faster one.
 /// </remarks>
 internal static partial class Block32
 {

@@ -11,8 +11,8 @@ namespace Qwen2.Kernels;
 /// where AVX-VNNI is present; signed weights go in as |w| with the activation's sign flipped where w is negative (ggml's
 /// trick), since w · a = |w| · (sign(w) · a). No int16 pair saturates: |w| ≤ 128 and |a| ≤ 127 give at most 32512.
 /// The float steps are the scalar twin's, block after block (a signed format's lane sums folded to four lanes first),
-/// so the bits are the same. One weight block is unpacked
-/// once for up to four tokens (<see cref="IQuantFormat.DotTokens"/>); each token keeps its own accumulators.
+/// so the bits are the same. One weight block is unpacked once for up to four tokens (<see cref="IQuantFormat.DotTokens"/>);
+/// each token keeps its own accumulators.
 /// </remarks>
 internal static partial class Block32
 {

@@ -8,8 +8,9 @@ namespace Qwen2.Kernels;
 /// The vector kernels of Q4_K and Q5_K with <see cref="ActivationFormat.Q8K"/> activations. Per super-block: unsigned
 /// values × signed activations in pairs (vpmaddubsw), times the sub-block scale as int16 (vpmaddwd); or, where AVX-VNNI
 /// exists, sums of four (vpdpbusd) packed to int16 and then times the scale into the sums (vpdpwssd); the minimum
-/// term from the activations' group sums. Every sum is an exact integer (no int16 step can overflow: a pair is at most 2 · 31 · 128, a quad
-/// 4 · 31 · 128), and the two float steps per super-block are <see cref="KQuant.Step"/>, the scalar twin's.
+/// term from the activations' group sums. Every sum is an exact integer (no int16 step can overflow: a pair is at most
+/// 2 · 31 · 128, a quad 4 · 31 · 128), and the two float steps per super-block are <see cref="KQuant.Step"/>, the
+/// scalar twin's.
 /// </summary>
 internal static class ScaleMinKernels
 {
