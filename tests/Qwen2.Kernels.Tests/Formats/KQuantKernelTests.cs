@@ -24,15 +24,15 @@ public class KQuantKernelTests
     public void PackedScaleUnpackingMatchesGetScaleMinK4()
     {
         var rnd = new Random(11);
-        var q = new byte[12];
+        var block = new byte[16]; // d and dmin, then the 12 packed bytes, as a super-block starts
         for (int trial = 0; trial < 5000; trial++)
         {
-            rnd.NextBytes(q);
-            if (trial == 0) Array.Fill(q, (byte)0xFF);
-            var v = KQuant.ScalesMins(ref q[0]);
+            rnd.NextBytes(block);
+            if (trial == 0) Array.Fill(block, (byte)0xFF);
+            var v = KQuant.ScalesMins(ref block[0]);
             for (int j = 0; j < 8; j++)
             {
-                var (sc, m) = QuantMath.ScaleMinK4(j, ref q[0]);
+                var (sc, m) = QuantMath.ScaleMinK4(j, ref block[4]);
                 Assert.Equal(sc, v.GetElement(j));
                 Assert.Equal(m, v.GetElement(8 + j));
             }

@@ -32,4 +32,13 @@ internal interface ISuperBlockKernel
 
     /// <summary>Adds one token's super-block to <paramref name="acc"/>: the rest of its exact integer sums, then its float steps.</summary>
     static abstract void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock);
+
+    /// <summary>
+    /// <see cref="Step"/> of four rows (<paramref name="stride"/> apart, the first at <paramref name="block"/>) with one
+    /// token, row k's sums in lane set k of <paramref name="sums"/>, its scales in <paramref name="scales0"/> to
+    /// <paramref name="scales3"/> and its accumulator in lane k of <paramref name="acc"/>. Each lane runs the scalar
+    /// twin's expressions, so its bits are <see cref="Step"/>'s (<see cref="KQuant.StepEach{TB}"/> is that, row by row).
+    /// </summary>
+    static abstract Vector128<float> Step4(Vector128<float> acc, in TokenSums sums, Vector256<short> scales0, Vector256<short> scales1,
+        Vector256<short> scales2, Vector256<short> scales3, ref byte block, nint stride, ref byte activationBlock);
 }

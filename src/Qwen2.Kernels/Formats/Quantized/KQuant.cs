@@ -13,17 +13,29 @@ namespace Qwen2.Kernels;
 internal static class KQuant
 {
     /// <summary>
-    /// The 12 packed scale bytes of a Q4_K or Q5_K super-block as 16 bytes: the eight 6-bit scales, then the eight
-    /// 6-bit minimums (what <see cref="QuantMath.ScaleMinK4"/> reads one at a time), unpacked with four 32-bit words.
+    /// The 12 packed scale bytes of a Q4_K or Q5_K super-block (bytes 4-15 of <paramref name="block"/>) as 16 bytes:
+    /// the eight 6-bit scales, then the eight 6-bit minimums (what <see cref="QuantMath.ScaleMinK4"/> reads one at a
+    /// time), unpacked as four 32-bit words u0, u1, u2 in one vector of the super-block's first 16 bytes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<byte> ScalesMins(ref byte q)
+    public static Vector128<byte> ScalesMins(ref byte block)
+    {
+        // Sub-blocks 0-3 keep the low 6 bits of bytes u0 (scales) and u1 (minimums); sub-blocks 4-7 take a nibble of
+        // u2 and the top two bits of u0 (scales) or u1 (minimums).
+        if (!Avx2.IsSupported) return ScalesMinsScalar(ref block);
+        var v = Vector128.LoadUnsafe(ref block).AsUInt32(); // [d and dmin, u0, u1, u2]
+        var nibbles = Avx2.ShiftRightLogicalVariable(Sse2.Shuffle(v, 0b_11_10_11_01), Vector128.Create(0u, 0, 0, 4)); // [u0, u2, u1, u2 >> 4]
+        var tops = Sse2.ShiftRightLogical(Sse2.Shuffle(v, 0b_10_10_01_01), 6); // [u0, u0, u1, u1] >> 6
+        return ((nibbles & Vector128.Create(0x3F3F3F3Fu, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F))
+            | Sse2.ShiftLeftLogical(tops & Vector128.Create(0u, 0x03030303, 0, 0x03030303), 4)).AsByte();
+    }
+
+    /// <summary><see cref="ScalesMins"/> where AVX2 is absent.</summary>
+    private static Vector128<byte> ScalesMinsScalar(ref byte block)
     {
         const uint Low6 = 0x3F3F3F3F, Low4 = 0x0F0F0F0F, Low2 = 0x03030303;
-        uint u0 = Unsafe.ReadUnaligned<uint>(ref q), u1 = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref q, 4));
-        uint u2 = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref q, 8));
-        // Sub-blocks 0-3 keep the low 6 bits of bytes 0-3 (scales) and 4-7 (minimums); sub-blocks 4-7 take a nibble of
-        // bytes 8-11 and the top two bits of bytes 0-3 (scales) or 4-7 (minimums).
+        uint u0 = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref block, 4)), u1 = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref block, 8));
+        uint u2 = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref block, 12));
         return Vector128.Create(u0 & Low6, (u2 & Low4) | (((u0 >> 6) & Low2) << 4),
             u1 & Low6, ((u2 >> 4) & Low4) | (((u1 >> 6) & Low2) << 4)).AsByte();
     }
@@ -110,6 +122,26 @@ internal static class KQuant
         return (h + Sse2.Shuffle(h, 0b_10_11_00_01)).ToScalar();
     }
 
+    /// <summary>
+    /// The lane sums of four rows' vectors, row k in lane k (exact): three horizontal adds put each row's four partial
+    /// sums of each half side by side, and the halves are added.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Sum4Rows(Vector256<int> s0, Vector256<int> s1, Vector256<int> s2, Vector256<int> s3)
+    {
+        var h = Avx2.HorizontalAdd(Avx2.HorizontalAdd(s0, s1), Avx2.HorizontalAdd(s2, s3));
+        return h.GetLower() + h.GetUpper();
+    }
+
+    /// <summary>The binary16 at byte <paramref name="offset"/> of four blocks <paramref name="stride"/> apart as float32, block k's in lane k.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Halves4(ref byte block, nint offset, nint stride)
+    {
+        ref byte p = ref Unsafe.Add(ref block, offset);
+        return Vector128.Create(QuantMath.Half(ref p), QuantMath.Half(ref Unsafe.Add(ref p, stride)),
+            QuantMath.Half(ref Unsafe.Add(ref p, 2 * stride)), QuantMath.Half(ref Unsafe.Add(ref p, 3 * stride)));
+    }
+
     /// <summary>Adds <paramref name="p"/>'s products with each token's activations (token t's at <paramref name="a"/> + t · <paramref name="aStride"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Accumulate<TN, TP>(ref TokenSums sums, in TP p, ref byte a, nint aStride) where TN : struct, ITokens where TP : struct, ITokenProduct
@@ -184,38 +216,45 @@ internal static class KQuant
     [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its callees always fit its inlining budget
     internal static void Run4Rows<TB>(ref byte w, nint stride, ref byte a, int blocks, ref float dst) where TB : ISuperBlockKernel
     {
-        float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+        var acc = Vector128<float>.Zero; // row k's accumulator in lane k
         for (int b = 0; b < blocks; b++)
         {
             ref byte w0 = ref Unsafe.Add(ref w, (nint)b * TB.SuperBlockBytes);
             ref byte ab = ref Unsafe.Add(ref a, (nint)b * QuantizedActivations.Q8KBytes);
-            if (TB.FourRows)
+            TokenSums sums = default;
+            Vector256<short> s0, s1, s2, s3;
+            if (TB.FourRows) TB.Sums4Rows(ref w0, stride, ref ab, ref sums, out s0, out s1, out s2, out s3);
+            else
             {
-                TokenSums sums = default;
-                TB.Sums4Rows(ref w0, stride, ref ab, ref sums, out var s0, out var s1, out var s2, out var s3);
-                TB.Step(ref acc0, sums.S0, s0, ref w0, ref ab);
-                TB.Step(ref acc1, sums.S1, s1, ref Unsafe.Add(ref w0, stride), ref ab);
-                TB.Step(ref acc2, sums.S2, s2, ref Unsafe.Add(ref w0, 2 * stride), ref ab);
-                TB.Step(ref acc3, sums.S3, s3, ref Unsafe.Add(ref w0, 3 * stride), ref ab);
-                continue;
+                s0 = Row(ref w0, ref ab, out sums.S0);
+                s1 = Row(ref Unsafe.Add(ref w0, stride), ref ab, out sums.S1);
+                s2 = Row(ref Unsafe.Add(ref w0, 2 * stride), ref ab, out sums.S2);
+                s3 = Row(ref Unsafe.Add(ref w0, 3 * stride), ref ab, out sums.S3);
             }
-            Row(ref w0, ref ab, ref acc0);
-            Row(ref Unsafe.Add(ref w0, stride), ref ab, ref acc1);
-            Row(ref Unsafe.Add(ref w0, 2 * stride), ref ab, ref acc2);
-            Row(ref Unsafe.Add(ref w0, 3 * stride), ref ab, ref acc3);
+            acc = TB.Step4(acc, sums, s0, s1, s2, s3, ref w0, stride, ref ab);
         }
-        dst = acc0;
-        Unsafe.Add(ref dst, 1) = acc1;
-        Unsafe.Add(ref dst, 2) = acc2;
-        Unsafe.Add(ref dst, 3) = acc3;
+        acc.StoreUnsafe(ref dst);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Row(ref byte wb, ref byte ab, ref float acc)
+        static Vector256<short> Row(ref byte wb, ref byte ab, out Vector256<int> rowSums)
         {
-            TokenSums sums = default;
-            var scales = TB.Sums<OneToken>(ref wb, ref ab, 0, ref sums);
-            TB.Step(ref acc, sums.S0, scales, ref wb, ref ab);
+            TokenSums one = default;
+            var scales = TB.Sums<OneToken>(ref wb, ref ab, 0, ref one);
+            rowSums = one.S0;
+            return scales;
         }
+    }
+
+    /// <summary><see cref="ISuperBlockKernel.Step4"/> as four <see cref="ISuperBlockKernel.Step"/>s, for kernels that four-row decoding does not run.</summary>
+    public static Vector128<float> StepEach<TB>(Vector128<float> acc, in TokenSums sums, Vector256<short> scales0, Vector256<short> scales1,
+        Vector256<short> scales2, Vector256<short> scales3, ref byte block, nint stride, ref byte activationBlock) where TB : ISuperBlockKernel
+    {
+        float a0 = acc.GetElement(0), a1 = acc.GetElement(1), a2 = acc.GetElement(2), a3 = acc.GetElement(3);
+        TB.Step(ref a0, sums.S0, scales0, ref block, ref activationBlock);
+        TB.Step(ref a1, sums.S1, scales1, ref Unsafe.Add(ref block, stride), ref activationBlock);
+        TB.Step(ref a2, sums.S2, scales2, ref Unsafe.Add(ref block, 2 * stride), ref activationBlock);
+        TB.Step(ref a3, sums.S3, scales3, ref Unsafe.Add(ref block, 3 * stride), ref activationBlock);
+        return Vector128.Create(a0, a1, a2, a3);
     }
 
     /// <summary><see cref="Run{TB, TN}"/> for 1 to 4 <paramref name="tokens"/>, known only at run time.</summary>

@@ -41,6 +41,18 @@ internal readonly partial struct Q6KFormat
         acc = MathF.FusedMultiplyAdd(QuantMath.Half(ref Unsafe.Add(ref block, 208)) * QuantMath.Single(ref activationBlock), sumi, acc);
     }
 
+    /// <summary><see cref="Step"/> of four rows at once (block k at <paramref name="block"/> + k · <paramref name="stride"/>), lane k row k's.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Step4(Vector128<float> acc, in TokenSums sums, Vector256<short> sc0, Vector256<short> sc1,
+        Vector256<short> sc2, Vector256<short> sc3, ref byte block, nint stride, ref byte activationBlock)
+    {
+        var bsums = Vector256.LoadUnsafe(ref activationBlock, QuantizedActivations.Q8KSums).AsInt16();
+        var sumi = KQuant.Sum4Rows(sums.S0 - (Avx2.MultiplyAddAdjacent(bsums, sc0) << 5), sums.S1 - (Avx2.MultiplyAddAdjacent(bsums, sc1) << 5),
+            sums.S2 - (Avx2.MultiplyAddAdjacent(bsums, sc2) << 5), sums.S3 - (Avx2.MultiplyAddAdjacent(bsums, sc3) << 5));
+        var d = KQuant.Halves4(ref block, 208, stride) * Vector128.Create(QuantMath.Single(ref activationBlock));
+        return Vector128.FusedMultiplyAdd(d, Vector128.ConvertToSingle(sumi), acc);
+    }
+
     /// <summary>The 16 int8 scales widened to int16.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<short> Scales16(ref byte block) => Avx2.ConvertToVector256Int16(Vector128.LoadUnsafe(ref block, 192).AsSByte());
@@ -85,6 +97,11 @@ internal readonly partial struct Q6KFormat
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
             Q6KFormat.Step(ref acc, sums, scales, ref block, ref activationBlock);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Step4(Vector128<float> acc, in TokenSums sums, Vector256<short> scales0, Vector256<short> scales1,
+            Vector256<short> scales2, Vector256<short> scales3, ref byte block, nint stride, ref byte activationBlock) =>
+            Q6KFormat.Step4(acc, sums, scales0, scales1, scales2, scales3, ref block, stride, ref activationBlock);
 
         /// <summary>Σ sc · q · a over one half (128 activations), pairs then scales.</summary>
         private readonly struct Pairs(Vector256<byte> k0, Vector256<byte> k1, Vector256<byte> k2, Vector256<byte> k3,
@@ -147,6 +164,10 @@ internal readonly partial struct Q6KFormat
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
             Q6KFormat.Step(ref acc, sums, scales, ref block, ref activationBlock);
+
+        public static Vector128<float> Step4(Vector128<float> acc, in TokenSums sums, Vector256<short> scales0, Vector256<short> scales1,
+            Vector256<short> scales2, Vector256<short> scales3, ref byte block, nint stride, ref byte activationBlock) =>
+            KQuant.StepEach<V512>(acc, sums, scales0, scales1, scales2, scales3, ref block, stride, ref activationBlock);
 
         private readonly struct Half512(Vector512<byte> v0, Vector512<byte> v1, Vector512<short> sc0, Vector512<short> sc1) : ITokenProduct
         {

@@ -20,9 +20,29 @@ internal static class ScaleMinKernels
         KQuant.Step(ref acc, QuantMath.Half(ref block), QuantMath.Half(ref Unsafe.Add(ref block, 2)), ref activationBlock,
             KQuant.Sum(sumi, KQuant.Mins(ref activationBlock, scalesMins.GetUpper())));
 
+    /// <summary>
+    /// <see cref="Step"/> of four rows at once, lane k row k's: the four rows' sumi and summ reduced by horizontal adds
+    /// (the minimums of rows 0 and 2, then 1 and 3, side by side against the activations' pair sums in both halves),
+    /// then both fmas on all four lanes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Step4(Vector128<float> acc, in TokenSums sums, Vector256<short> scales0, Vector256<short> scales1,
+        Vector256<short> scales2, Vector256<short> scales3, ref byte block, nint stride, ref byte activationBlock)
+    {
+        var sumi = KQuant.Sum4Rows(sums.S0, sums.S1, sums.S2, sums.S3);
+        var pairs = KQuant.Pairs(ref activationBlock);
+        var both = Vector256.Create(pairs, pairs);
+        var m = Avx2.HorizontalAdd(Avx2.MultiplyAddAdjacent(both, Avx2.Permute2x128(scales0, scales2, 0x31)),
+            Avx2.MultiplyAddAdjacent(both, Avx2.Permute2x128(scales1, scales3, 0x31))); // [row 0: 2, row 1: 2 | row 2: 2, row 3: 2]
+        var summ = Ssse3.HorizontalAdd(m.GetLower(), m.GetUpper());
+        var da = Vector128.Create(QuantMath.Single(ref activationBlock));
+        acc = Vector128.FusedMultiplyAdd(KQuant.Halves4(ref block, 0, stride) * da, Vector128.ConvertToSingle(sumi), acc);
+        return Vector128.FusedMultiplyAdd(-(KQuant.Halves4(ref block, 2, stride) * da), Vector128.ConvertToSingle(summ), acc);
+    }
+
     /// <summary>The eight scales then the eight minimums as int16.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> ScalesMins(ref byte block) => Avx2.ConvertToVector256Int16(KQuant.ScalesMins(ref Unsafe.Add(ref block, 4)));
+    private static Vector256<short> ScalesMins(ref byte block) => Avx2.ConvertToVector256Int16(KQuant.ScalesMins(ref block));
 
     /// <summary>The 256-bit kernel: a chunk of 64 values as two vectors of 32, products formed as <typeparamref name="TM"/> says.</summary>
     internal readonly struct V256<TW, TM> : ISuperBlockKernel where TW : IScaleMinWeights where TM : struct, IProductMode
@@ -99,6 +119,11 @@ internal static class ScaleMinKernels
         public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
             ScaleMinKernels.Step(ref acc, sums, scales, ref block, ref activationBlock);
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Step4(Vector128<float> acc, in TokenSums sums, Vector256<short> scales0, Vector256<short> scales1,
+            Vector256<short> scales2, Vector256<short> scales3, ref byte block, nint stride, ref byte activationBlock) =>
+            ScaleMinKernels.Step4(acc, sums, scales0, scales1, scales2, scales3, ref block, stride, ref activationBlock);
+
         /// <summary>
         /// Sub-blocks 2c (<c>lo</c>, activations a[0..31]) and 2c + 1 (<c>hi</c>, a[32..63]). With quads, <c>scA</c> holds
         /// 2c's scale in int16 lanes 0-3 of each half and 2c + 1's in lanes 4-7, the layout packing two quad sums gives.
@@ -139,6 +164,10 @@ internal static class ScaleMinKernels
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Step(ref float acc, Vector256<int> sums, Vector256<short> scales, ref byte block, ref byte activationBlock) =>
             ScaleMinKernels.Step(ref acc, sums, scales, ref block, ref activationBlock);
+
+        public static Vector128<float> Step4(Vector128<float> acc, in TokenSums sums, Vector256<short> scales0, Vector256<short> scales1,
+            Vector256<short> scales2, Vector256<short> scales3, ref byte block, nint stride, ref byte activationBlock) =>
+            KQuant.StepEach<V512<TW>>(acc, sums, scales0, scales1, scales2, scales3, ref block, stride, ref activationBlock);
 
         private readonly struct Chunk(Vector512<byte> values, Vector512<short> scales) : ITokenProduct
         {
