@@ -231,6 +231,22 @@ public unsafe class QuantizedFormatTests
                 Check.BitsEqual([twin], [Block32.DotV256<T>(ref w[0], ref a[0], blocks, vnni: true)], $"{type} vpdpbusd, {blocks} blocks");
             else
                 Assert.Throws<PlatformNotSupportedException>(() => Block32.DotV256<T>(ref w[0], ref a[0], blocks, vnni: true));
+
+            // The four-row decode, whose signed formats take offset values and row pairs in halves.
+            nint rowBytes = blocks * T.BlockBytes;
+            var rows = QuantizedData.RandomBlocks(rnd, type, 4 * blocks);
+            var twins = new float[4];
+            for (int k = 0; k < 4; k++) twins[k] = Block32.DotScalar<T>(ref rows[k * rowBytes], ref a[0], blocks);
+            var dst = new float[4];
+            Block32.Dot4RowsV256<T>(ref rows[0], rowBytes, ref a[0], blocks, ref dst[0], vnni: false);
+            Check.BitsEqual(twins, dst, $"{type} four rows, vpmaddubsw, {blocks} blocks");
+            if (System.Runtime.Intrinsics.X86.AvxVnni.IsSupported)
+            {
+                Block32.Dot4RowsV256<T>(ref rows[0], rowBytes, ref a[0], blocks, ref dst[0], vnni: true);
+                Check.BitsEqual(twins, dst, $"{type} four rows, vpdpbusd, {blocks} blocks");
+            }
+            else
+                Assert.Throws<PlatformNotSupportedException>(() => Block32.Dot4RowsV256<T>(ref rows[0], rowBytes, ref a[0], blocks, ref dst[0], vnni: true));
         }
     }
 

@@ -76,9 +76,25 @@ internal static partial class Block32
             for (int k = 0; k < 4; k++) Unsafe.Add(ref dst, k) = Dot<T>(ref Unsafe.Add(ref w, stride * k), ref a, blocks, isa);
             return;
         }
-        // With vpdpbusd the signed formats take their values offset to unsigned bytes (no sign step; see RowsV256).
-        if (!T.HasMin && AvxVnni.IsSupported) RowsV256<T, OffsetVnniProducts>(ref w, stride, ref a, blocks, ref dst);
-        else if (AvxVnni.IsSupported) RowsV256<T, VnniProducts>(ref w, stride, ref a, blocks, ref dst);
+        Dot4RowsV256<T>(ref w, stride, ref a, blocks, ref dst, AvxVnni.IsSupported);
+    }
+
+    /// <summary>
+    /// <see cref="Dot4Rows{T}"/> on 256-bit vectors with the integer products chosen: vpdpbusd (<paramref name="vnni"/>,
+    /// where AVX-VNNI is present) or vpmaddubsw + vpmaddwd, so tests hold both to the scalar twin on a CPU that has both.
+    /// The signed formats take their values offset to unsigned bytes (no sign step; see RowsV256) with vpdpbusd, and
+    /// without it where the offset values are small enough for int16 sums (Q4_0, Q5_0).
+    /// </summary>
+    internal static void Dot4RowsV256<T>(ref byte w, nint stride, ref byte a, int blocks, ref float dst, bool vnni) where T : IBlock32
+    {
+        if (vnni && !AvxVnni.IsSupported) throw new PlatformNotSupportedException("AVX-VNNI is not supported on this CPU");
+        if (!Avx2.IsSupported) throw new PlatformNotSupportedException("AVX2 is not supported on this CPU");
+        if (vnni)
+        {
+            if (T.HasMin) RowsV256<T, VnniProducts>(ref w, stride, ref a, blocks, ref dst);
+            else RowsV256<T, OffsetVnniProducts>(ref w, stride, ref a, blocks, ref dst);
+        }
+        else if (!T.HasMin && T.Offset <= OffsetMaddProducts.MaxOffset) RowsV256<T, OffsetMaddProducts>(ref w, stride, ref a, blocks, ref dst);
         else RowsV256<T, MaddProducts>(ref w, stride, ref a, blocks, ref dst);
     }
 
@@ -120,9 +136,19 @@ internal static partial class Block32
                 var low = Vector256.Create(Vector128.LoadUnsafe(ref x)).AsSByte();
                 var high = Vector256.Create(Vector128.LoadUnsafe(ref x, 16)).AsSByte();
                 var o = Vector256.Create((byte)T.Offset);
-                var start = Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, o, low), o, high);
-                r01.Add(OffsetPair(T.Offset256(ref w0), T.Offset256(ref w1), low, high, start), d01);
-                r23.Add(OffsetPair(T.Offset256(ref w2), T.Offset256(ref w3), low, high, start), d23);
+                var (l01, h01) = T.OffsetHalves256(ref w0, ref w1);
+                var (l23, h23) = T.OffsetHalves256(ref w2, ref w3);
+                if (TP.Vnni)
+                {
+                    var start = Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, o, low), o, high);
+                    r01.Add(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(start, l01, low), h01, high), d01);
+                    r23.Add(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(start, l23, low), h23, high), d23);
+                    continue;
+                }
+                // In int16 (OffsetMaddProducts.MaxOffset): both halves' pairs added, less o times the activations' pairs.
+                var offset = Avx2.MultiplyAddAdjacent(o, low) + Avx2.MultiplyAddAdjacent(o, high);
+                r01.Add(OffsetMaddProducts.Pairs(l01, h01, low, high, offset), d01);
+                r23.Add(OffsetMaddProducts.Pairs(l23, h23, low, high, offset), d23);
                 continue;
             }
             var x8 = Activations(ref ab);
@@ -138,10 +164,6 @@ internal static partial class Block32
         Unsafe.Add(ref dst, 1) = QuantMath.Sum4(r01.Lanes.GetUpper());
         Unsafe.Add(ref dst, 2) = QuantMath.Sum4(r23.Lanes.GetLower());
         Unsafe.Add(ref dst, 3) = QuantMath.Sum4(r23.Lanes.GetUpper());
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static Vector256<int> OffsetPair(Vector256<byte> v0, Vector256<byte> v1, Vector256<sbyte> low, Vector256<sbyte> high, Vector256<int> start) =>
-            AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(start, Avx2.Permute2x128(v0, v1, 0x20), low), Avx2.Permute2x128(v0, v1, 0x31), high);
     }
 
     /// <summary>Two rows' (or tokens') eight lane sums folded to the twin's four lanes: the first's in the lower half, the second's in the upper.</summary>
@@ -172,6 +194,32 @@ internal static partial class Block32
         var q = Vector128.LoadUnsafe(ref p);
         var shifted = Avx2.ShiftRightLogicalVariable(Vector256.Create(q, q).AsUInt32(), Vector256.Create(0u, 0, 0, 0, 4, 4, 4, 4));
         return shifted.AsByte() & Vector256.Create((byte)0xF);
+    }
+
+    /// <summary>
+    /// <see cref="Nibbles"/> of two blocks' 16 packed bytes in halves: the low nibbles of <paramref name="p"/>, then of
+    /// <paramref name="q"/> (elements 0-15 of each), and their high nibbles the same way (elements 16-31).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static (Vector256<byte> Low, Vector256<byte> High) NibbleHalves(ref byte p, ref byte q)
+    {
+        var both = Vector256.Create(Vector128.LoadUnsafe(ref p), Vector128.LoadUnsafe(ref q));
+        var mask = Vector256.Create((byte)0xF);
+        return (both & mask, (both.AsUInt16() >> 4).AsByte() & mask);
+    }
+
+    /// <summary>
+    /// <see cref="Bits"/> of two blocks' words in halves: bits 0-15 of the word at <paramref name="p"/>, then of the one
+    /// at <paramref name="q"/>, then bits 16-31 of each the same way. Reads 4 bytes from each.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static (Vector256<byte> Low, Vector256<byte> High) BitHalves(ref byte p, ref byte q)
+    {
+        var words = Vector256.Create(Vector128.Create(Unsafe.ReadUnaligned<uint>(ref p)), Vector128.Create(Unsafe.ReadUnaligned<uint>(ref q))).AsByte();
+        var bit = Vector256.Create(0x8040201008040201UL).AsByte();
+        var low = Avx2.Shuffle(words, Vector256.Create(0x0000000000000000UL, 0x0101010101010101UL, 0x0000000000000000UL, 0x0101010101010101UL).AsByte());
+        var high = Avx2.Shuffle(words, Vector256.Create(0x0202020202020202UL, 0x0303030303030303UL, 0x0202020202020202UL, 0x0303030303030303UL).AsByte());
+        return (Vector256.Equals(low & bit, bit), Vector256.Equals(high & bit, bit));
     }
 
     /// <summary>
@@ -329,8 +377,11 @@ internal static partial class Block32
     {
         static abstract Vector256<int> Sum4(Vector256<byte> u, Vector256<sbyte> s);
 
-        /// <summary>Whether the four-row decode takes a signed format's values offset to unsigned (<see cref="IBlock32.Offset256"/>).</summary>
+        /// <summary>Whether the four-row decode takes a signed format's values offset to unsigned (<see cref="IBlock32.OffsetHalves256"/>).</summary>
         static virtual bool Offset => false;
+
+        /// <summary>Whether the products are vpdpbusd.</summary>
+        static virtual bool Vnni => false;
     }
 
     /// <summary><see cref="VnniProducts"/>, with the signed formats' values offset to unsigned bytes in the four-row decode.</summary>
@@ -340,6 +391,32 @@ internal static partial class Block32
         public static Vector256<int> Sum4(Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u, s);
 
         public static bool Offset => true;
+        public static bool Vnni => true;
+    }
+
+    /// <summary>
+    /// <see cref="MaddProducts"/>, with a signed format's values offset to unsigned bytes in the four-row decode where
+    /// the offset is at most <see cref="MaxOffset"/>: a pair of (w + o) · x is then at most 2 · 31 · 128 and a lane's
+    /// Σ w · x over four elements at most 4 · 16 · 128, so the two halves' pairs add in int16 before one vpmaddwd.
+    /// </summary>
+    private readonly struct OffsetMaddProducts : IByteProducts
+    {
+        /// <summary>The largest offset whose sums int16 holds (Q5_0's; Q8_0's 128 would saturate vpmaddubsw).</summary>
+        public const int MaxOffset = 16;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Sum4(Vector256<byte> u, Vector256<sbyte> s) => MaddProducts.Sum4(u, s);
+
+        public static bool Offset => true;
+
+        /// <summary>
+        /// The folded lane sums of a row pair in halves (<see cref="IBlock32.OffsetHalves256"/>) with the activations'
+        /// first and last sixteen in both halves: the pairs of both, less <paramref name="offset"/> (o times the
+        /// activations' pairs, added the same way), then adjacent int16 lanes into int32.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Pairs(Vector256<byte> lowValues, Vector256<byte> highValues, Vector256<sbyte> low, Vector256<sbyte> high, Vector256<short> offset) =>
+            Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(lowValues, low) + Avx2.MultiplyAddAdjacent(highValues, high) - offset, Vector256.Create((short)1));
     }
 
     private readonly struct VnniProducts : IByteProducts

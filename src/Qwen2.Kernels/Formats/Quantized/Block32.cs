@@ -33,6 +33,14 @@ internal interface IBlock32 : IQuantFormat
 
     /// <summary>For a signed format, the block's 32 values plus <see cref="Offset"/> as unsigned bytes, in element order.</summary>
     static virtual Vector256<byte> Offset256(ref byte block) => throw new NotSupportedException("only the signed formats have an offset");
+
+    /// <summary>
+    /// For a signed format, <see cref="Offset256"/> of two blocks in halves: <c>Low</c> holds elements 0-15 of
+    /// <paramref name="first"/> and then of <paramref name="second"/>, <c>High</c> elements 16-31 of each (the layout
+    /// of a row pair whose sums land folded, see <see cref="Block32.Dot4Rows{T}"/>), unpacked from both blocks at once.
+    /// </summary>
+    static virtual (Vector256<byte> Low, Vector256<byte> High) OffsetHalves256(ref byte first, ref byte second) =>
+        throw new NotSupportedException("only the signed formats have an offset");
 }
 
 /// <summary>

@@ -32,6 +32,10 @@ internal readonly struct Q4_0Format : IBlock32
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Offset256(ref byte block) => Block32.Nibbles(ref Unsafe.Add(ref block, 2));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector256<byte> Low, Vector256<byte> High) OffsetHalves256(ref byte first, ref byte second) =>
+        Block32.NibbleHalves(ref Unsafe.Add(ref first, 2), ref Unsafe.Add(ref second, 2));
+
     public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q4_0Format>(ref block, destination);
 
     public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>

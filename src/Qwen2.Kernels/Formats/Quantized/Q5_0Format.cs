@@ -36,6 +36,15 @@ internal readonly struct Q5_0Format : IBlock32
     public static Vector256<byte> Offset256(ref byte block) =>
         Block32.Nibbles(ref Unsafe.Add(ref block, 6)) | (Block32.Bits(ref Unsafe.Add(ref block, 2)) & Vector256.Create((byte)0x10));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector256<byte> Low, Vector256<byte> High) OffsetHalves256(ref byte first, ref byte second)
+    {
+        var (low, high) = Block32.NibbleHalves(ref Unsafe.Add(ref first, 6), ref Unsafe.Add(ref second, 6));
+        var (bitsLow, bitsHigh) = Block32.BitHalves(ref Unsafe.Add(ref first, 2), ref Unsafe.Add(ref second, 2));
+        var fifth = Vector256.Create((byte)0x10);
+        return (low | (bitsLow & fifth), high | (bitsHigh & fifth));
+    }
+
     public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q5_0Format>(ref block, destination);
 
     public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>

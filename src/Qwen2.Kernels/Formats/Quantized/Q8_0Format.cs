@@ -27,6 +27,14 @@ internal readonly struct Q8_0Format : IBlock32
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Offset256(ref byte block) => Vector256.LoadUnsafe(ref Unsafe.Add(ref block, 2)) ^ Vector256.Create((byte)0x80);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector256<byte> Low, Vector256<byte> High) OffsetHalves256(ref byte first, ref byte second)
+    {
+        var flip = Vector256.Create((byte)0x80);
+        return (Vector256.Create(Vector128.LoadUnsafe(ref first, 2), Vector128.LoadUnsafe(ref second, 2)) ^ flip,
+            Vector256.Create(Vector128.LoadUnsafe(ref first, 18), Vector128.LoadUnsafe(ref second, 18)) ^ flip);
+    }
+
     public static void DequantizeBlock(ref byte block, Span<float> destination) => Block32.Dequantize<Q8_0Format>(ref block, destination);
 
     public static void DotTokens(ref byte w, ref byte a, nint aStride, int tokens, int blocks, Span<float> destination, Isa isa) =>
