@@ -37,13 +37,19 @@ internal static partial class Block32
     /// have checked <see cref="Avx2.IsSupported"/>; <paramref name="vnni"/> (AVX-VNNI present) must be what the tile is then given.
     /// </summary>
     public static unsafe void Prepare<T>(ref byte w, nint rowBytes, int rows, int blocks, byte* destination, bool vnni) where T : IBlock32 =>
-        PrepareRows<T>(ref w, rowBytes, rows, blocks, destination, vnni && !T.HasMin ? PreparedLayout.Halves : PreparedLayout.Values);
+        PrepareRows<T>(ref w, rowBytes, rows, blocks, destination, OffsetTile<T>(vnni) ? PreparedLayout.Halves : PreparedLayout.Values);
+
+    /// <summary>
+    /// Whether a signed format's tile takes its values offset to unsigned bytes (<see cref="IBlock32.Offset256"/>): with
+    /// vpdpbusd, and without it where int16 holds the sums (see <see cref="Tile4x2Offset"/>).
+    /// </summary>
+    private static bool OffsetTile<T>(bool vnni) where T : IBlock32 => !T.HasMin && (vnni || T.Offset <= MaxMaddOffset);
 
     // What a prepared block holds after its first 32 bytes (|w|, or w for the formats with a minimum); Halves replaces both.
     private enum PreparedLayout
     {
         Values,   // w
-        Halves,   // w + 128 as [0..15 | 0..15], [16..31 | 16..31] (the VNNI tile), in place of |w| and w
+        Halves,   // w + offset as [0..15 | 0..15], [16..31 | 16..31] (the offset tiles), in place of |w| and w
         SignMask, // 0xFF where w < 0, else 0, with a row pair's blocks side by side (the 512-bit tile)
     }
 
@@ -62,7 +68,7 @@ internal static partial class Block32
                 switch (layout)
                 {
                     case PreparedLayout.Halves:
-                        var u = v ^ Vector256.Create((byte)0x80);
+                        var u = T.Offset256(ref block);
                         Vector256.Create(u.GetLower(), u.GetLower()).Store(at);
                         Vector256.Create(u.GetUpper(), u.GetUpper()).Store(at + 32);
                         break;
@@ -126,9 +132,10 @@ internal static partial class Block32
         bool four = T.TileRows == 4;
         if (vnni)
         {
-            if (four) Tile4x2Vnni(prepared, ref a, aStride, blocks, y, yStride);
+            if (four) Tile4x2Vnni(prepared, (byte)T.Offset, ref a, aStride, blocks, y, yStride);
             else Tile2x4<T, VnniProducts>(prepared, ref a, aStride, blocks, y, yStride);
         }
+        else if (four && OffsetTile<T>(vnni)) Tile4x2Offset(prepared, (byte)T.Offset, ref a, aStride, blocks, y, yStride);
         else if (four) Tile4x2(prepared, ref a, aStride, blocks, y, yStride);
         else Tile2x4<T, MaddProducts>(prepared, ref a, aStride, blocks, y, yStride);
     }
@@ -173,28 +180,25 @@ internal static partial class Block32
     }
 
     /// <summary>
-    /// Four rows by two tokens, for signed formats with AVX-VNNI: vpdpbusd of the rows' w + 128 (prepared) with the
+    /// Four rows by two tokens, for signed formats with AVX-VNNI: vpdpbusd of the rows' w + o (prepared) with the
     /// signed activations, each token's first sixteen values in one half of a vector and its last sixteen in the other's,
     /// so the two products of a row land already folded, token 0 in the lower half and token 1 in the upper. The sums
-    /// start at −128 · Σx, once per block for all four rows, so each lane is Σ w · x exactly.
+    /// start at −o · Σx, once per block for all four rows, so each lane is Σ w · x exactly.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
-    private static unsafe void Tile4x2Vnni(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride)
+    private static unsafe void Tile4x2Vnni(byte* prepared, byte offset, ref byte a, nint aStride, int blocks, float* y, nint yStride)
     {
         nint row = (nint)blocks * PreparedValueBytes;
         byte* p0 = prepared, p1 = p0 + row, p2 = p1 + row, p3 = p2 + row;
         float* scales = (float*)(p0 + 4 * row);
-        var flip = Vector256.Create((byte)0x80);
+        var o = Vector256.Create(offset);
         Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default;
         for (int b = 0; b < blocks; b++)
         {
             ref byte a0 = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
             ref byte a1 = ref Unsafe.Add(ref a0, aStride);
-            ref byte v0 = ref Unsafe.Add(ref a0, QuantizedActivations.Q8Values);
-            ref byte v1 = ref Unsafe.Add(ref a1, QuantizedActivations.Q8Values);
-            var low = Vector256.Create(Vector128.LoadUnsafe(ref v0), Vector128.LoadUnsafe(ref v1)).AsSByte();
-            var high = Vector256.Create(Vector128.LoadUnsafe(ref v0, 16), Vector128.LoadUnsafe(ref v1, 16)).AsSByte();
-            var start = Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, flip, low), flip, high);
+            var (low, high) = TokenHalves(ref a0, ref a1);
+            var start = Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, o, low), o, high);
             var d = Scales(scales + 4 * (nint)b, ref a0, ref a1);
             nint at = (nint)b * PreparedValueBytes;
             c0 = Row(p0 + at, low, high, start, Avx.Permute(d, 0x00), c0);
@@ -210,6 +214,53 @@ internal static partial class Block32
             var s = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(start, Vector256.Load(block), low), Vector256.Load(block + 32), high);
             return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s), d, c);
         }
+    }
+
+    /// <summary>
+    /// Four rows by two tokens for Q4_0 and Q5_0 without AVX-VNNI, in <see cref="Tile4x2Vnni"/>'s layout: vpmaddubsw of
+    /// the rows' w + o with each half of the activations, the two added in int16 less o times the activations' pairs
+    /// (once per block for the four rows), then one vpmaddwd into the folded lanes. No step leaves int16: a pair of
+    /// (w + o) · x is at most 2 · 31 · 128 and the four products an int16 lane ends with at most 4 · 16 · 128.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
+    private static unsafe void Tile4x2Offset(byte* prepared, byte offset, ref byte a, nint aStride, int blocks, float* y, nint yStride)
+    {
+        nint row = (nint)blocks * PreparedValueBytes;
+        byte* p0 = prepared, p1 = p0 + row, p2 = p1 + row, p3 = p2 + row;
+        float* scales = (float*)(p0 + 4 * row);
+        var o = Vector256.Create(offset);
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            ref byte a0 = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
+            ref byte a1 = ref Unsafe.Add(ref a0, aStride);
+            var (low, high) = TokenHalves(ref a0, ref a1);
+            var start = Avx2.MultiplyAddAdjacent(o, low) + Avx2.MultiplyAddAdjacent(o, high);
+            var d = Scales(scales + 4 * (nint)b, ref a0, ref a1);
+            nint at = (nint)b * PreparedValueBytes;
+            c0 = Row(p0 + at, low, high, start, Avx.Permute(d, 0x00), c0);
+            c1 = Row(p1 + at, low, high, start, Avx.Permute(d, 0x55), c1);
+            c2 = Row(p2 + at, low, high, start, Avx.Permute(d, 0xAA), c2);
+            c3 = Row(p3 + at, low, high, start, Avx.Permute(d, 0xFF), c3);
+        }
+        Store4x2(y, yStride, c0, c1, c2, c3);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static Vector256<float> Row(byte* block, Vector256<sbyte> low, Vector256<sbyte> high, Vector256<short> start, Vector256<float> d, Vector256<float> c) =>
+            Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(OffsetMaddProducts.Pairs(Vector256.Load(block), Vector256.Load(block + 32), low, high, start)), d, c);
+    }
+
+    /// <summary>The largest offset whose sums <see cref="Tile4x2Offset"/> and the four-row decode keep in int16 (Q5_0's; Q8_0's 128 would saturate vpmaddubsw).</summary>
+    private const int MaxMaddOffset = 16;
+
+    /// <summary>Two tokens' activations in halves: both tokens' first sixteen values (token 0's in the lower half), then both tokens' last sixteen.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<sbyte> Low, Vector256<sbyte> High) TokenHalves(ref byte a0, ref byte a1)
+    {
+        ref byte v0 = ref Unsafe.Add(ref a0, QuantizedActivations.Q8Values);
+        ref byte v1 = ref Unsafe.Add(ref a1, QuantizedActivations.Q8Values);
+        return (Vector256.Create(Vector128.LoadUnsafe(ref v0), Vector128.LoadUnsafe(ref v1)).AsSByte(),
+            Vector256.Create(Vector128.LoadUnsafe(ref v0, 16), Vector128.LoadUnsafe(ref v1, 16)).AsSByte());
     }
 
     /// <summary>

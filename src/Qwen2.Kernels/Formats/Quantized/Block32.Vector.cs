@@ -94,7 +94,7 @@ internal static partial class Block32
             if (T.HasMin) RowsV256<T, VnniProducts>(ref w, stride, ref a, blocks, ref dst);
             else RowsV256<T, OffsetVnniProducts>(ref w, stride, ref a, blocks, ref dst);
         }
-        else if (!T.HasMin && T.Offset <= OffsetMaddProducts.MaxOffset) RowsV256<T, OffsetMaddProducts>(ref w, stride, ref a, blocks, ref dst);
+        else if (!T.HasMin && T.Offset <= MaxMaddOffset) RowsV256<T, OffsetMaddProducts>(ref w, stride, ref a, blocks, ref dst);
         else RowsV256<T, MaddProducts>(ref w, stride, ref a, blocks, ref dst);
     }
 
@@ -396,14 +396,11 @@ internal static partial class Block32
 
     /// <summary>
     /// <see cref="MaddProducts"/>, with a signed format's values offset to unsigned bytes in the four-row decode where
-    /// the offset is at most <see cref="MaxOffset"/>: a pair of (w + o) · x is then at most 2 · 31 · 128 and a lane's
-    /// Σ w · x over four elements at most 4 · 16 · 128, so the two halves' pairs add in int16 before one vpmaddwd.
+    /// the offset is at most <see cref="MaxMaddOffset"/>: a pair of (w + o) · x is then at most 2 · 31 · 128 and a
+    /// lane's Σ w · x over four elements at most 4 · 16 · 128, so the two halves' pairs add in int16 before one vpmaddwd.
     /// </summary>
     private readonly struct OffsetMaddProducts : IByteProducts
     {
-        /// <summary>The largest offset whose sums int16 holds (Q5_0's; Q8_0's 128 would saturate vpmaddubsw).</summary>
-        public const int MaxOffset = 16;
-
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<int> Sum4(Vector256<byte> u, Vector256<sbyte> s) => MaddProducts.Sum4(u, s);
 
