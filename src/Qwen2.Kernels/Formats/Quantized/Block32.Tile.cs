@@ -22,7 +22,7 @@ internal static partial class Block32
     // Prepared rows: each block's |w| (or w, for the formats with a minimum) and w, 32 bytes each, row after row; then
     // the scales as float32, the rows' scales of each block side by side, so a tile loads them as one vector; then the
     // minimums in the same order. For the signed formats' VNNI tile a block holds w + 128 as unsigned bytes instead,
-    // its first sixteen in both halves of a vector and then its last sixteen (see Tile4x2Vnni).
+    // its first sixteen in both halves of a vector and then its last sixteen (see Tile4x2Halves).
     private const int PreparedValueBytes = 64;
 
     /// <summary>Tokens a tile of format <typeparamref name="T"/> covers: 8 / <see cref="IBlock32.TileRows"/>.</summary>
@@ -41,7 +41,7 @@ internal static partial class Block32
 
     /// <summary>
     /// Whether a signed format's tile takes its values offset to unsigned bytes (<see cref="IBlock32.Offset256"/>): with
-    /// vpdpbusd, and without it where int16 holds the sums (see <see cref="Tile4x2Offset"/>).
+    /// vpdpbusd, and without it where int16 holds the sums (see <see cref="Tile4x2Halves{TP}"/>).
     /// </summary>
     private static bool OffsetTile<T>(bool vnni) where T : IBlock32 => !T.HasMin && (vnni || T.Offset <= MaxMaddOffset);
 
@@ -132,10 +132,10 @@ internal static partial class Block32
         bool four = T.TileRows == 4;
         if (vnni)
         {
-            if (four) Tile4x2Vnni(prepared, (byte)T.Offset, ref a, aStride, blocks, y, yStride);
+            if (four) Tile4x2Halves<OffsetVnniProducts>(prepared, (byte)T.Offset, ref a, aStride, blocks, y, yStride);
             else Tile2x4<T, VnniProducts>(prepared, ref a, aStride, blocks, y, yStride);
         }
-        else if (four && OffsetTile<T>(vnni)) Tile4x2Offset(prepared, (byte)T.Offset, ref a, aStride, blocks, y, yStride);
+        else if (four && OffsetTile<T>(vnni)) Tile4x2Halves<OffsetMaddProducts>(prepared, (byte)T.Offset, ref a, aStride, blocks, y, yStride);
         else if (four) Tile4x2(prepared, ref a, aStride, blocks, y, yStride);
         else Tile2x4<T, MaddProducts>(prepared, ref a, aStride, blocks, y, yStride);
     }
@@ -180,13 +180,15 @@ internal static partial class Block32
     }
 
     /// <summary>
-    /// Four rows by two tokens, for signed formats with AVX-VNNI: vpdpbusd of the rows' w + o (prepared) with the
-    /// signed activations, each token's first sixteen values in one half of a vector and its last sixteen in the other's,
-    /// so the two products of a row land already folded, token 0 in the lower half and token 1 in the upper. The sums
-    /// start at −o · Σx, once per block for all four rows, so each lane is Σ w · x exactly.
+    /// Four rows by two tokens for the signed formats' values offset to unsigned bytes (prepared as w + o in halves):
+    /// each token's first sixteen activations in one half of a vector and its last sixteen in the other's, so a row's two
+    /// products land already folded, token 0 in the lower half and token 1 in the upper. The sums start from −o · Σx,
+    /// once per block for all four rows, so each lane is Σ w · x exactly. With AVX-VNNI, two vpdpbusd per (row, block);
+    /// without it (Q4_0, Q5_0), two vpmaddubsw added in int16 and one vpmaddwd (<see cref="OffsetMaddProducts"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
-    private static unsafe void Tile4x2Vnni(byte* prepared, byte offset, ref byte a, nint aStride, int blocks, float* y, nint yStride)
+    private static unsafe void Tile4x2Halves<TP>(byte* prepared, byte offset, ref byte a, nint aStride, int blocks, float* y, nint yStride)
+        where TP : IByteProducts
     {
         nint row = (nint)blocks * PreparedValueBytes;
         byte* p0 = prepared, p1 = p0 + row, p2 = p1 + row, p3 = p2 + row;
@@ -197,8 +199,11 @@ internal static partial class Block32
         {
             ref byte a0 = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
             ref byte a1 = ref Unsafe.Add(ref a0, aStride);
-            var (low, high) = TokenHalves(ref a0, ref a1);
-            var start = Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, o, low), o, high);
+            ref byte v0 = ref Unsafe.Add(ref a0, QuantizedActivations.Q8Values);
+            ref byte v1 = ref Unsafe.Add(ref a1, QuantizedActivations.Q8Values);
+            var low = Vector256.Create(Vector128.LoadUnsafe(ref v0), Vector128.LoadUnsafe(ref v1)).AsSByte();
+            var high = Vector256.Create(Vector128.LoadUnsafe(ref v0, 16), Vector128.LoadUnsafe(ref v1, 16)).AsSByte();
+            var start = TP.Start(o, low, high);
             var d = Scales(scales + 4 * (nint)b, ref a0, ref a1);
             nint at = (nint)b * PreparedValueBytes;
             c0 = Row(p0 + at, low, high, start, Avx.Permute(d, 0x00), c0);
@@ -209,59 +214,12 @@ internal static partial class Block32
         Store4x2(y, yStride, c0, c1, c2, c3);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static Vector256<float> Row(byte* block, Vector256<sbyte> low, Vector256<sbyte> high, Vector256<int> start, Vector256<float> d, Vector256<float> c)
-        {
-            var s = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(start, Vector256.Load(block), low), Vector256.Load(block + 32), high);
-            return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s), d, c);
-        }
+        static Vector256<float> Row(byte* block, Vector256<sbyte> low, Vector256<sbyte> high, Vector256<int> start, Vector256<float> d, Vector256<float> c) =>
+            Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(TP.Halves(Vector256.Load(block), Vector256.Load(block + 32), low, high, start)), d, c);
     }
 
-    /// <summary>
-    /// Four rows by two tokens for Q4_0 and Q5_0 without AVX-VNNI, in <see cref="Tile4x2Vnni"/>'s layout: vpmaddubsw of
-    /// the rows' w + o with each half of the activations, the two added in int16 less o times the activations' pairs
-    /// (once per block for the four rows), then one vpmaddwd into the folded lanes. No step leaves int16: a pair of
-    /// (w + o) · x is at most 2 · 31 · 128 and the four products an int16 lane ends with at most 4 · 16 · 128.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
-    private static unsafe void Tile4x2Offset(byte* prepared, byte offset, ref byte a, nint aStride, int blocks, float* y, nint yStride)
-    {
-        nint row = (nint)blocks * PreparedValueBytes;
-        byte* p0 = prepared, p1 = p0 + row, p2 = p1 + row, p3 = p2 + row;
-        float* scales = (float*)(p0 + 4 * row);
-        var o = Vector256.Create(offset);
-        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default;
-        for (int b = 0; b < blocks; b++)
-        {
-            ref byte a0 = ref Unsafe.Add(ref a, b * QuantizedActivations.Q8Bytes);
-            ref byte a1 = ref Unsafe.Add(ref a0, aStride);
-            var (low, high) = TokenHalves(ref a0, ref a1);
-            var start = Avx2.MultiplyAddAdjacent(o, low) + Avx2.MultiplyAddAdjacent(o, high);
-            var d = Scales(scales + 4 * (nint)b, ref a0, ref a1);
-            nint at = (nint)b * PreparedValueBytes;
-            c0 = Row(p0 + at, low, high, start, Avx.Permute(d, 0x00), c0);
-            c1 = Row(p1 + at, low, high, start, Avx.Permute(d, 0x55), c1);
-            c2 = Row(p2 + at, low, high, start, Avx.Permute(d, 0xAA), c2);
-            c3 = Row(p3 + at, low, high, start, Avx.Permute(d, 0xFF), c3);
-        }
-        Store4x2(y, yStride, c0, c1, c2, c3);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static Vector256<float> Row(byte* block, Vector256<sbyte> low, Vector256<sbyte> high, Vector256<short> start, Vector256<float> d, Vector256<float> c) =>
-            Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(OffsetMaddProducts.Pairs(Vector256.Load(block), Vector256.Load(block + 32), low, high, start)), d, c);
-    }
-
-    /// <summary>The largest offset whose sums <see cref="Tile4x2Offset"/> and the four-row decode keep in int16 (Q5_0's; Q8_0's 128 would saturate vpmaddubsw).</summary>
+    /// <summary>The largest offset whose sums the offset tile and the four-row decode keep in int16 (Q5_0's; Q8_0's 128 would saturate vpmaddubsw).</summary>
     private const int MaxMaddOffset = 16;
-
-    /// <summary>Two tokens' activations in halves: both tokens' first sixteen values (token 0's in the lower half), then both tokens' last sixteen.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector256<sbyte> Low, Vector256<sbyte> High) TokenHalves(ref byte a0, ref byte a1)
-    {
-        ref byte v0 = ref Unsafe.Add(ref a0, QuantizedActivations.Q8Values);
-        ref byte v1 = ref Unsafe.Add(ref a1, QuantizedActivations.Q8Values);
-        return (Vector256.Create(Vector128.LoadUnsafe(ref v0), Vector128.LoadUnsafe(ref v1)).AsSByte(),
-            Vector256.Create(Vector128.LoadUnsafe(ref v0, 16), Vector128.LoadUnsafe(ref v1, 16)).AsSByte());
-    }
 
     /// <summary>
     /// A block's eight scales d_w · d_a of four rows and two tokens, lane 4t + r, from which <see cref="Avx.Permute(Vector256{float}, byte)"/>

@@ -135,20 +135,11 @@ internal static partial class Block32
                 ref byte x = ref Unsafe.Add(ref ab, QuantizedActivations.Q8Values);
                 var low = Vector256.Create(Vector128.LoadUnsafe(ref x)).AsSByte();
                 var high = Vector256.Create(Vector128.LoadUnsafe(ref x, 16)).AsSByte();
-                var o = Vector256.Create((byte)T.Offset);
+                var start = TP.Start(Vector256.Create((byte)T.Offset), low, high);
                 var (l01, h01) = T.OffsetHalves256(ref w0, ref w1);
                 var (l23, h23) = T.OffsetHalves256(ref w2, ref w3);
-                if (TP.Vnni)
-                {
-                    var start = Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, o, low), o, high);
-                    r01.Add(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(start, l01, low), h01, high), d01);
-                    r23.Add(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(start, l23, low), h23, high), d23);
-                    continue;
-                }
-                // In int16 (OffsetMaddProducts.MaxOffset): both halves' pairs added, less o times the activations' pairs.
-                var offset = Avx2.MultiplyAddAdjacent(o, low) + Avx2.MultiplyAddAdjacent(o, high);
-                r01.Add(OffsetMaddProducts.Pairs(l01, h01, low, high, offset), d01);
-                r23.Add(OffsetMaddProducts.Pairs(l23, h23, low, high, offset), d23);
+                r01.Add(TP.Halves(l01, h01, low, high, start), d01);
+                r23.Add(TP.Halves(l23, h23, low, high, start), d23);
                 continue;
             }
             var x8 = Activations(ref ab);
@@ -380,8 +371,19 @@ internal static partial class Block32
         /// <summary>Whether the four-row decode takes a signed format's values offset to unsigned (<see cref="IBlock32.OffsetHalves256"/>).</summary>
         static virtual bool Offset => false;
 
-        /// <summary>Whether the products are vpdpbusd.</summary>
-        static virtual bool Vnni => false;
+        /// <summary>
+        /// For <see cref="Offset"/> products, −o · Σx of activations in halves (both halves' first sixteen values in
+        /// <paramref name="low"/>, last sixteen in <paramref name="high"/>): what every row's sums start from, in the
+        /// products' own lanes (int32, or int16 pairs for vpmaddubsw), computed once for the rows.
+        /// </summary>
+        static virtual Vector256<int> Start(Vector256<byte> o, Vector256<sbyte> low, Vector256<sbyte> high) => throw new NotSupportedException("not offset products");
+
+        /// <summary>
+        /// For <see cref="Offset"/> products, the twin's folded lanes of values w + o in halves with activations in
+        /// halves, from <see cref="Start"/>: Σ w · x exactly, one (row, token) pair in each half.
+        /// </summary>
+        static virtual Vector256<int> Halves(Vector256<byte> lowValues, Vector256<byte> highValues, Vector256<sbyte> low, Vector256<sbyte> high, Vector256<int> start) =>
+            throw new NotSupportedException("not offset products");
     }
 
     /// <summary><see cref="VnniProducts"/>, with the signed formats' values offset to unsigned bytes in the four-row decode.</summary>
@@ -391,7 +393,14 @@ internal static partial class Block32
         public static Vector256<int> Sum4(Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u, s);
 
         public static bool Offset => true;
-        public static bool Vnni => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Start(Vector256<byte> o, Vector256<sbyte> low, Vector256<sbyte> high) =>
+            Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, o, low), o, high);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Halves(Vector256<byte> lowValues, Vector256<byte> highValues, Vector256<sbyte> low, Vector256<sbyte> high, Vector256<int> start) =>
+            AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(start, lowValues, low), highValues, high);
     }
 
     /// <summary>
@@ -406,14 +415,15 @@ internal static partial class Block32
 
         public static bool Offset => true;
 
-        /// <summary>
-        /// The folded lane sums of a row pair in halves (<see cref="IBlock32.OffsetHalves256"/>) with the activations'
-        /// first and last sixteen in both halves: the pairs of both, less <paramref name="offset"/> (o times the
-        /// activations' pairs, added the same way), then adjacent int16 lanes into int32.
-        /// </summary>
+        // −o times the activations' pairs, both halves added, as int16 lanes.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Pairs(Vector256<byte> lowValues, Vector256<byte> highValues, Vector256<sbyte> low, Vector256<sbyte> high, Vector256<short> offset) =>
-            Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(lowValues, low) + Avx2.MultiplyAddAdjacent(highValues, high) - offset, Vector256.Create((short)1));
+        public static Vector256<int> Start(Vector256<byte> o, Vector256<sbyte> low, Vector256<sbyte> high) =>
+            (Vector256<short>.Zero - (Avx2.MultiplyAddAdjacent(o, low) + Avx2.MultiplyAddAdjacent(o, high))).AsInt32();
+
+        // The pairs of both halves added to the start in int16, then adjacent int16 lanes into int32.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Halves(Vector256<byte> lowValues, Vector256<byte> highValues, Vector256<sbyte> low, Vector256<sbyte> high, Vector256<int> start) =>
+            Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(lowValues, low) + Avx2.MultiplyAddAdjacent(highValues, high) + start.AsInt16(), Vector256.Create((short)1));
     }
 
     private readonly struct VnniProducts : IByteProducts
