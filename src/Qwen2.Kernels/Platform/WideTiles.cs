@@ -9,8 +9,8 @@ internal static class WideTiles
     /// <summary>
     /// Accelerated AVX-512 with BW and DQ, no AVX-VNNI (whose 256-bit vpdpbusd and vpdpwssd the 256-bit tiles take),
     /// and not an AMD CPU: Zen 4, AMD's one core with AVX-512 and no AVX-VNNI, runs a 512-bit operation as two 256-bit
-    /// halves, so there the K-quant tile's half as many operations would cost the same and the signed tile's seven more
-    /// than the 256-bit tile's ten (reasoned from that, not measured).
+    /// halves, and there the 512-bit signed tile ran about 0.9 of the 256-bit ones and the K-quant tile within a few
+    /// percent of its 256-bit form either way (bench/results/PeersQuantized-zen4-kquant-steps.md).
     /// </summary>
     public static readonly bool Preferred = Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && Avx512DQ.IsSupported
         && !AvxVnni.IsSupported && !IsAmd();

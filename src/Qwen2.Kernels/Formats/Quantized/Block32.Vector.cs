@@ -390,7 +390,7 @@ internal static partial class Block32
     private readonly struct OffsetVnniProducts : IByteProducts
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Sum4(Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u, s);
+        public static Vector256<int> Sum4(Vector256<byte> u, Vector256<sbyte> s) => VnniProducts.Sum4(u, s);
 
         public static bool Offset => true;
 
