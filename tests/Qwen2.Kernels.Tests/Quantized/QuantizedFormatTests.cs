@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Qwen2.Kernels.Tests;
 
@@ -247,6 +248,41 @@ public unsafe class QuantizedFormatTests
             }
             else
                 Assert.Throws<PlatformNotSupportedException>(() => Block32.Dot4RowsV256<T>(ref rows[0], rowBytes, ref a[0], blocks, ref dst[0], vnni: true));
+        }
+    }
+
+    /// <summary>
+    /// The row-pair unpacking of the signed formats (what the VNNI decode and the offset paths read) against the one-block
+    /// unpacking: Low is both blocks' elements 0-15, High their elements 16-31, each plus the format's offset.
+    /// </summary>
+    [Fact]
+    public void OffsetHalvesAreBothBlocksOffsetValuesInHalves()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+        {
+            // Only the 256-bit paths unpack row pairs, and they refuse to run without AVX2.
+            var w = new byte[4 * 34];
+            var a = new byte[QuantizedActivations.Q8Bytes];
+            var dst = new float[4];
+            Assert.Throws<PlatformNotSupportedException>(() => Block32.Dot4RowsV256<Q8_0Format>(ref w[0], 34, ref a[0], 1, ref dst[0], vnni: false));
+            return;
+        }
+        OffsetHalves<Q8_0Format>(WeightType.Q8_0);
+        OffsetHalves<Q4_0Format>(WeightType.Q4_0);
+        OffsetHalves<Q5_0Format>(WeightType.Q5_0);
+    }
+
+    private static void OffsetHalves<T>(WeightType type) where T : IBlock32
+    {
+        var rnd = new Random(Cases.Seed(26, (int)type));
+        for (int trial = 0; trial < 200; trial++)
+        {
+            var w = QuantizedData.RandomBlocks(rnd, type, 2);
+            var first = T.Offset256(ref w[0]);
+            var second = T.Offset256(ref w[T.BlockBytes]);
+            var (low, high) = T.OffsetHalves256(ref w[0], ref w[T.BlockBytes]);
+            Assert.Equal(Vector256.Create(first.GetLower(), second.GetLower()), low);
+            Assert.Equal(Vector256.Create(first.GetUpper(), second.GetUpper()), high);
         }
     }
 

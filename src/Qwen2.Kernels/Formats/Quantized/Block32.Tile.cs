@@ -21,8 +21,9 @@ internal static partial class Block32
 {
     // Prepared rows: each block's |w| (or w, for the formats with a minimum) and w, 32 bytes each, row after row; then
     // the scales as float32, the rows' scales of each block side by side, so a tile loads them as one vector; then the
-    // minimums in the same order. For the signed formats' VNNI tile a block holds w + 128 as unsigned bytes instead,
-    // its first sixteen in both halves of a vector and then its last sixteen (see Tile4x2Halves).
+    // minimums in the same order. For the offset tiles (the signed formats with AVX-VNNI, Q4_0 and Q5_0 without it) a
+    // block holds w + o as unsigned bytes instead, its first sixteen in both halves of a vector and then its last
+    // sixteen (see Tile4x2Halves).
     private const int PreparedValueBytes = 64;
 
     /// <summary>Tokens a tile of format <typeparamref name="T"/> covers: 8 / <see cref="IBlock32.TileRows"/>.</summary>
@@ -141,7 +142,7 @@ internal static partial class Block32
     }
 
     /// <summary>
-    /// Four rows by two tokens, for signed formats without AVX-VNNI: both tokens' activations stay in registers while the
+    /// Four rows by two tokens, for Q8_0 without AVX-VNNI: both tokens' activations stay in registers while the
     /// rows pass; each (row, token, block) is |w| times x with w's sign (ggml's trick) by vpmaddubsw and vpmaddwd, and a
     /// row's two tokens are folded to four lanes each into one vector, converted and scaled at once.
     /// </summary>

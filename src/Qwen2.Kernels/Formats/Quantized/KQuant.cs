@@ -20,8 +20,8 @@ internal static class KQuant
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<byte> ScalesMins(ref byte block)
     {
-        // Sub-blocks 0-3 keep the low 6 bits of bytes u0 (scales) and u1 (minimums); sub-blocks 4-7 take a nibble of
-        // u2 and the top two bits of u0 (scales) or u1 (minimums).
+        // Sub-blocks 0-3 keep the low 6 bits of u0's bytes (scales) and u1's (minimums); sub-blocks 4-7 take a nibble
+        // of u2's and the top two bits of u0's (scales) or u1's (minimums).
         if (!Avx2.IsSupported) return ScalesMinsScalar(ref block);
         var v = Vector128.LoadUnsafe(ref block).AsUInt32(); // [d and dmin, u0, u1, u2]
         var nibbles = Avx2.ShiftRightLogicalVariable(Sse2.Shuffle(v, 0b_11_10_11_01), Vector128.Create(0u, 0, 0, 4)); // [u0, u2, u1, u2 >> 4]
