@@ -261,10 +261,10 @@ public unsafe class QuantizedFormatTests
         if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported)
         {
             // Only the 256-bit paths unpack row pairs, and they refuse to run without AVX2.
-            var w = new byte[4 * 34];
+            var w = new byte[4 * Q8_0Format.BlockBytes];
             var a = new byte[QuantizedActivations.Q8Bytes];
             var dst = new float[4];
-            Assert.Throws<PlatformNotSupportedException>(() => Block32.Dot4RowsV256<Q8_0Format>(ref w[0], 34, ref a[0], 1, ref dst[0], vnni: false));
+            Assert.Throws<PlatformNotSupportedException>(() => Block32.Dot4RowsV256<Q8_0Format>(ref w[0], Q8_0Format.BlockBytes, ref a[0], 1, ref dst[0], vnni: false));
             return;
         }
         OffsetHalves<Q8_0Format>(WeightType.Q8_0);

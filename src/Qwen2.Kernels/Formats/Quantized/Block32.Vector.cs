@@ -386,7 +386,7 @@ internal static partial class Block32
             throw new NotSupportedException("not offset products");
     }
 
-    /// <summary><see cref="VnniProducts"/>, with the signed formats' values offset to unsigned bytes in the four-row decode.</summary>
+    /// <summary><see cref="VnniProducts"/>, with the signed formats' values offset to unsigned bytes (the four-row decode and the four-by-two tile).</summary>
     private readonly struct OffsetVnniProducts : IByteProducts
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -404,9 +404,10 @@ internal static partial class Block32
     }
 
     /// <summary>
-    /// <see cref="MaddProducts"/>, with a signed format's values offset to unsigned bytes in the four-row decode where
-    /// the offset is at most <see cref="MaxMaddOffset"/>: a pair of (w + o) · x is then at most 2 · 31 · 128 and a
-    /// lane's Σ w · x over four elements at most 4 · 16 · 128, so the two halves' pairs add in int16 before one vpmaddwd.
+    /// <see cref="MaddProducts"/>, with a signed format's values offset to unsigned bytes (the four-row decode and the
+    /// four-by-two tile) where the offset is at most <see cref="MaxMaddOffset"/>: a pair of (w + o) · x is then at most
+    /// 2 · 31 · 128 and a lane's Σ w · x over four elements at most 4 · 16 · 128, so the two halves' pairs add in int16
+    /// before one vpmaddwd.
     /// </summary>
     private readonly struct OffsetMaddProducts : IByteProducts
     {
