@@ -13,9 +13,10 @@ namespace Qwen2.Kernels;
 internal static unsafe class QuantizedProduct
 {
     private const int RowBlock = 4;
-    // Tokens whose activations a thread's rows pass over before the next group: a group of Qwen2-1.5B's widest rows
-    // (8960 columns, 11 KB a token as Q8) fits a 1 MB L2, so weights are read once per group instead of once per token.
-    private const int TokenGroup = 64;
+    // Tokens whose activations a thread's rows pass over before the next group: as many as fit GroupBytes of a 1 MB L2,
+    // between 64 (Qwen2-1.5B's widest rows, 8960 columns, are 10 KB a token as Q8_K) and 256, so weights are read, and
+    // the prefill tiles' rows prepared, once per group instead of once per token.
+    private const int GroupBytes = 512 * 1024, MinTokenGroup = 64, MaxTokenGroup = 256;
     // Products smaller than this cost less than waking the workers.
     private const long InlineWork = 32_768;
 
@@ -231,17 +232,18 @@ internal static unsafe class QuantizedProduct
         bool vnni = AvxVnni.IsSupported;
         var scratch = t_prepared;
         if (scratch is null || scratch.Length < bytes) t_prepared = scratch = new byte[checked((int)bytes)];
+        int group = TokenGroup(p.ActivationBytes);
         fixed (byte* prepared = scratch)
         {
-            for (int t0 = 0; t0 < tokens; t0 += TokenGroup)
+            for (int t0 = 0; t0 < tokens; t0 += group)
             {
-                int t1 = Math.Min(tokens, t0 + TokenGroup), whole = t0 + (t1 - t0) / columns * columns, r = r0;
+                int t1 = Math.Min(tokens, t0 + group), whole = t0 + (t1 - t0) / columns * columns, r = r0;
                 for (; whole > t0 && r + rows <= r1; r += rows)
                 {
                     ref byte w = ref Unsafe.AsRef<byte>(p.W + r * p.RowBytes);
                     TT.Prepare(ref w, p.RowBytes, p.Blocks, prepared, vnni);
                     for (int t = t0; t < whole; t += columns)
-                        TT.Dot(prepared, ref w, p.RowBytes, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, p.Blocks,
+                        TT.Dot(prepared, ref Unsafe.AsRef<byte>(p.A + t * p.ActivationBytes), p.ActivationBytes, p.Blocks,
                             p.Y + (nint)t * p.Rows + r, p.Rows, vnni);
                     for (int k = 0; k < rows; k++) RowTokens<TQ>(ref p, r + k, whole, t1, isa);
                 }
@@ -249,6 +251,9 @@ internal static unsafe class QuantizedProduct
             }
         }
     }
+
+    /// <summary>Tokens in a group whose activations are <paramref name="activationBytes"/> a token: a multiple of every tile's tokens.</summary>
+    private static int TokenGroup(nint activationBytes) => (int)Math.Clamp(GroupBytes / activationBytes / 8 * 8, MinTokenGroup, MaxTokenGroup);
 
     /// <summary>A register tile of rows by tokens over rows prepared once per group of tokens, for <see cref="PreparedTiles{TQ, TT}"/>.</summary>
     private interface ITile
@@ -262,8 +267,8 @@ internal static unsafe class QuantizedProduct
         /// <summary>Unpacks the tile's <see cref="Rows"/> rows at <paramref name="w"/> to <paramref name="prepared"/>, laid out for the products <paramref name="vnni"/> picks.</summary>
         static abstract void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared, bool vnni);
 
-        /// <summary>y[t · yStride + r] = the dot of prepared row r (raw at <paramref name="w"/>) with token t, for r &lt; <see cref="Rows"/>, t &lt; <see cref="Tokens"/>.</summary>
-        static abstract void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni);
+        /// <summary>y[t · yStride + r] = the dot of prepared row r with token t, for r &lt; <see cref="Rows"/>, t &lt; <see cref="Tokens"/>.</summary>
+        static abstract void Dot(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni);
     }
 
     private readonly struct Block32Tile<TQ> : ITile where TQ : IBlock32
@@ -273,7 +278,7 @@ internal static unsafe class QuantizedProduct
         public static nint PreparedBytes(int blocks) => Block32.PreparedBytes(TQ.TileRows, blocks);
         public static void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared, bool vnni) => Block32.Prepare<TQ>(ref w, rowBytes, TQ.TileRows, blocks, prepared, vnni);
 
-        public static void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni) =>
+        public static void Dot(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni) =>
             Block32.PreparedTile<TQ>(prepared, ref a, aStride, blocks, y, yStride, vnni);
     }
 
@@ -285,7 +290,7 @@ internal static unsafe class QuantizedProduct
         public static nint PreparedBytes(int blocks) => Block32.PreparedBytes(Block32.WideRows, blocks);
         public static void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared, bool vnni) => Block32.PrepareWide<TQ>(ref w, rowBytes, blocks, prepared);
 
-        public static void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni) =>
+        public static void Dot(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni) =>
             Block32.WideTile<TQ>(prepared, ref a, aStride, blocks, y, yStride);
     }
 
@@ -297,10 +302,10 @@ internal static unsafe class QuantizedProduct
         public static nint PreparedBytes(int blocks) => KTile.PreparedBytes(blocks);
         public static void Prepare(ref byte w, nint rowBytes, int blocks, byte* prepared, bool vnni) => KTile.Prepare<TK>(ref w, rowBytes, blocks, prepared);
 
-        public static void Dot(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni)
+        public static void Dot(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride, bool vnni)
         {
-            if (TW.Wide) KTile.RunPrepared512<TK>(prepared, ref w, rowBytes, ref a, aStride, blocks, y, yStride);
-            else KTile.RunPrepared<TK, NativeProducts>(prepared, ref w, rowBytes, ref a, aStride, blocks, y, yStride);
+            if (TW.Wide) KTile.RunPrepared512<TK>(prepared, ref a, aStride, blocks, y, yStride);
+            else KTile.RunPrepared<TK, NativeProducts>(prepared, ref a, aStride, blocks, y, yStride);
         }
     }
 
@@ -338,9 +343,10 @@ internal static unsafe class QuantizedProduct
             Decode<TQ>(ref p, r0, r1, isa);
             return;
         }
-        for (int t0 = 0; t0 < tokens; t0 += TokenGroup)
+        int group = TokenGroup(p.ActivationBytes);
+        for (int t0 = 0; t0 < tokens; t0 += group)
         {
-            int t1 = Math.Min(tokens, t0 + TokenGroup);
+            int t1 = Math.Min(tokens, t0 + group);
             for (int r = r0; r < r1; r++) RowTokens<TQ>(ref p, r, t0, t1, isa);
         }
     }

@@ -114,7 +114,10 @@ public unsafe class QuantizedFormatTests
         Assert.Throws<ArgumentException>(() => QuantizedActivations.Quantize(format, new float[size], new byte[bytes - 1], Isa.Scalar));
     }
 
-    /// <summary>The block's definition: d = max|x| / 127, each q within half a step of x / d, the group sums or d · Σq.</summary>
+    /// <summary>
+    /// The block's definition: d = max|x| / 127, each q within half a step of x / d, and d · Σq, or the sums of each 16
+    /// and (twice) of each 32.
+    /// </summary>
     private static void CheckBlock(ActivationFormat format, ReadOnlySpan<float> x, ReadOnlySpan<byte> block, string what)
     {
         float amax = 0;
@@ -132,12 +135,21 @@ public unsafe class QuantizedFormatTests
         }
         if (format == ActivationFormat.Q8) Assert.Equal(d * sum, MemoryMarshal.Read<float>(block[4..]));
         else
+        {
             for (int g = 0; g < 16; g++)
             {
                 int s = 0;
                 for (int i = 16 * g; i < 16 * g + 16; i++) s += (sbyte)block[off + i];
                 Assert.Equal(s, MemoryMarshal.Read<short>(block[(QuantizedActivations.Q8KSums + 2 * g)..]));
             }
+            for (int p = 0; p < 8; p++)
+            {
+                int s = 0;
+                for (int i = 32 * p; i < 32 * p + 32; i++) s += (sbyte)block[off + i];
+                Assert.Equal(s, MemoryMarshal.Read<short>(block[(QuantizedActivations.Q8KPairs + 2 * p)..]));
+                Assert.Equal(s, MemoryMarshal.Read<short>(block[(QuantizedActivations.Q8KPairs + 16 + 2 * p)..]));
+            }
+        }
     }
 
     /// <summary>

@@ -31,12 +31,16 @@ internal unsafe interface IKTileKernel
     /// <summary>Elements 32k .. 32k + 31 of the super-block at <paramref name="block"/> as unsigned values, after <see cref="Unpack"/> into <paramref name="values"/>.</summary>
     static abstract Vector256<byte> Values(ref byte block, Vector256<byte>* values, int k);
 
+    /// <summary>The super-block's float scales as float32: d, and dmin (0 for a format without minimums).</summary>
+    static abstract (float D, float DMin) RowScales(ref byte block);
+
     /// <summary>
-    /// The super-block's float steps for rows <paramref name="w0"/>, <paramref name="w1"/> (whose <see cref="Scales"/>
-    /// returned <paramref name="r0"/>, <paramref name="r1"/>) and the four tokens whose activation blocks start at
+    /// The super-block's float steps for two rows (whose <see cref="Scales"/> returned <paramref name="r0"/>,
+    /// <paramref name="r1"/>, and whose <see cref="RowScales"/> are <paramref name="d"/> and <paramref name="dmin"/>,
+    /// as <see cref="KTile.PerRow"/> lays them out) and the four tokens whose activation blocks start at
     /// <paramref name="a"/>, <paramref name="aStride"/> apart: lane 4r + t of <paramref name="acc"/> and
     /// <paramref name="sumi"/> is row r, token t.
     /// </summary>
     static abstract Vector256<float> Step(Vector256<float> acc, Vector256<int> sumi, Vector256<short> r0, Vector256<short> r1,
-        ref byte w0, ref byte w1, ref byte a, nint aStride);
+        Vector256<float> d, Vector256<float> dmin, ref byte a, nint aStride);
 }

@@ -55,11 +55,11 @@ internal static class KQuant
 
     /// <summary>The activation block's group sums added in pairs: lane s is bsum_2s + bsum_2s+1 (at most 2 · 16 · 128, exact).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<short> Pairs(ref byte activationBlock)
-    {
-        ref byte s = ref Unsafe.Add(ref activationBlock, QuantizedActivations.Q8KSums);
-        return Ssse3.HorizontalAdd(Vector128.LoadUnsafe(ref s).AsInt16(), Vector128.LoadUnsafe(ref s, 16).AsInt16());
-    }
+    public static Vector128<short> Pairs(ref byte activationBlock) => Vector128.LoadUnsafe(ref activationBlock, QuantizedActivations.Q8KPairs).AsInt16();
+
+    /// <summary><see cref="Pairs"/> in both halves, as the activation block stores them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> PairsTwice(ref byte activationBlock) => Vector256.LoadUnsafe(ref activationBlock, QuantizedActivations.Q8KPairs).AsInt16();
 
     /// <summary>
     /// One super-block of Q4_K or Q5_K added to <paramref name="acc"/> in the defined order: fma(d·d_a, sumi), then

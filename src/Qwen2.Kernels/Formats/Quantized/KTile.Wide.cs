@@ -17,7 +17,7 @@ internal static unsafe partial class KTile
     /// <see cref="Avx512BW.IsSupported"/> and <see cref="Avx512DQ.IsSupported"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
-    public static void RunPrepared512<TK>(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride)
+    public static void RunPrepared512<TK>(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride)
         where TK : IKTileKernel
     {
         if (!Avx512BW.IsSupported || !Avx512DQ.IsSupported) throw new PlatformNotSupportedException("AVX-512 BW and DQ are not supported on this CPU");
@@ -26,8 +26,6 @@ internal static unsafe partial class KTile
         {
             for (int b = 0; b < blocks; b++)
             {
-                ref byte w0 = ref Unsafe.Add(ref w, (nint)b * TK.SuperBlockBytes);
-                ref byte w1 = ref Unsafe.Add(ref w0, rowBytes);
                 byte* ab = pa + (nint)b * QuantizedActivations.Q8KBytes;
                 var values = (Vector512<byte>*)(prepared + (nint)b * PreparedSuperBlock);
                 var scales = (Vector512<short>*)(values + 8);
@@ -54,7 +52,7 @@ internal static unsafe partial class KTile
                 Vector(7, values, scales, av, aStride, ref s0, ref s1, ref s2, ref s3);
                 var sumi = Reduce(s0.GetLower(), s1.GetLower(), s2.GetLower(), s3.GetLower(),
                     s0.GetUpper(), s1.GetUpper(), s2.GetUpper(), s3.GetUpper());
-                acc = TK.Step(acc, sumi, o0, o1, ref w0, ref w1, ref *ab, aStride);
+                acc = TK.Step(acc, sumi, o0, o1, ((Vector256<float>*)values)[34], ((Vector256<float>*)values)[35], ref *ab, aStride);
             }
         }
         for (int t = 0; t < Tokens; t++)
@@ -98,7 +96,7 @@ internal static unsafe partial class KTile
         fixed (byte* p = prepared)
         {
             Prepare<TK>(ref w, rowBytes, blocks, p);
-            RunPrepared512<TK>(p, ref w, rowBytes, ref a, aStride, blocks, y, yStride);
+            RunPrepared512<TK>(p, ref a, aStride, blocks, y, yStride);
         }
     }
 }

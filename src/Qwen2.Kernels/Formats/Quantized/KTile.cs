@@ -48,9 +48,10 @@ internal static unsafe partial class KTile
     public static nint PreparedBytes(int blocks) => (nint)blocks * PreparedSuperBlock;
 
     // A row pair's prepared super-block: the eight value vectors of both rows interleaved (k of row 0, k of row 1, ...),
-    // then their eight scale vectors the same way, then each row's Step vector (what IKTileKernel.Scales returns), so the
-    // 512-bit tile loads a vector k of both rows as one.
-    private const int PreparedSuperBlock = 34 * 32;
+    // then their eight scale vectors the same way, so the 512-bit tile loads a vector k of both rows as one; then each
+    // row's Step vector (what IKTileKernel.Scales returns); then the float steps' d and dmin of both rows, as
+    // KTile.PerRow lays them out, so a step reads two vectors instead of converting four binary16 values.
+    private const int PreparedSuperBlock = 36 * 32;
 
     /// <summary>
     /// Unpacks the values and scales of a row pair (<paramref name="rowBytes"/> apart) of <paramref name="blocks"/>
@@ -69,6 +70,10 @@ internal static unsafe partial class KTile
             {
                 ref byte block = ref Unsafe.Add(ref w, (nint)b * TK.SuperBlockBytes + r * rowBytes);
                 p[32 + r] = TK.Scales(ref block, scales).AsByte();
+                float* d = (float*)(p + 34) + 4 * r, dmin = d + 8;
+                (float rowD, float rowDMin) = TK.RowScales(ref block);
+                Vector128.Create(rowD).Store(d);
+                Vector128.Create(rowDMin).Store(dmin);
                 TK.Unpack(ref block, unpacked);
                 for (int k = 0; k < 8; k++)
                 {
@@ -91,18 +96,18 @@ internal static unsafe partial class KTile
         fixed (byte* p = prepared)
         {
             Prepare<TK>(ref w, rowBytes, blocks, p);
-            RunPrepared<TK, TM>(p, ref w, rowBytes, ref a, aStride, blocks, y, yStride);
+            RunPrepared<TK, TM>(p, ref a, aStride, blocks, y, yStride);
         }
     }
 
     /// <summary>
-    /// The 256-bit tile over the row pair at <paramref name="w"/> that <see cref="Prepare{TK}"/> wrote to
-    /// <paramref name="prepared"/>; the float steps still read each super-block's scales from the rows. With quads
+    /// The 256-bit tile over the row pair that <see cref="Prepare{TK}"/> wrote to <paramref name="prepared"/>, scales
+    /// included, so the raw rows are not read again. With quads
     /// (<typeparamref name="TM"/>) the scale products accumulate by vpdpwssd where AVX-VNNI exists: one vector operation
     /// fewer per (row, token, 32 values) than vpmaddwd and an add, the same wrapping int32 sum.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // compiled alone, so its helpers always fit its inlining budget
-    public static void RunPrepared<TK, TM>(byte* prepared, ref byte w, nint rowBytes, ref byte a, nint aStride, int blocks, float* y, nint yStride)
+    public static void RunPrepared<TK, TM>(byte* prepared, ref byte a, nint aStride, int blocks, float* y, nint yStride)
         where TK : IKTileKernel where TM : struct, IProductMode
     {
         if (!Avx2.IsSupported) throw new PlatformNotSupportedException("AVX2 is not supported on this CPU");
@@ -110,8 +115,6 @@ internal static unsafe partial class KTile
         nint a2 = 2 * aStride, a3 = 3 * aStride;
         for (int b = 0; b < blocks; b++)
         {
-            ref byte w0 = ref Unsafe.Add(ref w, (nint)b * TK.SuperBlockBytes);
-            ref byte w1 = ref Unsafe.Add(ref w0, rowBytes);
             ref byte ab = ref Unsafe.Add(ref a, (nint)b * QuantizedActivations.Q8KBytes);
             var values = (Vector256<byte>*)(prepared + (nint)b * PreparedSuperBlock);
             var scales = (Vector256<short>*)(values + 16);
@@ -136,7 +139,7 @@ internal static unsafe partial class KTile
             Vector<TM>(5, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
             Vector<TM>(6, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
             Vector<TM>(7, values, scales, ref av, aStride, a2, a3, ref s00, ref s01, ref s02, ref s03, ref s10, ref s11, ref s12, ref s13);
-            acc = TK.Step(acc, Reduce(s00, s01, s02, s03, s10, s11, s12, s13), o0, o1, ref w0, ref w1, ref ab, aStride);
+            acc = TK.Step(acc, Reduce(s00, s01, s02, s03, s10, s11, s12, s13), o0, o1, ((Vector256<float>*)values)[34], ((Vector256<float>*)values)[35], ref ab, aStride);
         }
         for (int t = 0; t < Tokens; t++)
         {

@@ -48,9 +48,12 @@ internal readonly partial struct Q6KFormat
         public static Vector256<byte> Values(ref byte block, Vector256<byte>* values, int k) => Avx.LoadVector256((byte*)(values + k));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Step(Vector256<float> acc, Vector256<int> sumi, Vector256<short> r0, Vector256<short> r1, ref byte w0, ref byte w1, ref byte a, nint aStride)
+        public static (float D, float DMin) RowScales(ref byte block) => (QuantMath.Half(ref Unsafe.Add(ref block, 208)), 0);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Step(Vector256<float> acc, Vector256<int> sumi, Vector256<short> r0, Vector256<short> r1,
+            Vector256<float> d, Vector256<float> dmin, ref byte a, nint aStride)
         {
-            var d = KTile.PerRow(QuantMath.Half(ref Unsafe.Add(ref w0, 208)), QuantMath.Half(ref Unsafe.Add(ref w1, 208)));
             return Vector256.FusedMultiplyAdd(d * KTile.PerToken(ref a, aStride), Vector256.ConvertToSingle(sumi), acc);
         }
     }

@@ -38,6 +38,7 @@ internal static partial class QuantizedActivations
                 Vector128.Narrow(s.GetLower(), s.GetUpper()).StoreUnsafe(ref Unsafe.As<byte, sbyte>(ref o), (nuint)(Q8KValues + 16 * g));
                 Unsafe.WriteUnaligned(ref Unsafe.Add(ref o, Q8KSums + 2 * g), (short)Vector256.Sum(q0 + q1));
             }
+            WritePairs(ref o);
         }
     }
 

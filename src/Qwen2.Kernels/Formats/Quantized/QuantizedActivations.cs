@@ -15,14 +15,19 @@ internal static partial class QuantizedActivations
     public const int Q8Bytes = 8 + Q8Size;
     /// <summary>Elements in a <see cref="ActivationFormat.Q8K"/> block.</summary>
     public const int Q8KSize = 256;
-    /// <summary>Bytes of a <see cref="ActivationFormat.Q8K"/> block: d, 256 int8, 16 int16 group sums.</summary>
-    public const int Q8KBytes = 4 + Q8KSize + 2 * (Q8KSize / 16);
+    /// <summary>
+    /// Bytes of a <see cref="ActivationFormat.Q8K"/> block: d, 256 int8, 16 int16 group sums, then the 8 sums of 32
+    /// (the group sums added in pairs) twice, which Q4_K's and Q5_K's minimum terms read as one 256-bit vector.
+    /// </summary>
+    public const int Q8KBytes = 4 + Q8KSize + 2 * (Q8KSize / 16) + 2 * 2 * (Q8KSize / 32);
     /// <summary>Offset of the int8 values in a Q8 block.</summary>
     public const int Q8Values = 8;
     /// <summary>Offset of the int8 values in a Q8K block.</summary>
     public const int Q8KValues = 4;
     /// <summary>Offset of the 16 group sums in a Q8K block.</summary>
     public const int Q8KSums = 4 + Q8KSize;
+    /// <summary>Offset of the 8 sums of 32 in a Q8K block, and of their copy 16 bytes after.</summary>
+    public const int Q8KPairs = Q8KSums + 2 * (Q8KSize / 16);
 
     /// <summary>Elements per block of <paramref name="format"/>.</summary>
     public static int BlockSize(ActivationFormat format) => format == ActivationFormat.Q8 ? Q8Size : Q8KSize;
@@ -106,6 +111,19 @@ internal static partial class QuantizedActivations
                 }
                 Unsafe.WriteUnaligned(ref Unsafe.Add(ref o, Q8KSums + 2 * g), (short)sum);
             }
+            WritePairs(ref o);
+        }
+    }
+
+    /// <summary>Writes a Q8K block's sums of 32 (at most 32 · 128 in magnitude: an int16) from its group sums, twice.</summary>
+    private static void WritePairs(ref byte block)
+    {
+        for (int s = 0; s < Q8KSize / 32; s++)
+        {
+            short pair = (short)(Unsafe.ReadUnaligned<short>(ref Unsafe.Add(ref block, Q8KSums + 4 * s))
+                + Unsafe.ReadUnaligned<short>(ref Unsafe.Add(ref block, Q8KSums + 4 * s + 2)));
+            Unsafe.WriteUnaligned(ref Unsafe.Add(ref block, Q8KPairs + 2 * s), pair);
+            Unsafe.WriteUnaligned(ref Unsafe.Add(ref block, Q8KPairs + 16 + 2 * s), pair);
         }
     }
 }

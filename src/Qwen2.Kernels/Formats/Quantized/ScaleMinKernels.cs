@@ -30,8 +30,7 @@ internal static class ScaleMinKernels
         Vector256<short> scales2, Vector256<short> scales3, ref byte block, nint stride, ref byte activationBlock)
     {
         var sumi = KQuant.Sum4Rows(sums.S0, sums.S1, sums.S2, sums.S3);
-        var pairs = KQuant.Pairs(ref activationBlock);
-        var both = Vector256.Create(pairs, pairs);
+        var both = KQuant.PairsTwice(ref activationBlock);
         var m = Avx2.HorizontalAdd(Avx2.MultiplyAddAdjacent(both, Avx2.Permute2x128(scales0, scales2, 0x31)),
             Avx2.MultiplyAddAdjacent(both, Avx2.Permute2x128(scales1, scales3, 0x31))); // [row 0: 2, row 1: 2 | row 2: 2, row 3: 2]
         var summ = Ssse3.HorizontalAdd(m.GetLower(), m.GetUpper());
@@ -229,15 +228,16 @@ internal static class ScaleMinKernels
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (float D, float DMin) RowScales(ref byte block) => (QuantMath.Half(ref block), QuantMath.Half(ref Unsafe.Add(ref block, 2)));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Step(Vector256<float> acc, Vector256<int> sumi, Vector256<short> r0, Vector256<short> r1,
-            ref byte w0, ref byte w1, ref byte a, nint aStride)
+            Vector256<float> d, Vector256<float> dmin, ref byte a, nint aStride)
         {
             var mins = Vector256.Create(r0.GetUpper(), r1.GetUpper());
             var summ = KTile.Reduce(Mins(ref a, mins), Mins(ref Unsafe.Add(ref a, aStride), mins),
                 Mins(ref Unsafe.Add(ref a, 2 * aStride), mins), Mins(ref Unsafe.Add(ref a, 3 * aStride), mins));
             var da = KTile.PerToken(ref a, aStride);
-            var d = KTile.PerRow(QuantMath.Half(ref w0), QuantMath.Half(ref w1));
-            var dmin = KTile.PerRow(QuantMath.Half(ref Unsafe.Add(ref w0, 2)), QuantMath.Half(ref Unsafe.Add(ref w1, 2)));
             acc = Vector256.FusedMultiplyAdd(d * da, Vector256.ConvertToSingle(sumi), acc);
             return Vector256.FusedMultiplyAdd(-(dmin * da), Vector256.ConvertToSingle(summ), acc);
         }
@@ -245,9 +245,6 @@ internal static class ScaleMinKernels
         /// <summary>One token's minimum terms with both rows: its pair sums in both halves times [row 0's minimums, row 1's].</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static Vector256<int> Mins(ref byte activationBlock, Vector256<short> mins)
-        {
-            var pairs = KQuant.Pairs(ref activationBlock);
-            return Avx2.MultiplyAddAdjacent(Vector256.Create(pairs, pairs), mins);
-        }
+            => Avx2.MultiplyAddAdjacent(KQuant.PairsTwice(ref activationBlock), mins);
     }
 }
