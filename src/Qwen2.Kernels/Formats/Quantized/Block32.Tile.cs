@@ -10,7 +10,7 @@ namespace Qwen2.Kernels;
 /// once (<see cref="Prepare{T}"/>): each block's 32 values unpacked to bytes, with their absolute values for the signed
 /// formats (or, with AVX-VNNI, offset to unsigned bytes, which replaces the sign step), and its binary16 scale and
 /// minimum as float32. A prefill prepares a tile's rows once for a whole group of tokens, so unpacking nibbles and high
-/// bits costs a sixty-fourth of what it did per tile and every format is one load per block, as Q8_0 is. Signed
+/// bits costs a small part of what it did per tile and every format is one load per block, as Q8_0 is. Signed
 /// formats take four rows by two tokens, which shares each activation load four ways, and their four-lane sums put a
 /// row's two tokens in one vector, so each (row, block) is one conversion and one fma with a scale vector shuffled
 /// from registers, not two of each with two broadcast loads; the formats with a minimum take two rows by four tokens,
