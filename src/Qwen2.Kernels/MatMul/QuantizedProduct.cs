@@ -14,7 +14,7 @@ internal static unsafe class QuantizedProduct
 {
     private const int RowBlock = 4;
     // Tokens whose activations a thread's rows pass over before the next group: as many as fit GroupBytes of a 1 MB L2,
-    // between 64 (Qwen2-1.5B's widest rows, 8960 columns, are 10 KB a token as Q8_K) and 256, so weights are read, and
+    // between 64 (Qwen2-1.5B's widest rows, 8960 columns, are 11 KB a token as Q8K) and 256, so weights are read, and
     // the prefill tiles' rows prepared, once per group instead of once per token.
     private const int GroupBytes = 512 * 1024, MinTokenGroup = 64, MaxTokenGroup = 256;
     // Products smaller than this cost less than waking the workers.
